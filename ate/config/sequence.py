@@ -1,0 +1,216 @@
+"""The test sequence a test engineer writes in YAML: chip, test firmware, steps.
+
+Each step type is one model here; its runtime behaviour lives in ate.sequence.steps.
+Adding a step type: a model here (with a unique `type` literal), added to `Step`, and
+an executor registered in ate.sequence.steps.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ate.config.common import Duration, LimitSpec, Strict
+from ate.model.units import Quantity
+
+Chip = Literal["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2"]
+PowerMode = Literal["idle", "active", "light_sleep", "deep_sleep"]
+Pin = Annotated[int, Field(ge=0, le=48, description="GPIO number")]
+HexBytes = Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})+$", description="bytes as hex")]
+
+
+class StepBase(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64, description="unique id")
+    description: str = ""
+    timeout: Duration | None = Field(None, gt=0, description="per attempt; default from sequence")
+    retries: int | None = Field(None, ge=0, le=10, description="extra attempts on failure")
+    uses: tuple[str, ...] = Field((), description="shared fixture resources this step holds")
+
+
+class GpioLoopbackStep(StepBase):
+    """Drive each pair's first pin, read its second, at both levels (Espressif's flow)."""
+
+    type: Literal["gpio_loopback"]
+    pairs: tuple[tuple[Pin, Pin], ...] = Field(min_length=1)
+    both_directions: bool = Field(False, description="also drive the second pin, read the first")
+    settle: Duration = Field(0.0, ge=0, description="wait between drive and read")
+
+
+class GpioReadStep(StepBase):
+    type: Literal["gpio_read"]
+    pin: Pin
+    expect: Literal[0, 1]
+    pull: Literal["none", "up", "down"] = "none"
+
+
+class I2cProbeStep(StepBase):
+    type: Literal["i2c_probe"]
+    bus: int = Field(0, ge=0, le=1)
+    address: int = Field(ge=0x08, le=0x77, description="7-bit address")
+
+
+class I2cReadStep(StepBase):
+    """Read `length` bytes from a register; the value is big-endian."""
+
+    type: Literal["i2c_read"]
+    bus: int = Field(0, ge=0, le=1)
+    address: int = Field(ge=0x08, le=0x77)
+    reg: int = Field(alias="register", ge=0, le=0xFF)
+    length: int = Field(1, ge=1, le=4)
+    expect: int | None = None
+    limits: LimitSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_expectation(self) -> I2cReadStep:
+        if (self.expect is None) == (self.limits is None):
+            raise ValueError("give exactly one of expect or limits")
+        if self.limits is not None:
+            self.limits.for_quantity(Quantity.COUNT)
+        return self
+
+
+class SpiJedecStep(StepBase):
+    type: Literal["spi_jedec"]
+    bus: int = Field(1, ge=0, le=3)
+    expect: int = Field(ge=0, le=0xFFFFFF, description="manufacturer, type, capacity")
+
+
+class SpiTransferStep(StepBase):
+    type: Literal["spi_transfer"]
+    bus: int = Field(1, ge=0, le=3)
+    tx: HexBytes
+    expect: HexBytes
+    mask: HexBytes | None = Field(None, description="only bits set here are compared")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> SpiTransferStep:
+        if len(self.expect) != len(self.tx) or (self.mask and len(self.mask) != len(self.tx)):
+            raise ValueError("tx, expect and mask must be the same length")
+        return self
+
+
+class AdcStep(StepBase):
+    """A voltage on one of the DUT's own ADC channels (calibrated by the firmware)."""
+
+    type: Literal["adc"]
+    channel: int = Field(ge=0, le=19)
+    samples: int = Field(1, ge=1, le=1024)
+    limits: LimitSpec
+
+    @field_validator("limits")
+    @classmethod
+    def _voltage(cls, v: LimitSpec) -> LimitSpec:
+        v.for_quantity(Quantity.VOLTAGE)
+        return v
+
+
+class RailVoltageStep(StepBase):
+    """A supply rail measured by the fixture's DMM through its mux (name it in `uses`)."""
+
+    type: Literal["rail_voltage"]
+    rail: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    limits: LimitSpec
+
+    @field_validator("limits")
+    @classmethod
+    def _voltage(cls, v: LimitSpec) -> LimitSpec:
+        v.for_quantity(Quantity.VOLTAGE)
+        return v
+
+
+class SupplyCurrentStep(StepBase):
+    """Put the DUT in a power mode and average the slot's current-sense samples."""
+
+    type: Literal["supply_current"]
+    mode: PowerMode
+    samples: int = Field(8, ge=1, le=1000)
+    settle: Duration = Field(0.05, ge=0, description="wait after the mode change")
+    limits: LimitSpec
+
+    @field_validator("limits")
+    @classmethod
+    def _current(cls, v: LimitSpec) -> LimitSpec:
+        v.for_quantity(Quantity.CURRENT)
+        return v
+
+
+class RfGoldenStep(StepBase):
+    """Packets exchanged with the golden board (signal-board scheme; uses: [golden])."""
+
+    type: Literal["rf_golden"]
+    channel: int = Field(1, ge=1, le=14)
+    packets: int = Field(100, ge=1, le=10000)
+    rssi: LimitSpec | None = None
+    freq_offset: LimitSpec | None = None
+    per: LimitSpec | None = None
+
+    @model_validator(mode="after")
+    def _units(self) -> RfGoldenStep:
+        for spec, q in ((self.rssi, Quantity.POWER), (self.freq_offset, Quantity.FREQUENCY_ERROR),
+                        (self.per, Quantity.RATIO)):
+            if spec is not None:
+                spec.for_quantity(q)
+        if not (self.rssi or self.freq_offset or self.per):
+            raise ValueError("give at least one of rssi, freq_offset, per limits")
+        return self
+
+
+class PluginStep(StepBase):
+    """Python for what YAML cannot say: an entry point in the `ate.steps` group."""
+
+    type: Literal["plugin"]
+    plugin: str = Field(description="entry point name in group ate.steps")
+    params: dict[str, Any] = Field(default_factory=dict)
+    limits: LimitSpec | None = None
+
+
+Step = Annotated[
+    GpioLoopbackStep
+    | GpioReadStep
+    | I2cProbeStep
+    | I2cReadStep
+    | SpiJedecStep
+    | SpiTransferStep
+    | AdcStep
+    | RailVoltageStep
+    | SupplyCurrentStep
+    | RfGoldenStep
+    | PluginStep,
+    Field(discriminator="type"),
+]
+
+
+class TestFirmware(Strict):
+    path: str = Field(description="image file, relative to the sequence file")
+    version: str | None = Field(None, description="version the DUT must report, if given")
+
+
+class Defaults(Strict):
+    timeout: Duration = Field(5.0, gt=0)
+    retries: int = Field(0, ge=0, le=10)
+
+
+class Sequence(Strict):
+    """A whole test sequence. `ate schema` prints this as JSON Schema."""
+
+    sequence: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="sequence name")
+    version: str
+    description: str = ""
+    chip: Chip
+    test_firmware: TestFirmware
+    defaults: Defaults = Defaults()
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="stop at the first failed step, or run all steps"
+    )
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_names(cls, steps: tuple[StepBase, ...]) -> tuple[StepBase, ...]:
+        seen: set[str] = set()
+        for step in steps:
+            if step.name in seen:
+                raise ValueError(f"step name {step.name!r} is used twice")
+            seen.add(step.name)
+        return steps

@@ -1,0 +1,87 @@
+"""The scheduler's event stream: what logs, records, the CLI and the UI consume.
+
+Events are small frozen records; subscribers must not block (they run on the loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ate.model.results import Measurement, SlotResult, StepResult, UnitIdentity
+from ate.model.verdict import Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    panel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PanelStarted(Event):
+    fixture: str
+    station: str
+    operator: str
+    sequence: dict[str, Any]  # name, version, sha256, test firmware sha256
+    slots: tuple[int, ...]
+    started_at: str  # ISO 8601 UTC wall clock, for records; durations use monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class SlotStarted(Event):
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotPhase(Event):
+    """A slot entered a phase outside the sequence: power, connect, identify, ..."""
+
+    slot: int
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnitIdentified(Event):
+    slot: int
+    unit: UnitIdentity
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    slot: int
+    index: int
+    name: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Measured(Event):
+    slot: int
+    step: str
+    measurement: Measurement
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded(Event):
+    slot: int
+    result: StepResult
+
+
+@dataclass(frozen=True, slots=True)
+class DutLog(Event):
+    """A line the DUT printed that is not a protocol reply (ESP-IDF log, boot noise)."""
+
+    slot: int
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotEnded(Event):
+    result: SlotResult
+
+
+@dataclass(frozen=True, slots=True)
+class PanelEnded(Event):
+    verdicts: dict[int, Verdict]
+    duration_s: float
+    aborted: bool
