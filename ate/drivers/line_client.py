@@ -1,0 +1,223 @@
+"""asyncio client for the ate line protocol over a serial port or socket:// URL.
+
+One request in flight per device; a timeout, a corrupt reply or garbage never blocks
+another device because every client is its own transport on the shared event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+import serial
+import serial_asyncio_fast
+
+from ate.protocol.lines import (
+    Corrupt,
+    DeviceDecoder,
+    ErrorReply,
+    LogLine,
+    Notice,
+    Reply,
+    encode_request,
+)
+
+
+class DeviceError(Exception):
+    """The device answered ERR: it understood and refused or failed."""
+
+    def __init__(self, command: str, code: str, message: str) -> None:
+        self.command, self.code, self.message = command, code, message
+        super().__init__(f"{command}: {code} {message}".rstrip())
+
+
+class DeviceTimeout(Exception):
+    """No usable reply within the deadline, after resending."""
+
+
+class DeviceGone(Exception):
+    """The port closed or failed underneath us."""
+
+
+class _Resend(Exception):
+    """A corrupt reply arrived while waiting: resend now rather than wait out the timer."""
+
+
+class _LineProtocol(asyncio.Protocol):
+    __slots__ = ("_client",)
+
+    def __init__(self, client: LineClient) -> None:
+        self._client = client
+
+    def data_received(self, data: bytes) -> None:
+        self._client._on_bytes(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._client._on_lost(exc)
+
+
+LogSink = Callable[[str], None]
+T = TypeVar("T")
+
+
+class LineClient:
+    """Request/reply over one port. Create with `await LineClient.open(...)`."""
+
+    def __init__(self, name: str, on_log: LogSink | None = None) -> None:
+        self.name = name
+        self._on_log = on_log
+        self._decoder = DeviceDecoder()
+        self._transport: asyncio.BaseTransport | None = None
+        self._next_id = 1
+        self._pending_id = 0
+        self._pending: asyncio.Future[Reply | ErrorReply] | None = None
+        self._lock = asyncio.Lock()
+        self._notice_waiters: list[tuple[str, asyncio.Future[Notice]]] = []
+        self._notice_listeners: list[Callable[[Notice], None]] = []
+        self._lost: Exception | None = None
+        self.stats = {"sent": 0, "resent": 0, "corrupt": 0, "stale": 0}
+
+    @classmethod
+    async def open(
+        cls, endpoint: str, baud: int = 115200, *, name: str = "", on_log: LogSink | None = None
+    ) -> LineClient:
+        """Open a serial device path or a socket:// / rfc2217:// URL."""
+        client = cls(name or endpoint, on_log)
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop, lambda: _LineProtocol(client), endpoint, baudrate=baud
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DeviceGone(f"cannot open {endpoint}: {exc}") from None
+        client._transport = transport
+        return client
+
+    # ---- receive path: runs inside data_received, must never raise ------------------
+
+    def _on_bytes(self, data: bytes) -> None:
+        for event in self._decoder.feed(data):
+            if isinstance(event, Reply | ErrorReply):
+                fut = self._pending
+                if fut is not None and event.id == self._pending_id and not fut.done():
+                    fut.set_result(event)
+                else:
+                    self.stats["stale"] += 1  # a late answer to an abandoned request
+            elif isinstance(event, Notice):
+                self._deliver_notice(event)
+            elif isinstance(event, LogLine):
+                if self._on_log is not None:
+                    self._on_log(event.text)
+            elif isinstance(event, Corrupt):
+                self.stats["corrupt"] += 1
+                if self._on_log is not None:
+                    self._on_log(f"[ate: corrupt line ({event.reason})] {event.text}")
+                fut = self._pending
+                if fut is not None and not fut.done():
+                    fut.set_exception(_Resend())
+
+    def _deliver_notice(self, notice: Notice) -> None:
+        if self._on_log is not None:
+            self._on_log(f"@* {notice.name} {notice.fields}")
+        keep = []
+        for name, fut in self._notice_waiters:
+            if name == notice.name and not fut.done():
+                fut.set_result(notice)
+            elif not fut.done():
+                keep.append((name, fut))
+        self._notice_waiters = keep
+        for listener in self._notice_listeners:
+            listener(notice)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self._lost = DeviceGone(f"{self.name}: port closed" + (f" ({exc})" if exc else ""))
+        if self._pending is not None and not self._pending.done():
+            self._pending.set_exception(self._lost)
+        for _, fut in self._notice_waiters:
+            if not fut.done():
+                fut.set_exception(self._lost)
+
+    # ---- API --------------------------------------------------------------------------
+
+    def add_notice_listener(self, listener: Callable[[Notice], None]) -> None:
+        self._notice_listeners.append(listener)
+
+    def expect_notice(self, name: str) -> asyncio.Future[Notice]:
+        """A future for the next notice `name`; arm it before the action that causes it."""
+        fut: asyncio.Future[Notice] = asyncio.get_running_loop().create_future()
+        if self._lost is not None:
+            fut.set_exception(self._lost)
+        else:
+            self._notice_waiters.append((name, fut))
+        return fut
+
+    async def request(
+        self,
+        command: str,
+        *args: object,
+        timeout: float = 0.5,
+        attempts: int = 3,
+        **kwargs: object,
+    ) -> dict[str, str]:
+        """Send `command`, return the reply's fields; raise DeviceError on ERR.
+
+        `timeout` is per attempt; a resend reuses the id so the device answers from its
+        cache instead of acting twice (PROTOCOL.md rule 4).
+        """
+        if self._lost is not None:
+            raise self._lost
+        transport = self._transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        async with self._lock:
+            req_id = self._next_id
+            self._next_id = req_id % 0xFFFF + 1
+            line = encode_request(req_id, command, *args, **kwargs)
+            loop = asyncio.get_running_loop()
+            self._pending_id = req_id
+            try:
+                for attempt in range(attempts):
+                    fut: asyncio.Future[Reply | ErrorReply] = loop.create_future()
+                    self._pending = fut
+                    # A leading newline flushes whatever half line noise left in the
+                    # device's buffer, so the resend parses cleanly (rule 6).
+                    transport.write(line if attempt == 0 else b"\n" + line)
+                    self.stats["sent" if attempt == 0 else "resent"] += 1
+                    try:
+                        async with asyncio.timeout(timeout):
+                            reply = await fut
+                    except (TimeoutError, _Resend):
+                        continue
+                    if isinstance(reply, ErrorReply):
+                        raise DeviceError(command, reply.code, reply.message)
+                    return reply.fields
+            finally:
+                self._pending = None
+                self._pending_id = 0
+        raise DeviceTimeout(
+            f"no reply to {command} after {attempts} attempts of {timeout:g} s"
+        )
+
+    async def close(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        self._transport = None
+        await asyncio.sleep(0)  # let connection_lost run before the port is reused
+
+    @property
+    def closed(self) -> bool:
+        return self._transport is None or self._lost is not None
+
+
+def reply_field(fields: dict[str, str], key: str, convert: Callable[[str], T], command: str) -> T:
+    """A typed field of a reply; a missing or malformed one is the device's fault (EPROTO)."""
+    try:
+        return convert(fields[key])
+    except KeyError:
+        raise DeviceError(command, "EPROTO", f"reply lacks {key}=") from None
+    except ValueError:
+        raise DeviceError(command, "EPROTO", f"reply has malformed {key}={fields[key]}") from None
+
+
+def as_int(text: str) -> int:
+    return int(text, 0)
