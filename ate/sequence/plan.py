@@ -1,0 +1,77 @@
+"""Compile a validated Sequence into a run plan: executors bound, defaults applied.
+
+Compiled once per panel so the per-step path does no lookups, parsing or validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from ate.config.sequence import PluginStep, Sequence
+from ate.sequence.steps import EXECUTORS, Executor, plugin_executor
+
+
+class PlanError(Exception):
+    """A sequence that validated but cannot run here (e.g. a plugin not installed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    index: int
+    name: str
+    type: str
+    timeout: float
+    retries: int
+    uses: tuple[str, ...]  # sorted: acquiring in one global order cannot deadlock
+    run: Executor
+    spec: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    version: str
+    chip: str
+    stop_on_failure: bool
+    steps: tuple[PlanStep, ...]
+    firmware_version: str | None = None
+
+    @property
+    def resources(self) -> set[str]:
+        return {r for step in self.steps for r in step.uses}
+
+
+def load_plugin(name: str) -> Executor:
+    found = entry_points(group="ate.steps", name=name)
+    if not found:
+        raise PlanError(f"plugin step {name!r} is not installed (entry point group ate.steps)")
+    fn = next(iter(found)).load()
+    return plugin_executor(fn)
+
+
+def compile_plan(seq: Sequence) -> Plan:
+    steps = []
+    for index, spec in enumerate(seq.steps):
+        run = load_plugin(spec.plugin) if isinstance(spec, PluginStep) else EXECUTORS[spec.type]
+        steps.append(
+            PlanStep(
+                index=index,
+                name=spec.name,
+                type=spec.type,
+                timeout=spec.timeout if spec.timeout is not None else seq.defaults.timeout,
+                retries=spec.retries if spec.retries is not None else seq.defaults.retries,
+                uses=tuple(sorted(set(spec.uses))),
+                run=run,
+                spec=spec,
+            )
+        )
+    return Plan(
+        name=seq.sequence,
+        version=seq.version,
+        chip=seq.chip,
+        stop_on_failure=seq.on_failure == "stop",
+        steps=tuple(steps),
+        firmware_version=seq.test_firmware.version,
+    )

@@ -1,0 +1,182 @@
+"""Built-in step executors, one per step type, and the registry the plan looks them up in.
+
+An executor is `async def run(ctx, step) -> None`: it measures through ctx.measure(),
+raises StepFailed for a bad unit without a number, and lets driver errors propagate
+(the slot runner turns them into verdicts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ate.config import sequence as s
+from ate.drivers.line_client import DeviceError
+from ate.model.limits import Limits
+from ate.model.units import Quantity, convert
+from ate.model.verdict import Verdict
+from ate.sequence.context import StepContext, StepFailed
+
+Executor = Callable[[StepContext, Any], Awaitable[None]]
+EXECUTORS: dict[str, Executor] = {}
+
+_LEVEL = (Limits(expect=0), Limits(expect=1))
+
+
+def executor(type_name: str) -> Callable[[Executor], Executor]:
+    def register(fn: Executor) -> Executor:
+        EXECUTORS[type_name] = fn
+        return fn
+
+    return register
+
+
+@executor("gpio_loopback")
+async def gpio_loopback(ctx: StepContext, step: s.GpioLoopbackStep) -> None:
+    # Drive every pair at once in an alternating pattern and then its inverse: each pin is
+    # seen at both levels (stuck-at faults) and neighbouring pairs at opposite levels
+    # (shorts between pairs), as in Espressif's conductivity test.
+    pairs = list(step.pairs)
+    if step.both_directions:
+        pairs += [(b, a) for a, b in step.pairs]
+    dut = ctx.dut
+    for start in range(0, len(pairs), len(step.pairs)):
+        group = pairs[start : start + len(step.pairs)]
+        for out_pin, in_pin in group:
+            await dut.gpio_mode(in_pin, "in")
+            await dut.gpio_mode(out_pin, "out")
+        for phase in (0, 1):
+            levels = [(i + phase) % 2 for i in range(len(group))]
+            for (out_pin, _), level in zip(group, levels, strict=True):
+                await dut.gpio_set(out_pin, level)
+            if step.settle:
+                await asyncio.sleep(step.settle)
+            for (out_pin, in_pin), level in zip(group, levels, strict=True):
+                got = await dut.gpio_get(in_pin)
+                ctx.measure(f"gpio{out_pin}->gpio{in_pin}@{level}", got, "", _LEVEL[level])
+        for out_pin, _ in group:  # leave nothing driven for the next step
+            await dut.gpio_mode(out_pin, "in")
+
+
+@executor("gpio_read")
+async def gpio_read(ctx: StepContext, step: s.GpioReadStep) -> None:
+    mode = {"none": "in", "up": "in_pullup", "down": "in_pulldown"}[step.pull]
+    await ctx.dut.gpio_mode(step.pin, mode)
+    ctx.measure(f"gpio{step.pin}", await ctx.dut.gpio_get(step.pin), "", _LEVEL[step.expect])
+
+
+@executor("i2c_probe")
+async def i2c_probe(ctx: StepContext, step: s.I2cProbeStep) -> None:
+    ack = await ctx.dut.i2c_probe(step.bus, step.address)
+    ctx.measure(f"i2c{step.bus}@0x{step.address:02x}.ack", int(ack), "", _LEVEL[1],
+                shown="NACK (no device)" if not ack else None)
+
+
+@executor("i2c_read")
+async def i2c_read(ctx: StepContext, step: s.I2cReadStep) -> None:
+    try:
+        data = await ctx.dut.i2c_read(step.bus, step.address, step.reg, step.length)
+    except DeviceError as exc:
+        if exc.code == "EHW":
+            raise StepFailed(f"i2c{step.bus}@0x{step.address:02x}: {exc.message}") from None
+        raise
+    value = int.from_bytes(data, "big")
+    limits = Limits(expect=step.expect) if step.expect is not None else None
+    if step.limits is not None:
+        limits = step.limits.to_limits()
+    ctx.measure(f"i2c{step.bus}@0x{step.address:02x}[0x{step.reg:02x}]", value, "", limits,
+                shown=f"0x{value:0{2 * step.length}x}")
+
+
+@executor("spi_jedec")
+async def spi_jedec(ctx: StepContext, step: s.SpiJedecStep) -> None:
+    jedec = await ctx.dut.spi_jedec(step.bus)
+    ctx.measure(f"spi{step.bus}.jedec", jedec, "", Limits(expect=step.expect),
+                shown=f"0x{jedec:06x} (expected 0x{step.expect:06x})")
+
+
+@executor("spi_transfer")
+async def spi_transfer(ctx: StepContext, step: s.SpiTransferStep) -> None:
+    rx = await ctx.dut.spi_xfer(step.bus, bytes.fromhex(step.tx))
+    want = bytes.fromhex(step.expect)
+    mask = bytes.fromhex(step.mask) if step.mask else b"\xff" * len(want)
+    ok = len(rx) == len(want) and all(
+        (r & m) == (w & m) for r, w, m in zip(rx, want, mask, strict=True)
+    )
+    ctx.measure(f"spi{step.bus}.rx", rx.hex(), "", None,
+                verdict=Verdict.PASS if ok else Verdict.FAIL,
+                shown=f"{rx.hex()} (expected {step.expect} under mask {mask.hex()})")
+
+
+@executor("adc")
+async def adc(ctx: StepContext, step: s.AdcStep) -> None:
+    limits = step.limits.for_quantity(Quantity.VOLTAGE)
+    mv = await ctx.dut.adc_read_mv(step.channel, step.samples)
+    ctx.measure(f"adc{step.channel}", convert(mv, "mV", limits.unit), limits.unit, limits)
+
+
+@executor("rail_voltage")
+async def rail_voltage(ctx: StepContext, step: s.RailVoltageStep) -> None:
+    limits = step.limits.for_quantity(Quantity.VOLTAGE)
+    volts = await ctx.fixture.dmm_volts(ctx.slot, step.rail)
+    ctx.measure(f"rail.{step.rail}", convert(volts, "V", limits.unit), limits.unit, limits)
+
+
+_SAMPLE_S = 0.002  # upper bound of one current-sense sample, for the sleep hold time
+_WAKE_NOTICE = {"light_sleep": "AWAKE", "deep_sleep": "READY"}
+
+
+@executor("supply_current")
+async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
+    limits = step.limits.for_quantity(Quantity.CURRENT)
+    dut = ctx.dut
+    wake = _WAKE_NOTICE.get(step.mode)
+    if wake is None:
+        await dut.power_mode(step.mode)
+        await asyncio.sleep(step.settle)
+        reading = await ctx.fixture.current(ctx.slot, step.samples)
+    else:
+        # The DUT cannot hear us while asleep: it sleeps for a fixed hold, long enough for
+        # settling and sampling, then wakes (light sleep) or boots again (deep sleep).
+        hold_s = step.settle + step.samples * _SAMPLE_S + 0.1
+        woke = dut.line.expect_notice(wake)
+        try:
+            await dut.power_mode(step.mode, hold_ms=round(hold_s * 1000))
+            await asyncio.sleep(step.settle)
+            reading = await ctx.fixture.current(ctx.slot, step.samples)
+            async with asyncio.timeout(hold_s + 5.0):
+                await woke
+        finally:
+            woke.cancel()
+    value = convert(reading.mean_ma, "mA", limits.unit)
+    ctx.measure(f"current.{step.mode}", value, limits.unit, limits)
+
+
+@executor("rf_golden")
+async def rf_golden(ctx: StepContext, step: s.RfGoldenStep) -> None:
+    result = await ctx.dut.rf_golden(step.channel, step.packets)
+    for key, spec, unit in (("rssi", step.rssi, "dBm"), ("freq_offset", step.freq_offset, "ppm"),
+                            ("per", step.per, "%")):
+        limits = spec.to_limits() if spec is not None else None
+        ctx.measure(f"rf.ch{step.channel}.{key}", result[key], unit, limits)
+
+
+PluginFn = Callable[[StepContext, dict[str, Any]], Awaitable[float | int | str | None]]
+
+
+def plugin_executor(fn: PluginFn) -> Executor:
+    """Wrap a plugin function: its return value, if any, is measured against `limits`."""
+
+    async def run(ctx: StepContext, step: s.PluginStep) -> None:
+        value = await fn(ctx, dict(step.params))
+        if value is not None:
+            limits = step.limits.to_limits() if step.limits is not None else None
+            ctx.measure(step.name, value, limits.unit if limits else "", limits)
+        elif step.limits is not None and not ctx.measurements:
+            raise StepFailed(f"plugin {step.plugin} returned no value to check against limits")
+
+    return run
+
+
+__all__ = ["EXECUTORS", "Executor", "StepFailed", "plugin_executor"]
