@@ -1,0 +1,255 @@
+"""One slot's life in a panel: bring-up, identify, run the plan, power down, verdict.
+
+Everything that can go wrong inside becomes this slot's verdict; nothing escapes to
+the panel except cancellation (the panel's abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ate.drivers.dut import TestFirmwareClient
+from ate.drivers.fixture import FixtureController
+from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, LineClient
+from ate.model.events import (
+    DutLog,
+    Event,
+    SlotEnded,
+    SlotPhase,
+    SlotStarted,
+    StepEnded,
+    StepStarted,
+    UnitIdentified,
+)
+from ate.model.results import SlotResult, StepResult, UnitIdentity
+from ate.model.verdict import Verdict, worst
+from ate.scheduler.resources import ResourcePool
+from ate.sequence.context import StepContext, StepFailed
+from ate.sequence.plan import Plan, PlanStep
+
+_log = logging.getLogger(__name__)
+
+LogSink = Callable[[str], None]
+OpenDut = Callable[[LogSink], Awaitable[LineClient]]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotBinding:
+    """What the station gives the scheduler for one slot: how to reach its DUT."""
+
+    slot: int
+    open_dut: OpenDut
+
+
+@dataclass(frozen=True, slots=True)
+class SlotOptions:
+    boot_timeout: float = 5.0  # power-on to READY from the test firmware
+    request_timeout: float = 0.5  # per attempt of one request to the DUT
+    request_attempts: int = 3
+
+
+def _classify(exc: BaseException) -> tuple[Verdict, str]:
+    """A step's exception as a verdict and a reason a test engineer can act on."""
+    if isinstance(exc, StepFailed):
+        return Verdict.FAIL, str(exc)
+    if isinstance(exc, DeviceError):
+        # EHW: the unit's hardware did not respond (missing part): a bad unit.
+        return (Verdict.FAIL if exc.code == "EHW" else Verdict.ERROR), str(exc)
+    if isinstance(exc, DeviceTimeout | DeviceGone):
+        return Verdict.ERROR, str(exc)
+    return Verdict.ERROR, f"internal error: {type(exc).__name__}: {exc}"
+
+
+class SlotRun:
+    """The state of one slot in one panel; the panel reads it even after a cancel."""
+
+    def __init__(
+        self,
+        panel_id: str,
+        binding: SlotBinding,
+        plan: Plan,
+        controller: FixtureController,
+        resources: ResourcePool,
+        emit: Callable[[Event], None],
+        options: SlotOptions,
+    ) -> None:
+        self.panel_id = panel_id
+        self.slot = binding.slot
+        self.binding = binding
+        self.plan = plan
+        self.controller = controller
+        self.resources = resources
+        self.emit = emit
+        self.options = options
+        self.steps: list[StepResult] = []
+        self.unit: UnitIdentity | None = None
+        self.phase = "waiting"
+        self.t0 = time.monotonic()
+
+    def _phase(self, phase: str) -> None:
+        self.phase = phase
+        self.emit(SlotPhase(self.panel_id, self.slot, phase))
+
+    def _dut_log(self, line: str) -> None:
+        self.emit(DutLog(self.panel_id, self.slot, line))
+
+    def result(self, verdict: Verdict, reason: str) -> SlotResult:
+        # Steps never reached are recorded too: a record lists the whole sequence.
+        done = {s.index for s in self.steps}
+        skipped = tuple(
+            StepResult(index=p.index, name=p.name, type=p.type, verdict=Verdict.SKIPPED,
+                       uses=p.uses)
+            for p in self.plan.steps
+            if p.index not in done
+        )
+        return SlotResult(
+            slot=self.slot,
+            verdict=verdict,
+            reason=reason,
+            unit=self.unit,
+            steps=(*self.steps, *skipped),
+            duration_s=time.monotonic() - self.t0,
+        )
+
+    async def run(self) -> SlotResult:
+        self.t0 = time.monotonic()
+        self.emit(SlotStarted(self.panel_id, self.slot))
+        client: LineClient | None = None
+        try:
+            self._phase("presence")
+            if not await self.controller.present(self.slot):
+                return self.result(Verdict.EMPTY, "no board in the slot")
+            await self.controller.led(self.slot, "busy")
+            self._phase("connect")
+            client = await self.binding.open_dut(self._dut_log)
+            dut = TestFirmwareClient(
+                client, timeout=self.options.request_timeout,
+                attempts=self.options.request_attempts,
+            )
+            verdict, reason = await self._bring_up(dut)
+            if verdict is Verdict.PASS:
+                self._phase("test")
+                verdict, reason = await self._run_steps(dut)
+            return self.result(verdict, reason)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the slot's own fault never reaches the panel
+            _log.exception("slot %d failed", self.slot)
+            verdict, reason = _classify(exc)
+            return self.result(verdict, f"{self.phase}: {reason}")
+        finally:
+            await self._power_down(client)
+
+    async def _bring_up(self, dut: TestFirmwareClient) -> tuple[Verdict, str]:
+        self._phase("power")
+        ready = dut.line.expect_notice("READY")
+        try:
+            await self.controller.power(self.slot, True)
+            await self.controller.strap(self.slot, "run")
+            self._phase("boot")
+            try:
+                async with asyncio.timeout(self.options.boot_timeout):
+                    await ready
+            except TimeoutError:
+                # A READY lost to noise is not a dead unit: ask directly before judging.
+                try:
+                    await dut.ping()
+                except (DeviceTimeout, DeviceError):
+                    return Verdict.ERROR, (
+                        f"boot: no READY from the test firmware within "
+                        f"{self.options.boot_timeout:g} s and no answer to ping"
+                    )
+        finally:
+            ready.cancel()
+        self._phase("identify")
+        info = await dut.info()
+        self.unit = UnitIdentity(mac=info.mac, chip=info.chip, firmware=info.firmware,
+                                 protocol=info.proto)
+        self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+        if info.chip != self.plan.chip:
+            return Verdict.ERROR, f"identify: chip is {info.chip}, the sequence is for {self.plan.chip}"
+        want = self.plan.firmware_version
+        if want and not info.firmware.endswith(f"/{want}"):
+            return Verdict.ERROR, (
+                f"identify: test firmware is {info.firmware}, the sequence wants version {want}"
+            )
+        return Verdict.PASS, ""
+
+    async def _run_steps(self, dut: TestFirmwareClient | None) -> tuple[Verdict, str]:
+        ctx = StepContext(self.panel_id, self.slot, dut, self.controller, self.emit)
+        verdict, reason = Verdict.PASS, ""
+        for step in self.plan.steps:
+            result = await self.run_step(step, ctx)
+            self.steps.append(result)
+            self.emit(StepEnded(self.panel_id, self.slot, result))
+            if result.verdict.is_failure:
+                if verdict is Verdict.PASS:
+                    reason = f"{step.name}: {result.reason}"
+                verdict = worst(verdict, result.verdict)
+                if self.plan.stop_on_failure:
+                    break
+        return verdict, reason
+
+    async def run_step(self, step: PlanStep, ctx: StepContext) -> StepResult:
+        started = time.monotonic()
+        verdict, reason, attempt, waited = Verdict.PASS, "", 0, 0.0
+        if step.uses:
+            async with self.resources.hold(step.uses) as waited:
+                verdict, reason, attempt = await self._attempts(step, ctx)
+        else:
+            verdict, reason, attempt = await self._attempts(step, ctx)
+        return StepResult(
+            index=step.index,
+            name=step.name,
+            type=step.type,
+            verdict=verdict,
+            measurements=tuple(ctx.measurements),
+            reason=reason,
+            retries=attempt,
+            started_s=started - self.t0,
+            duration_s=time.monotonic() - started,
+            uses=step.uses,
+            resource_wait_s=waited,
+        )
+
+    async def _attempts(self, step: PlanStep, ctx: StepContext) -> tuple[Verdict, str, int]:
+        verdict, reason = Verdict.PASS, ""
+        for attempt in range(step.retries + 1):
+            self.emit(StepStarted(self.panel_id, self.slot, step.index, step.name, attempt))
+            ctx.begin(step.name)
+            try:
+                async with asyncio.timeout(step.timeout):
+                    await step.run(ctx, step.spec)
+            except TimeoutError:
+                verdict, reason = Verdict.ERROR, f"timed out after {step.timeout:g} s"
+            except DeviceGone as exc:
+                return Verdict.ERROR, str(exc), attempt  # no retry can bring a port back
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                verdict, reason = _classify(exc)
+                if verdict is Verdict.ERROR and reason.startswith("internal error"):
+                    _log.exception("step %s in slot %d", step.name, self.slot)
+            else:
+                verdict = worst(*(m.verdict for m in ctx.measurements))
+                reason = ctx.failure
+            if verdict is Verdict.PASS:
+                return verdict, "", attempt
+        return verdict, reason, step.retries
+
+    async def _power_down(self, client: LineClient | None) -> None:
+        # Shielded: an abort must still leave the slot unpowered.
+        async def down() -> None:
+            try:
+                await self.controller.power(self.slot, False)
+            except Exception as exc:
+                _log.warning("slot %d: power off failed: %s", self.slot, exc)
+            if client is not None:
+                await client.close()
+
+        await asyncio.shield(down())
+
