@@ -1,0 +1,116 @@
+"""JSON-lines logs per slot (and one per panel) through structlog: events and DUT output.
+
+Each slot has its own file so a unit's story reads top to bottom; secrets are redacted
+by a processor before anything is rendered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+import structlog
+
+from ate.model.events import (
+    DutLog,
+    Event,
+    Measured,
+    PanelEnded,
+    PanelStarted,
+    SlotEnded,
+    SlotPhase,
+    SlotStarted,
+    StepEnded,
+    StepStarted,
+    UnitIdentified,
+)
+from ate.records.redact import structlog_processor
+
+
+def _logger(stream: IO[str], **context: Any) -> Any:
+    return structlog.wrap_logger(
+        structlog.WriteLogger(stream),
+        processors=[
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog_processor,
+            structlog.processors.JSONRenderer(sort_keys=False),
+        ],
+        context_class=dict,
+    ).bind(**context)
+
+
+class SlotLogWriter:
+    """`logs/<panel>-slot<N>.jsonl` per slot, `logs/<panel>.jsonl` for the panel."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.dir = out_dir / "logs"
+        self._files: dict[tuple[str, int], IO[str]] = {}
+        self._loggers: dict[tuple[str, int], Any] = {}
+        self.paths: list[Path] = []
+
+    def _open(self, panel_id: str, slot: int) -> Any:
+        key = (panel_id, slot)
+        log = self._loggers.get(key)
+        if log is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"{panel_id}.jsonl" if slot == 0 else f"{panel_id}-slot{slot}.jsonl"
+            path = self.dir / name
+            f = path.open("a", encoding="utf-8", buffering=1 << 16)
+            self._files[key] = f
+            self.paths.append(path)
+            log = _logger(f, panel=panel_id, **({"slot": slot} if slot else {}))
+            self._loggers[key] = log
+        return log
+
+    def _close(self, panel_id: str, slot: int) -> None:
+        self._loggers.pop((panel_id, slot), None)
+        f = self._files.pop((panel_id, slot), None)
+        if f is not None:
+            f.close()
+
+    def __call__(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+        if isinstance(event, DutLog):
+            self._open(event.panel_id, event.slot).info("dut", line=event.line)
+        elif isinstance(event, Measured):
+            m = event.measurement
+            self._open(event.panel_id, event.slot).info(
+                "measurement", step=event.step, name=m.name, value=m.value, unit=m.unit,
+                limits=m.limits.describe() if m.limits else None, verdict=m.verdict.value)
+        elif isinstance(event, StepStarted):
+            self._open(event.panel_id, event.slot).info(
+                "step_start", step=event.name, index=event.index, attempt=event.attempt)
+        elif isinstance(event, StepEnded):
+            r = event.result
+            self._open(event.panel_id, event.slot).info(
+                "step_end", step=r.name, verdict=r.verdict.value, reason=r.reason,
+                retries=r.retries, duration_s=round(r.duration_s, 6),
+                resource_wait_s=round(r.resource_wait_s, 6))
+        elif isinstance(event, SlotPhase):
+            self._open(event.panel_id, event.slot).info("phase", phase=event.phase)
+        elif isinstance(event, UnitIdentified):
+            u = event.unit
+            self._open(event.panel_id, event.slot).info(
+                "unit", mac=u.mac, chip=u.chip, firmware=u.firmware, protocol=u.protocol)
+        elif isinstance(event, SlotStarted):
+            self._open(event.panel_id, event.slot).info("slot_start")
+        elif isinstance(event, SlotEnded):
+            r = event.result
+            self._open(event.panel_id, r.slot).info(
+                "slot_end", verdict=r.verdict.value, reason=r.reason,
+                duration_s=round(r.duration_s, 6))
+            self._close(event.panel_id, r.slot)
+        elif isinstance(event, PanelStarted):
+            self._open(event.panel_id, 0).info(
+                "panel_start", fixture=event.fixture, station=event.station,
+                operator=event.operator, sequence=event.sequence, slots=list(event.slots))
+        elif isinstance(event, PanelEnded):
+            self._open(event.panel_id, 0).info(
+                "panel_end", verdicts={str(k): v.value for k, v in event.verdicts.items()},
+                duration_s=round(event.duration_s, 6), aborted=event.aborted)
+            self._close(event.panel_id, 0)
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        self._loggers.clear()
