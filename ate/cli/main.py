@@ -1,0 +1,85 @@
+"""`ate` command line entry point: parse arguments, dispatch, map outcomes to exit codes.
+
+Exit codes: 0 every unit passed, 1 a unit failed (FAIL, ERROR or ABORTED), 2 bad input
+(one line naming file, line and column), 3 the station could not run the panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ate import __version__
+
+EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ate", description="ESP32 production test executive")
+    p.add_argument("--version", action="version", version=f"ate {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one panel of a fixture with a sequence")
+    run.add_argument("--fixture", "-f", required=True, action="append",
+                     help="fixture YAML (repeat to run several fixtures in one process)")
+    run.add_argument("--sequence", "-s", required=True, help="sequence YAML")
+    _common_run_args(run)
+
+    demo = sub.add_parser("demo", help="run the built-in simulated quad fixture")
+    _common_run_args(demo)
+
+    val = sub.add_parser("validate", help="check sequence and fixture files")
+    val.add_argument("files", nargs="+", metavar="FILE")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a sequence or fixture")
+    schema.add_argument("kind", nargs="?", default="sequence", choices=["sequence", "fixture"])
+
+    sim = sub.add_parser("sim", help="run simulated hardware in the foreground")
+    sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="WHAT")
+    simfix = sim_sub.add_parser("fixture", help="a simulated fixture: controller + DUTs")
+    simfix.add_argument("file", help="fixture YAML with a simulation section")
+    simfix.add_argument("--transport", choices=["pty", "socket"], default="pty")
+    return p
+
+
+def _common_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", "-o", type=Path,
+                   help="folder for records, logs and JUnit (default: a new folder)")
+    p.add_argument("--station", default=None, help="station name (default: host name)")
+    p.add_argument("--operator", default="unknown", help="operator id, as signed in")
+    p.add_argument("--no-live", action="store_true", help="no live table (plain lines)")
+    p.add_argument("--transport", choices=["pty", "socket"], default="pty",
+                   help="how a simulated fixture's twin serves its ports")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "validate":
+            from ate.cli.validate_cmd import run_validate
+
+            return run_validate(args.files)
+        if args.command == "schema":
+            from ate.cli.validate_cmd import run_schema
+
+            return run_schema(args.kind)
+        if args.command == "sim":
+            from ate.sim.serve import run_sim_fixture
+
+            return run_sim_fixture(args.file, args.transport)
+        from ate.cli.run_cmd import run_demo, run_panels
+
+        if args.command == "demo":
+            return run_demo(args)
+        return run_panels(args)
+    except KeyboardInterrupt:
+        print("ate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

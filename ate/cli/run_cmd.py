@@ -1,0 +1,169 @@
+"""`ate run` and `ate demo`: load inputs, start simulated twins if any, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import socket
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+import ate
+from ate.config.errors import InputError
+from ate.config.loader import (
+    LoadedFixture,
+    LoadedSequence,
+    check_compatible,
+    load_fixture,
+    load_sequence,
+)
+from ate.drivers.line_client import DeviceGone, DeviceTimeout
+from ate.model.verdict import Verdict
+from ate.scheduler.bus import EventBus
+from ate.scheduler.panel import PanelRefused, PanelResult
+from ate.sequence.plan import PlanError, compile_plan
+from ate.station.runner import Outputs, run_one_panel, simulated_twin
+from ate.cli.live import SlotTable
+
+EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
+
+REPO = Path(ate.__file__).resolve().parent.parent
+DEMO_FIXTURE = REPO / "fixtures" / "sim-quad.yaml"
+DEMO_SEQUENCE = REPO / "sequences" / "s3-devkit-functional.yaml"
+
+
+def _load(sequence: Path, fixtures: list[Path]) -> tuple[LoadedSequence, list[LoadedFixture]]:
+    seq = load_sequence(sequence)
+    fixes = [load_fixture(f) for f in fixtures]
+    for fix in fixes:
+        check_compatible(seq, fix)
+    try:
+        compile_plan(seq.model)
+    except PlanError as exc:
+        raise InputError(sequence, str(exc)) from None
+    return seq, fixes
+
+
+def _out_dir(given: Path | None) -> Path:
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        return given
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path("ate-out") / f"run-{stamp}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path("ate-out") / f"run-{stamp}-{n}"
+    out.mkdir(parents=True)
+    return out
+
+
+def execute(
+    seq: LoadedSequence,
+    fixtures: list[LoadedFixture],
+    out: Path,
+    *,
+    station: str,
+    operator: str,
+    live: bool,
+    transport: str = "pty",
+    console: Console | None = None,
+) -> list[PanelResult | BaseException]:
+    """Run one panel on each fixture concurrently, in one event loop, into `out`."""
+    console = console or Console(highlight=False)
+    bus = EventBus()
+    outputs = Outputs(out)
+    outputs.attach(bus)
+    table = SlotTable(len(seq.model.steps), title=f"{seq.model.sequence} {seq.model.version}")
+    bus.subscribe(table)
+
+    with contextlib.ExitStack() as stack:
+        sims = [stack.enter_context(simulated_twin(f, transport)) for f in fixtures]
+
+        async def panels() -> list[PanelResult | BaseException]:
+            return await asyncio.gather(
+                *(run_one_panel(f, seq, bus, sim=sim, station=station, operator=operator)
+                  for f, sim in zip(fixtures, sims, strict=True)),
+                return_exceptions=True,
+            )
+
+        try:
+            if live and console.is_terminal:
+                with Live(table, console=console, refresh_per_second=8):
+                    results = asyncio.run(panels())
+            else:
+                results = asyncio.run(panels())
+                console.print(table.render())
+        finally:
+            outputs.close()
+    return results
+
+
+def _report(results: list[PanelResult | BaseException], fixtures: list[LoadedFixture],
+            out: Path, console: Console) -> int:
+    code = EXIT_PASS
+    for fix, res in zip(fixtures, results, strict=True):
+        if isinstance(res, PanelRefused | DeviceGone | DeviceTimeout | OSError):
+            print(f"ate: fixture {fix.model.fixture}: {res}", file=sys.stderr)
+            code = max(code, EXIT_CANNOT_RUN)
+        elif isinstance(res, BaseException):
+            raise res
+        elif not res.all_passed:
+            code = max(code, EXIT_UNIT_FAILED)
+    console.print(f"records, logs and JUnit in [bold]{out}[/bold]")
+    return code
+
+
+def run_panels(args: argparse.Namespace) -> int:
+    try:
+        seq, fixtures = _load(Path(args.sequence), [Path(f) for f in args.fixture])
+    except InputError as exc:
+        print(f"ate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out = _out_dir(args.out)
+    console = Console(highlight=False)
+    results = execute(seq, fixtures, out, station=args.station or socket.gethostname(),
+                      operator=args.operator, live=not args.no_live, transport=args.transport,
+                      console=console)
+    return _report(results, fixtures, out, console)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The built-in simulated quad fixture; slot 3 carries a fault. Exit 0 when the demo
+    behaved as designed (faulted slots fail, the others pass)."""
+    try:
+        seq, fixtures = _load(DEMO_SEQUENCE, [DEMO_FIXTURE])
+    except InputError as exc:
+        print(f"ate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    console = Console(highlight=False)
+    fix = fixtures[0]
+    sim = fix.model.simulation
+    faulted = {n for n, s in (sim.slots.items() if sim else ()) if s.faults}
+    console.print(
+        f"[bold]ate demo[/bold]: fixture [cyan]{fix.model.fixture}[/cyan] "
+        f"({len(fix.model.slots)} simulated ESP32-S3 boards on real ptys), sequence "
+        f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault."
+    )
+    out = _out_dir(args.out)
+    results = execute(seq, fixtures, out, station=args.station or socket.gethostname(),
+                      operator=args.operator, live=not args.no_live, transport=args.transport,
+                      console=console)
+    code = _report(results, fixtures, out, console)
+    res = results[0]
+    if code == EXIT_CANNOT_RUN or isinstance(res, BaseException):
+        return code
+    as_designed = all(
+        (r.verdict is not Verdict.PASS) == (slot in faulted) for slot, r in res.slots.items()
+    )
+    if as_designed:
+        console.print("demo: as designed, the faulted slot failed with its reason and the "
+                      "others passed.")
+        return EXIT_PASS
+    console.print("[bold red]demo: unexpected verdicts[/bold red] (see the table above)")
+    return EXIT_UNIT_FAILED

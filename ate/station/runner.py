@@ -1,0 +1,144 @@
+"""Run panels on a fixture: open the controller, bind each slot's port, run, record."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ate.config.loader import LoadedFixture, LoadedSequence
+from ate.drivers.fixture import LineFixtureController
+from ate.drivers.line_client import LineClient
+from ate.drivers.ports import resolve_port
+from ate.records.junit import JUnitWriter
+from ate.records.slot_log import SlotLogWriter
+from ate.records.unit_record import RecordWriter
+from ate.scheduler.bus import EventBus
+from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
+from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
+from ate.sequence.plan import compile_plan
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a simulated fixture's twin put its ports (None for real hardware)."""
+
+    controller: str
+    slots: dict[int, str]
+
+
+@dataclass
+class Outputs:
+    """The subscribers that turn events into files under one output folder."""
+
+    out_dir: Path
+    records: RecordWriter = field(init=False)
+    junit: JUnitWriter = field(init=False)
+    logs: SlotLogWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.records = RecordWriter(self.out_dir)
+        self.junit = JUnitWriter(self.out_dir)
+        self.logs = SlotLogWriter(self.out_dir)
+
+    def attach(self, bus: EventBus) -> None:
+        for sub in (self.logs, self.records, self.junit):
+            bus.subscribe(sub)
+
+    def close(self) -> None:
+        self.records.close()
+        self.logs.close()
+
+
+def new_panel_id(fixture: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{fixture}-{stamp}-{secrets.token_hex(2)}"
+
+
+def sequence_info(seq: LoadedSequence) -> dict[str, Any]:
+    return {
+        "name": seq.model.sequence,
+        "version": seq.model.version,
+        "file": seq.path.name,
+        "sha256": seq.sha256,
+        "test_firmware": {
+            "file": seq.firmware_path.name,
+            "sha256": seq.firmware_sha256,
+            "version": seq.model.test_firmware.version,
+        },
+    }
+
+
+@contextlib.contextmanager
+def simulated_twin(fixture: LoadedFixture, transport: str = "pty") -> Iterator[Endpoints | None]:
+    """Start the fixture's simulated twin when its controller driver is `sim`."""
+    if fixture.model.controller.driver != "sim":
+        yield None
+        return
+    from ate.sim.fixture_twin import SimFixtureThread  # only a simulated fixture needs it
+
+    with SimFixtureThread(fixture.model, fixture.base_dir, transport=transport) as twin:
+        yield Endpoints(controller=twin.controller_endpoint, slots=dict(twin.endpoints))
+
+
+async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> LineFixtureController:
+    ctrl = fixture.model.controller
+    if sim is not None:
+        return await LineFixtureController.open(sim.controller)
+    assert ctrl.port is not None  # the model insists for driver 'line'
+    return await LineFixtureController.open(resolve_port(ctrl.port), ctrl.port.baud)
+
+
+def slot_bindings(fixture: LoadedFixture, sim: Endpoints | None) -> list[SlotBinding]:
+    bindings = []
+    for spec in fixture.model.slots:
+        if not spec.enabled:
+            continue
+
+        def opener(spec: Any = spec) -> Callable[[LogSink], Any]:
+            async def open_dut(on_log: LogSink) -> LineClient:
+                endpoint = resolve_port(spec.port, sim.slots.get(spec.slot) if sim else None)
+                return await LineClient.open(endpoint, spec.port.baud, name=f"slot{spec.slot}",
+                                             on_log=on_log)
+            return open_dut
+
+        bindings.append(SlotBinding(spec.slot, opener()))
+    return bindings
+
+
+async def run_one_panel(
+    fixture: LoadedFixture,
+    sequence: LoadedSequence,
+    bus: EventBus,
+    *,
+    sim: Endpoints | None,
+    station: str,
+    operator: str,
+    options: SlotOptions | None = None,
+    controller: LineFixtureController | None = None,
+) -> PanelResult:
+    """One panel on `fixture`; opens (and closes) the controller unless one is given."""
+    own = controller is None
+    ctrl = controller or await open_controller(fixture, sim)
+    try:
+        spec = PanelSpec(
+            panel_id=new_panel_id(fixture.model.fixture),
+            fixture=fixture.model.fixture,
+            station=station,
+            operator=operator,
+            plan=compile_plan(sequence.model),
+            sequence_info=sequence_info(sequence),
+            bindings=slot_bindings(fixture, sim),
+            controller=ctrl,
+            resources={n: r.capacity for n, r in fixture.model.resources.items()},
+            options=options or SlotOptions(),
+        )
+        return await run_panel(spec, bus)
+    finally:
+        if own:
+            await ctrl.close()
+
