@@ -26,10 +26,11 @@ class TestFirmwareClient:
         self.timeout = timeout
         self.attempts = attempts
 
-    async def call(self, command: str, *args: object, timeout: float | None = None,
-                   **kwargs: object) -> dict[str, str]:
+    async def call(
+        self, command: str, *args: object, timeout: float | None = None
+    ) -> dict[str, str]:
         return await self.line.request(
-            command, *args, timeout=timeout or self.timeout, attempts=self.attempts, **kwargs
+            command, *args, timeout=timeout or self.timeout, attempts=self.attempts
         )
 
     async def info(self) -> DutInfo:
@@ -42,8 +43,9 @@ class TestFirmwareClient:
         )
         if info.proto != PROTOCOL_VERSION:
             raise DeviceError(
-                "info", "EVERSION", f"firmware speaks protocol {info.proto}, ate speaks "
-                f"{PROTOCOL_VERSION}"
+                "info",
+                "EVERSION",
+                f"firmware speaks protocol {info.proto}, ate speaks {PROTOCOL_VERSION}",
             )
         return info
 
@@ -71,20 +73,22 @@ class TestFirmwareClient:
         return reply_field(await self.call("spi.jedec", bus), "id", as_int, "spi.jedec")
 
     async def spi_xfer(self, bus: int, tx: bytes) -> bytes:
-        return reply_field(await self.call("spi.xfer", bus, tx.hex()), "data", bytes.fromhex,
-                           "spi.xfer")
+        return reply_field(
+            await self.call("spi.xfer", bus, tx.hex()), "data", bytes.fromhex, "spi.xfer"
+        )
 
     async def adc_read_mv(self, channel: int, samples: int = 1) -> int:
         # An ADC sample takes tens of microseconds; allow for big averages.
-        f = await self.call("adc.read", channel, samples=samples, timeout=self.timeout + samples
-                            * 0.001)
+        f = await self.call(
+            "adc.read", channel, f"samples={samples}", timeout=self.timeout + samples * 0.001
+        )
         return reply_field(f, "mv", int, "adc.read")
 
     async def power_mode(self, mode: str, hold_ms: int | None = None) -> None:
         if hold_ms is None:
             await self.call("power.mode", mode)
         else:
-            await self.call("power.mode", mode, hold_ms=hold_ms)
+            await self.call("power.mode", mode, f"hold_ms={hold_ms}")
 
     async def rf_golden(self, channel: int, packets: int) -> dict[str, float]:
         # The golden board exchanges packets at about 1 ms each.

@@ -33,6 +33,7 @@ class FixtureController(Protocol):
     def clamp_event(self) -> asyncio.Event:
         """Set whenever the clamp opens; the panel aborts on it."""
         ...
+
     async def led(self, slot: int, state: Led) -> None: ...
     async def current(self, slot: int, samples: int) -> CurrentReading: ...
     async def dmm_volts(self, slot: int, rail: str) -> float: ...
@@ -59,9 +60,10 @@ class LineFixtureController:
     def clamp_event(self) -> asyncio.Event:
         return self._clamp_opened
 
-    async def _call(self, command: str, *args: object, timeout: float | None = None,
-                    **kwargs: object) -> dict[str, str]:
-        return await self.line.request(command, *args, timeout=timeout or self.timeout, **kwargs)
+    async def _call(
+        self, command: str, *args: object, timeout: float | None = None
+    ) -> dict[str, str]:
+        return await self.line.request(command, *args, timeout=timeout or self.timeout)
 
     async def power(self, slot: int, on: bool) -> None:
         await self._call("power.set", slot, int(on))
@@ -70,8 +72,9 @@ class LineFixtureController:
         await self._call("strap", slot, mode)
 
     async def present(self, slot: int) -> bool:
-        return reply_field(await self._call("present.get", slot), "present", int,
-                           "present.get") == 1
+        return (
+            reply_field(await self._call("present.get", slot), "present", int, "present.get") == 1
+        )
 
     async def clamp_closed(self) -> bool:
         closed = reply_field(await self._call("clamp.get"), "closed", int, "clamp.get") == 1
@@ -83,8 +86,9 @@ class LineFixtureController:
         await self._call("led.set", slot, state)
 
     async def current(self, slot: int, samples: int) -> CurrentReading:
-        f = await self._call("isense.read", slot, samples=samples,
-                             timeout=self.timeout + samples * 0.002)
+        f = await self._call(
+            "isense.read", slot, f"samples={samples}", timeout=self.timeout + samples * 0.002
+        )
         return CurrentReading(
             mean_ma=reply_field(f, "ma", float, "isense.read"),
             min_ma=reply_field(f, "min", float, "isense.read"),

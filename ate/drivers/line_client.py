@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import TypeVar
+
 import serial
 import serial_asyncio_fast
 
@@ -157,7 +158,6 @@ class LineClient:
         *args: object,
         timeout: float = 0.5,
         attempts: int = 3,
-        **kwargs: object,
     ) -> dict[str, str]:
         """Send `command`, return the reply's fields; raise DeviceError on ERR.
 
@@ -171,7 +171,7 @@ class LineClient:
         async with self._lock:
             req_id = self._next_id
             self._next_id = req_id % 0xFFFF + 1
-            line = encode_request(req_id, command, *args, **kwargs)
+            line = encode_request(req_id, command, *args)
             loop = asyncio.get_running_loop()
             self._pending_id = req_id
             try:
@@ -193,9 +193,7 @@ class LineClient:
             finally:
                 self._pending = None
                 self._pending_id = 0
-        raise DeviceTimeout(
-            f"no reply to {command} after {attempts} attempts of {timeout:g} s"
-        )
+        raise DeviceTimeout(f"no reply to {command} after {attempts} attempts of {timeout:g} s")
 
     async def close(self) -> None:
         transport = self._transport

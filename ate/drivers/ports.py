@@ -37,4 +37,4 @@ def resolve_port(spec: PortSpec, sim_endpoint: str | None = None) -> str:
         raise PortNotFound(f"no USB serial adapter with serial number {spec.usb_serial!r}")
     if len(matches) > 1:
         raise PortNotFound(f"serial number {spec.usb_serial!r} matches {', '.join(matches)}")
-    return matches[0]
+    return str(matches[0])

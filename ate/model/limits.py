@@ -62,4 +62,4 @@ class Limits:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}" if not float(x).is_integer() or abs(x) < 1e15 else str(x)
+    return f"{x:g}"

@@ -16,7 +16,8 @@ def panel_junit(panel: PanelStarted, results: list[SlotResult]) -> ET.ElementTre
         mac = r.unit.mac if r.unit else "unknown"
         counts = {v: sum(1 for s in r.steps if s.verdict is v) for v in Verdict}
         suite = ET.SubElement(
-            suites, "testsuite",
+            suites,
+            "testsuite",
             name=f"{panel.fixture}.slot{r.slot}",
             tests=str(len(r.steps)),
             failures=str(counts[Verdict.FAIL]),
@@ -27,8 +28,13 @@ def panel_junit(panel: PanelStarted, results: list[SlotResult]) -> ET.ElementTre
             hostname=panel.station,
         )
         props = ET.SubElement(suite, "properties")
-        for key, value in (("mac", mac), ("verdict", r.verdict.value), ("reason", r.reason),
-                           ("panel_id", panel.panel_id), ("operator", panel.operator)):
+        for key, value in (
+            ("mac", mac),
+            ("verdict", r.verdict.value),
+            ("reason", r.reason),
+            ("panel_id", panel.panel_id),
+            ("operator", panel.operator),
+        ):
             ET.SubElement(props, "property", name=key, value=value)
         if r.verdict is not Verdict.PASS and all(s.verdict is Verdict.SKIPPED for s in r.steps):
             # Empty slots and bring-up failures have no step to carry them.
@@ -36,20 +42,27 @@ def panel_junit(panel: PanelStarted, results: list[SlotResult]) -> ET.ElementTre
             tag = "skipped" if r.verdict is Verdict.EMPTY else "error"
             ET.SubElement(case, tag, message=r.reason)
         for s in r.steps:
-            case = ET.SubElement(suite, "testcase", classname=f"slot{r.slot}", name=s.name,
-                                 time=f"{s.duration_s:.6f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"slot{r.slot}",
+                name=s.name,
+                time=f"{s.duration_s:.6f}",
+            )
             if s.verdict is Verdict.FAIL:
                 ET.SubElement(case, "failure", message=s.reason, type="FAIL")
             elif s.verdict in (Verdict.ERROR, Verdict.ABORTED):
-                ET.SubElement(case, "error", message=s.reason or s.verdict.value,
-                              type=s.verdict.value)
+                ET.SubElement(
+                    case, "error", message=s.reason or s.verdict.value, type=s.verdict.value
+                )
             elif s.verdict is Verdict.SKIPPED:
                 ET.SubElement(case, "skipped")
             if s.measurements:
                 out = ET.SubElement(case, "system-out")
                 out.text = "\n".join(
                     f"{m.name} = {m.value} {m.unit} [{m.limits.describe() if m.limits else '-'}]"
-                    f" {m.verdict.value}" for m in s.measurements
+                    f" {m.verdict.value}"
+                    for m in s.measurements
                 )
     ET.indent(suites)
     return ET.ElementTree(suites)
@@ -71,7 +84,7 @@ class JUnitWriter:
         elif isinstance(event, PanelEnded):
             self.dir.mkdir(parents=True, exist_ok=True)
             path = self.dir / f"{event.panel_id}.xml"
-            panel_junit(self._panels.pop(event.panel_id),
-                        self._results.pop(event.panel_id)).write(
-                path, encoding="utf-8", xml_declaration=True)
+            panel_junit(self._panels.pop(event.panel_id), self._results.pop(event.panel_id)).write(
+                path, encoding="utf-8", xml_declaration=True
+            )
             self.paths.append(path)

@@ -7,6 +7,7 @@ says secret are replaced, and PEM private-key blocks in any string are masked.
 from __future__ import annotations
 
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 _SECRET_KEY = re.compile(r"(secret|passw|private|priv_?key|token|pin$|^pin|hmac_key)", re.I)
@@ -36,5 +37,8 @@ def redact(value: Any) -> Any:
     return value
 
 
-def structlog_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return redact(event_dict)  # type: ignore[no-any-return]
+def structlog_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> dict[str, Any]:
+    clean: dict[str, Any] = redact(dict(event_dict))
+    return clean

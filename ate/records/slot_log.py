@@ -7,7 +7,7 @@ by a processor before anything is rendered.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -27,7 +27,7 @@ from ate.model.events import (
 from ate.records.redact import structlog_processor
 
 
-def _logger(stream: IO[str], **context: Any) -> Any:
+def _logger(stream: TextIO, **context: Any) -> Any:
     return structlog.wrap_logger(
         structlog.WriteLogger(stream),
         processors=[
@@ -44,7 +44,7 @@ class SlotLogWriter:
 
     def __init__(self, out_dir: Path) -> None:
         self.dir = out_dir / "logs"
-        self._files: dict[tuple[str, int], IO[str]] = {}
+        self._files: dict[tuple[str, int], TextIO] = {}
         self._loggers: dict[tuple[str, int], Any] = {}
         self.paths: list[Path] = []
 
@@ -68,45 +68,69 @@ class SlotLogWriter:
         if f is not None:
             f.close()
 
-    def __call__(self, event: Event) -> None:  # noqa: C901 - one branch per event type
+    def __call__(self, event: Event) -> None:
         if isinstance(event, DutLog):
             self._open(event.panel_id, event.slot).info("dut", line=event.line)
         elif isinstance(event, Measured):
             m = event.measurement
             self._open(event.panel_id, event.slot).info(
-                "measurement", step=event.step, name=m.name, value=m.value, unit=m.unit,
-                limits=m.limits.describe() if m.limits else None, verdict=m.verdict.value)
+                "measurement",
+                step=event.step,
+                name=m.name,
+                value=m.value,
+                unit=m.unit,
+                limits=m.limits.describe() if m.limits else None,
+                verdict=m.verdict.value,
+            )
         elif isinstance(event, StepStarted):
             self._open(event.panel_id, event.slot).info(
-                "step_start", step=event.name, index=event.index, attempt=event.attempt)
+                "step_start", step=event.name, index=event.index, attempt=event.attempt
+            )
         elif isinstance(event, StepEnded):
             r = event.result
             self._open(event.panel_id, event.slot).info(
-                "step_end", step=r.name, verdict=r.verdict.value, reason=r.reason,
-                retries=r.retries, duration_s=round(r.duration_s, 6),
-                resource_wait_s=round(r.resource_wait_s, 6))
+                "step_end",
+                step=r.name,
+                verdict=r.verdict.value,
+                reason=r.reason,
+                retries=r.retries,
+                duration_s=round(r.duration_s, 6),
+                resource_wait_s=round(r.resource_wait_s, 6),
+            )
         elif isinstance(event, SlotPhase):
             self._open(event.panel_id, event.slot).info("phase", phase=event.phase)
         elif isinstance(event, UnitIdentified):
             u = event.unit
             self._open(event.panel_id, event.slot).info(
-                "unit", mac=u.mac, chip=u.chip, firmware=u.firmware, protocol=u.protocol)
+                "unit", mac=u.mac, chip=u.chip, firmware=u.firmware, protocol=u.protocol
+            )
         elif isinstance(event, SlotStarted):
             self._open(event.panel_id, event.slot).info("slot_start")
         elif isinstance(event, SlotEnded):
-            r = event.result
-            self._open(event.panel_id, r.slot).info(
-                "slot_end", verdict=r.verdict.value, reason=r.reason,
-                duration_s=round(r.duration_s, 6))
-            self._close(event.panel_id, r.slot)
+            res = event.result
+            self._open(event.panel_id, res.slot).info(
+                "slot_end",
+                verdict=res.verdict.value,
+                reason=res.reason,
+                duration_s=round(res.duration_s, 6),
+            )
+            self._close(event.panel_id, res.slot)
         elif isinstance(event, PanelStarted):
             self._open(event.panel_id, 0).info(
-                "panel_start", fixture=event.fixture, station=event.station,
-                operator=event.operator, sequence=event.sequence, slots=list(event.slots))
+                "panel_start",
+                fixture=event.fixture,
+                station=event.station,
+                operator=event.operator,
+                sequence=event.sequence,
+                slots=list(event.slots),
+            )
         elif isinstance(event, PanelEnded):
             self._open(event.panel_id, 0).info(
-                "panel_end", verdicts={str(k): v.value for k, v in event.verdicts.items()},
-                duration_s=round(event.duration_s, 6), aborted=event.aborted)
+                "panel_end",
+                verdicts={str(k): v.value for k, v in event.verdicts.items()},
+                duration_s=round(event.duration_s, 6),
+                aborted=event.aborted,
+            )
             self._close(event.panel_id, 0)
 
     def close(self) -> None:

@@ -35,28 +35,31 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def build_record(panel: PanelStarted, result: SlotResult) -> dict[str, Any]:
     unit = result.unit
-    return redact({
-        "schema": RECORD_SCHEMA,
-        "record_id": f"{panel.panel_id}-slot{result.slot}",
-        "panel_id": panel.panel_id,
-        "panel_started_at": panel.started_at,
-        "ate_version": ate.__version__,
-        "station": panel.station,
-        "operator": panel.operator,
-        "fixture": panel.fixture,
-        "slot": result.slot,
-        "unit": {
-            "mac": unit.mac if unit else None,
-            "chip": unit.chip if unit else None,
-            "test_firmware": unit.firmware if unit else None,
-            "protocol": unit.protocol if unit else None,
-        },
-        "sequence": panel.sequence,
-        "verdict": result.verdict.value,
-        "reason": result.reason,
-        "duration_s": round(result.duration_s, 6),
-        "steps": [s.as_dict() for s in result.steps],
-    })
+    record: dict[str, Any] = redact(
+        {
+            "schema": RECORD_SCHEMA,
+            "record_id": f"{panel.panel_id}-slot{result.slot}",
+            "panel_id": panel.panel_id,
+            "panel_started_at": panel.started_at,
+            "ate_version": ate.__version__,
+            "station": panel.station,
+            "operator": panel.operator,
+            "fixture": panel.fixture,
+            "slot": result.slot,
+            "unit": {
+                "mac": unit.mac if unit else None,
+                "chip": unit.chip if unit else None,
+                "test_firmware": unit.firmware if unit else None,
+                "protocol": unit.protocol if unit else None,
+            },
+            "sequence": panel.sequence,
+            "verdict": result.verdict.value,
+            "reason": result.reason,
+            "duration_s": round(result.duration_s, 6),
+            "steps": [s.as_dict() for s in result.steps],
+        }
+    )
+    return record
 
 
 class RecordWriter:

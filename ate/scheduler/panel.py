@@ -25,8 +25,13 @@ from ate.sequence.plan import Plan
 
 _log = logging.getLogger(__name__)
 
-_LED = {Verdict.PASS: "pass", Verdict.FAIL: "fail", Verdict.ERROR: "error",
-        Verdict.ABORTED: "error", Verdict.EMPTY: "off"}
+_LED = {
+    Verdict.PASS: "pass",
+    Verdict.FAIL: "fail",
+    Verdict.ERROR: "error",
+    Verdict.ABORTED: "error",
+    Verdict.EMPTY: "off",
+}
 
 
 class PanelRefused(Exception):
@@ -73,23 +78,30 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
     clamp_opened = controller.clamp_event()
 
     t0 = time.monotonic()
-    bus.emit(PanelStarted(
-        spec.panel_id, spec.fixture, spec.station, spec.operator, dict(spec.sequence_info),
-        tuple(b.slot for b in spec.bindings),
-        dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-    ))
+    bus.emit(
+        PanelStarted(
+            spec.panel_id,
+            spec.fixture,
+            spec.station,
+            spec.operator,
+            dict(spec.sequence_info),
+            tuple(b.slot for b in spec.bindings),
+            dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        )
+    )
     runs = {
         b.slot: SlotRun(spec.panel_id, b, spec.plan, controller, pool, bus.emit, spec.options)
         for b in spec.bindings
     }
-    tasks = {slot: asyncio.create_task(run.run(), name=f"slot-{slot}")
-             for slot, run in runs.items()}
+    tasks = {
+        slot: asyncio.create_task(run.run(), name=f"slot-{slot}") for slot, run in runs.items()
+    }
     watcher = asyncio.create_task(clamp_opened.wait(), name="clamp-watch")
-    slot_of = {task: slot for slot, task in tasks.items()}
+    slot_of: dict[asyncio.Task[Any], int] = {task: slot for slot, task in tasks.items()}
     results: dict[int, SlotResult] = {}
     aborted = False
 
-    def finish(slot: int, task: asyncio.Task[SlotResult]) -> None:
+    def finish(slot: int, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or task.exception() is not None:
             reason = "clamp opened during the test" if aborted else "panel cancelled"
             results[slot] = runs[slot].result(Verdict.ABORTED, reason)
@@ -121,8 +133,9 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
             finish(slot_of[task], task)
         await _make_safe(controller, results)
         duration = time.monotonic() - t0
-        bus.emit(PanelEnded(spec.panel_id, {s: r.verdict for s, r in results.items()},
-                            duration, aborted))
+        bus.emit(
+            PanelEnded(spec.panel_id, {s: r.verdict for s, r in results.items()}, duration, aborted)
+        )
     return PanelResult(spec.panel_id, results, duration, aborted, dict(pool.busy_s))
 
 

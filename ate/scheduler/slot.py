@@ -18,7 +18,6 @@ from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, Line
 from ate.model.events import (
     DutLog,
     Event,
-    SlotEnded,
     SlotPhase,
     SlotStarted,
     StepEnded,
@@ -101,8 +100,9 @@ class SlotRun:
         # Steps never reached are recorded too: a record lists the whole sequence.
         done = {s.index for s in self.steps}
         skipped = tuple(
-            StepResult(index=p.index, name=p.name, type=p.type, verdict=Verdict.SKIPPED,
-                       uses=p.uses)
+            StepResult(
+                index=p.index, name=p.name, type=p.type, verdict=Verdict.SKIPPED, uses=p.uses
+            )
             for p in self.plan.steps
             if p.index not in done
         )
@@ -127,7 +127,8 @@ class SlotRun:
             self._phase("connect")
             client = await self.binding.open_dut(self._dut_log)
             dut = TestFirmwareClient(
-                client, timeout=self.options.request_timeout,
+                client,
+                timeout=self.options.request_timeout,
                 attempts=self.options.request_attempts,
             )
             verdict, reason = await self._bring_up(dut)
@@ -167,11 +168,15 @@ class SlotRun:
             ready.cancel()
         self._phase("identify")
         info = await dut.info()
-        self.unit = UnitIdentity(mac=info.mac, chip=info.chip, firmware=info.firmware,
-                                 protocol=info.proto)
+        self.unit = UnitIdentity(
+            mac=info.mac, chip=info.chip, firmware=info.firmware, protocol=info.proto
+        )
         self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
         if info.chip != self.plan.chip:
-            return Verdict.ERROR, f"identify: chip is {info.chip}, the sequence is for {self.plan.chip}"
+            return (
+                Verdict.ERROR,
+                f"identify: chip is {info.chip}, the sequence is for {self.plan.chip}",
+            )
         want = self.plan.firmware_version
         if want and not info.firmware.endswith(f"/{want}"):
             return Verdict.ERROR, (
@@ -252,4 +257,3 @@ class SlotRun:
                 await client.close()
 
         await asyncio.shield(down())
-

@@ -44,7 +44,7 @@ def test_crc_is_ccitt_false() -> None:
 
 def test_known_vector() -> None:
     assert encode_reply(7, {"level": 1}) == b"@7 OK level=1*%04X\n" % crc16(b"@7 OK level=1")
-    assert parse_device_line("@7 OK level=1*%04X" % crc16(b"@7 OK level=1")) == Reply(
+    assert parse_device_line(f"@7 OK level=1*{crc16(b'@7 OK level=1'):04X}") == Reply(
         7, {"level": "1"}
     )
 
@@ -77,7 +77,9 @@ def test_request_round_trip(req_id: int, command: str, a: list[str], kw: dict[st
 
 
 @given(st.lists(st.tuples(ids, fields), min_size=1, max_size=8), st.data())
-def test_split_reads_anywhere(replies: list[tuple[int, dict[str, str]]], data: st.DataObject) -> None:
+def test_split_reads_anywhere(
+    replies: list[tuple[int, dict[str, str]]], data: st.DataObject
+) -> None:
     """However the transport chops the bytes, the same events come out."""
     stream = b"".join(encode_reply(i, f) for i, f in replies)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
@@ -95,7 +97,9 @@ garbage = st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"").replace(b"@
 
 
 @given(st.lists(st.tuples(garbage, ids, fields), min_size=1, max_size=6))
-def test_garbage_lines_between_replies_are_logs(items: list[tuple[bytes, int, dict[str, str]]]) -> None:
+def test_garbage_lines_between_replies_are_logs(
+    items: list[tuple[bytes, int, dict[str, str]]],
+) -> None:
     stream = b"".join(g + b"\n" + encode_reply(i, f) for g, i, f in items)
     events = DeviceDecoder().feed(stream)
     assert [e for e in events if isinstance(e, Reply)] == [Reply(i, f) for _, i, f in items]
