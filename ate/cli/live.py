@@ -19,8 +19,12 @@ from ate.model.events import (
 from ate.model.verdict import Verdict
 
 _STYLE = {
-    Verdict.PASS: "bold green", Verdict.FAIL: "bold red", Verdict.ERROR: "bold magenta",
-    Verdict.ABORTED: "bold yellow", Verdict.EMPTY: "dim", Verdict.SKIPPED: "dim",
+    Verdict.PASS: "bold green",
+    Verdict.FAIL: "bold red",
+    Verdict.ERROR: "bold magenta",
+    Verdict.ABORTED: "bold yellow",
+    Verdict.EMPTY: "dim",
+    Verdict.SKIPPED: "dim",
 }
 
 
@@ -73,15 +77,19 @@ class SlotTable:
             table.add_column(col, no_wrap=col != "reason", overflow="fold")
         many = len({p for p, _ in self.rows}) > 1
         for (panel, slot), row in sorted(self.rows.items()):
-            verdict = (Text(row.verdict.value, style=_STYLE[row.verdict]) if row.verdict
-                       else Text("…"))
+            verdict = (
+                Text(row.verdict.value, style=_STYLE[row.verdict]) if row.verdict else Text("…")
+            )
             label = f"{panel.split('-')[0]}/{slot}" if many else str(slot)
-            table.add_row(label, row.mac or "-", row.activity,
-                          f"{row.done}/{self.total}" + (f" ({row.failed} failed)" if row.failed
-                                                        else ""),
-                          verdict, row.reason)
+            table.add_row(
+                label,
+                row.mac or "-",
+                row.activity,
+                f"{row.done}/{self.total}" + (f" ({row.failed} failed)" if row.failed else ""),
+                verdict,
+                row.reason,
+            )
         return table
 
     def __rich__(self) -> Table:
         return self.render()
-

@@ -7,7 +7,6 @@ Exit codes: 0 every unit passed, 1 a unit failed (FAIL, ERROR or ABORTED), 2 bad
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -23,8 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one panel of a fixture with a sequence")
-    run.add_argument("--fixture", "-f", required=True, action="append",
-                     help="fixture YAML (repeat to run several fixtures in one process)")
+    run.add_argument(
+        "--fixture",
+        "-f",
+        required=True,
+        action="append",
+        help="fixture YAML (repeat to run several fixtures in one process)",
+    )
     run.add_argument("--sequence", "-s", required=True, help="sequence YAML")
     _common_run_args(run)
 
@@ -46,13 +50,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _common_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", "-o", type=Path,
-                   help="folder for records, logs and JUnit (default: a new folder)")
+    p.add_argument(
+        "--out", "-o", type=Path, help="folder for records, logs and JUnit (default: a new folder)"
+    )
     p.add_argument("--station", default=None, help="station name (default: host name)")
     p.add_argument("--operator", default="unknown", help="operator id, as signed in")
     p.add_argument("--no-live", action="store_true", help="no live table (plain lines)")
-    p.add_argument("--transport", choices=["pty", "socket"], default="pty",
-                   help="how a simulated fixture's twin serves its ports")
+    p.add_argument(
+        "--transport",
+        choices=["pty", "socket"],
+        default="pty",
+        help="how a simulated fixture's twin serves its ports",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

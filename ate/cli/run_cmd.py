@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 
 import ate
+from ate.cli.live import SlotTable
 from ate.config.errors import InputError
 from ate.config.loader import (
     LoadedFixture,
@@ -28,7 +29,6 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused, PanelResult
 from ate.sequence.plan import PlanError, compile_plan
 from ate.station.runner import Outputs, run_one_panel, simulated_twin
-from ate.cli.live import SlotTable
 
 EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
@@ -87,8 +87,10 @@ def execute(
 
         async def panels() -> list[PanelResult | BaseException]:
             return await asyncio.gather(
-                *(run_one_panel(f, seq, bus, sim=sim, station=station, operator=operator)
-                  for f, sim in zip(fixtures, sims, strict=True)),
+                *(
+                    run_one_panel(f, seq, bus, sim=sim, station=station, operator=operator)
+                    for f, sim in zip(fixtures, sims, strict=True)
+                ),
                 return_exceptions=True,
             )
 
@@ -104,8 +106,12 @@ def execute(
     return results
 
 
-def _report(results: list[PanelResult | BaseException], fixtures: list[LoadedFixture],
-            out: Path, console: Console) -> int:
+def _report(
+    results: list[PanelResult | BaseException],
+    fixtures: list[LoadedFixture],
+    out: Path,
+    console: Console,
+) -> int:
     code = EXIT_PASS
     for fix, res in zip(fixtures, results, strict=True):
         if isinstance(res, PanelRefused | DeviceGone | DeviceTimeout | OSError):
@@ -127,9 +133,16 @@ def run_panels(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     out = _out_dir(args.out)
     console = Console(highlight=False)
-    results = execute(seq, fixtures, out, station=args.station or socket.gethostname(),
-                      operator=args.operator, live=not args.no_live, transport=args.transport,
-                      console=console)
+    results = execute(
+        seq,
+        fixtures,
+        out,
+        station=args.station or socket.gethostname(),
+        operator=args.operator,
+        live=not args.no_live,
+        transport=args.transport,
+        console=console,
+    )
     return _report(results, fixtures, out, console)
 
 
@@ -151,9 +164,16 @@ def run_demo(args: argparse.Namespace) -> int:
         f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault."
     )
     out = _out_dir(args.out)
-    results = execute(seq, fixtures, out, station=args.station or socket.gethostname(),
-                      operator=args.operator, live=not args.no_live, transport=args.transport,
-                      console=console)
+    results = execute(
+        seq,
+        fixtures,
+        out,
+        station=args.station or socket.gethostname(),
+        operator=args.operator,
+        live=not args.no_live,
+        transport=args.transport,
+        console=console,
+    )
     code = _report(results, fixtures, out, console)
     res = results[0]
     if code == EXIT_CANNOT_RUN or isinstance(res, BaseException):
@@ -162,8 +182,9 @@ def run_demo(args: argparse.Namespace) -> int:
         (r.verdict is not Verdict.PASS) == (slot in faulted) for slot, r in res.slots.items()
     )
     if as_designed:
-        console.print("demo: as designed, the faulted slot failed with its reason and the "
-                      "others passed.")
+        console.print(
+            "demo: as designed, the faulted slot failed with its reason and the others passed."
+        )
         return EXIT_PASS
     console.print("[bold red]demo: unexpected verdicts[/bold red] (see the table above)")
     return EXIT_UNIT_FAILED

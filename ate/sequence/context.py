@@ -19,8 +19,16 @@ class StepFailed(Exception):
 class StepContext:
     """One per slot, reused across steps: allocation on the hot path costs overhead."""
 
-    __slots__ = ("_dut", "_emit", "_fixture", "failure", "measurements", "panel_id", "slot",
-                 "step_name")
+    __slots__ = (
+        "_dut",
+        "_emit",
+        "_fixture",
+        "failure",
+        "measurements",
+        "panel_id",
+        "slot",
+        "step_name",
+    )
 
     def __init__(
         self,

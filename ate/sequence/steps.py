@@ -69,8 +69,13 @@ async def gpio_read(ctx: StepContext, step: s.GpioReadStep) -> None:
 @executor("i2c_probe")
 async def i2c_probe(ctx: StepContext, step: s.I2cProbeStep) -> None:
     ack = await ctx.dut.i2c_probe(step.bus, step.address)
-    ctx.measure(f"i2c{step.bus}@0x{step.address:02x}.ack", int(ack), "", _LEVEL[1],
-                shown="NACK (no device)" if not ack else None)
+    ctx.measure(
+        f"i2c{step.bus}@0x{step.address:02x}.ack",
+        int(ack),
+        "",
+        _LEVEL[1],
+        shown="NACK (no device)" if not ack else None,
+    )
 
 
 @executor("i2c_read")
@@ -85,15 +90,25 @@ async def i2c_read(ctx: StepContext, step: s.I2cReadStep) -> None:
     limits = Limits(expect=step.expect) if step.expect is not None else None
     if step.limits is not None:
         limits = step.limits.to_limits()
-    ctx.measure(f"i2c{step.bus}@0x{step.address:02x}[0x{step.reg:02x}]", value, "", limits,
-                shown=f"0x{value:0{2 * step.length}x}")
+    ctx.measure(
+        f"i2c{step.bus}@0x{step.address:02x}[0x{step.reg:02x}]",
+        value,
+        "",
+        limits,
+        shown=f"0x{value:0{2 * step.length}x}",
+    )
 
 
 @executor("spi_jedec")
 async def spi_jedec(ctx: StepContext, step: s.SpiJedecStep) -> None:
     jedec = await ctx.dut.spi_jedec(step.bus)
-    ctx.measure(f"spi{step.bus}.jedec", jedec, "", Limits(expect=step.expect),
-                shown=f"0x{jedec:06x} (expected 0x{step.expect:06x})")
+    ctx.measure(
+        f"spi{step.bus}.jedec",
+        jedec,
+        "",
+        Limits(expect=step.expect),
+        shown=f"0x{jedec:06x} (expected 0x{step.expect:06x})",
+    )
 
 
 @executor("spi_transfer")
@@ -104,9 +119,14 @@ async def spi_transfer(ctx: StepContext, step: s.SpiTransferStep) -> None:
     ok = len(rx) == len(want) and all(
         (r & m) == (w & m) for r, w, m in zip(rx, want, mask, strict=True)
     )
-    ctx.measure(f"spi{step.bus}.rx", rx.hex(), "", None,
-                verdict=Verdict.PASS if ok else Verdict.FAIL,
-                shown=f"{rx.hex()} (expected {step.expect} under mask {mask.hex()})")
+    ctx.measure(
+        f"spi{step.bus}.rx",
+        rx.hex(),
+        "",
+        None,
+        verdict=Verdict.PASS if ok else Verdict.FAIL,
+        shown=f"{rx.hex()} (expected {step.expect} under mask {mask.hex()})",
+    )
 
 
 @executor("adc")
@@ -156,8 +176,11 @@ async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
 @executor("rf_golden")
 async def rf_golden(ctx: StepContext, step: s.RfGoldenStep) -> None:
     result = await ctx.dut.rf_golden(step.channel, step.packets)
-    for key, spec, unit in (("rssi", step.rssi, "dBm"), ("freq_offset", step.freq_offset, "ppm"),
-                            ("per", step.per, "%")):
+    for key, spec, unit in (
+        ("rssi", step.rssi, "dBm"),
+        ("freq_offset", step.freq_offset, "ppm"),
+        ("per", step.per, "%"),
+    ):
         limits = spec.to_limits() if spec is not None else None
         ctx.measure(f"rf.ch{step.channel}.{key}", result[key], unit, limits)
 

@@ -102,8 +102,10 @@ def slot_bindings(fixture: LoadedFixture, sim: Endpoints | None) -> list[SlotBin
         def opener(spec: Any = spec) -> Callable[[LogSink], Any]:
             async def open_dut(on_log: LogSink) -> LineClient:
                 endpoint = resolve_port(spec.port, sim.slots.get(spec.slot) if sim else None)
-                return await LineClient.open(endpoint, spec.port.baud, name=f"slot{spec.slot}",
-                                             on_log=on_log)
+                return await LineClient.open(
+                    endpoint, spec.port.baud, name=f"slot{spec.slot}", on_log=on_log
+                )
+
             return open_dut
 
         bindings.append(SlotBinding(spec.slot, opener()))
@@ -141,4 +143,3 @@ async def run_one_panel(
     finally:
         if own:
             await ctrl.close()
-
