@@ -27,6 +27,7 @@ _VALUE_RE = re.compile(r"[^\s*]*")
 _COMMAND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
 _CODE_RE = re.compile(r"E[A-Z0-9_]+")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ID_RE = re.compile(r"[0-9]{1,5}")  # ASCII digits only: '²'.isdigit() is True
 
 
 def crc16(data: bytes) -> int:
@@ -138,8 +139,10 @@ def encode_reply(req_id: int, fields: Mapping[str, object] | None = None) -> byt
 def encode_error(req_id: int, code: str, message: str) -> bytes:
     if not _CODE_RE.fullmatch(code):
         raise ValueError(f"error code {code!r} must look like EHW, EARG, ...")
-    message = " ".join(message.split()) or "-"
-    return _seal(f"@{req_id} ERR {code} {message}")
+    # A device may echo host text in a message: keep it ASCII and without a '*' that
+    # would be read as the start of the checksum.
+    message = " ".join(message.encode("ascii", "replace").decode().replace("*", "?").split())
+    return _seal(f"@{req_id} ERR {code} {message or '-'}")
 
 
 def encode_notice(name: str, fields: Mapping[str, object] | None = None) -> bytes:
@@ -203,7 +206,7 @@ def parse_device_line(line: str) -> DeviceEvent:
         if split is None or split[0]:
             return Corrupt(text, "notice fields must be key=value")
         return Notice(tokens[0], split[1])
-    if not head.isdigit():
+    if not _ID_RE.fullmatch(head):
         return Corrupt(text, "reply id is not a number")
     req_id = int(head)
     if tokens[:1] == ["OK"]:
@@ -228,10 +231,12 @@ def parse_host_line(line: str, *, require_checksum: bool = False) -> HostEvent:
         return Corrupt(text, problem)
     head, _, rest = body[1:].partition(" ")
     tokens = rest.split()
-    if not head.isdigit() or not 1 <= int(head) <= 0xFFFF:
+    if not _ID_RE.fullmatch(head) or not 1 <= int(head) <= 0xFFFF:
         return Corrupt(text, "request id must be 1..65535")
     if not tokens or not _COMMAND_RE.fullmatch(tokens[0]):
         return Corrupt(text, "request without a command")
+    if any("*" in tok for tok in tokens):
+        return Corrupt(text, "'*' is only allowed before the checksum")
     split = _split_fields(tokens[1:])
     if split is None:
         return Corrupt(text, "positional arguments must come before key=value")
@@ -247,7 +252,7 @@ def _protocol_start(line: str, marker: str) -> int:
     i = line.find(marker)
     while i >= 0:
         nxt = line[i + 1 : i + 2]
-        if nxt.isdigit() or (nxt == "*" and marker == "@"):
+        if "0" <= nxt <= "9" or (nxt == "*" and marker == "@"):
             return i
         i = line.find(marker, i + 1)
     return -1
@@ -277,7 +282,7 @@ class LineSplitter:
                 return lines
             raw = bytes(self._buf[:nl])
             del self._buf[: nl + 1]
-            if self._dropping:  # tail of an over-long line: never a valid reply
+            if self._dropping or nl > MAX_LINE:  # over-long: never a valid reply
                 self._dropping = False
                 continue
             if raw.endswith(b"\r"):

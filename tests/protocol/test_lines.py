@@ -207,3 +207,29 @@ def test_host_line_without_checksum_is_accepted_by_a_device() -> None:
 def test_encoders_refuse_what_would_not_parse(call: object) -> None:
     with pytest.raises(ValueError):
         call()  # type: ignore[operator]
+
+
+# Regressions found while building the simulator.
+
+
+def test_non_ascii_digits_are_not_ids() -> None:
+    assert not any(isinstance(e, Request) for e in HostDecoder().feed(b"!\xc2\xb2 ping\n"))
+    assert isinstance(parse_host_line("!1\u00b2 ping"), Corrupt)
+    body = "@\u00b2 OK".encode()
+    line = body + b"*%04X" % crc16(body)
+    assert not any(isinstance(e, Reply) for e in DeviceDecoder().feed(line + b"\n"))
+
+
+def test_overlong_line_in_one_feed_is_dropped() -> None:
+    huge = b"!" + b"1" * (MAX_LINE + 100) + b" ping\n"
+    assert HostDecoder().feed(huge) == []
+    assert DeviceDecoder().feed(b"@" + b"7" * (MAX_LINE + 1) + b" OK\n") == []
+
+
+def test_star_inside_an_unchecked_argument_is_refused() -> None:
+    assert isinstance(parse_host_line("!5 ping extra*"), Corrupt)
+
+
+def test_error_messages_are_made_ascii() -> None:
+    (event,) = DeviceDecoder().feed(encode_error(3, "EARG", "pin \u00b2 is *bad*"))
+    assert event == ErrorReply(3, "EARG", "pin ? is ?bad?")
