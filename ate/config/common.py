@@ -5,13 +5,28 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
 
 from ate.model.limits import Limits
 from ate.model.units import ALLOWED_UNITS, Quantity
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|min)?\s*$")
+_DURATION_PATTERN = r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|min)?\s*$"
+_DURATION_RE = re.compile(_DURATION_PATTERN)
 _SCALE = {"ms": 1e-3, "s": 1.0, "min": 60.0, None: 1.0}
+
+
+class FieldError(ValueError):
+    """A ValueError about one part of the value being validated, so that the loader can
+    point at that part: `at` is the path below the validator's own location, e.g.
+    ("unit",) from a limits validator, or (3, "name") from a validator of a list."""
+
+    def __init__(self, message: str, at: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.at = at
+
+    def within(self, *outer: str | int) -> FieldError:
+        """The same error, seen from a validator `outer` levels further out."""
+        return FieldError(str(self), (*outer, *self.at))
 
 
 class Strict(BaseModel):
@@ -29,8 +44,21 @@ def _parse_duration(value: Any) -> Any:
     return value
 
 
-# Seconds; YAML may say 2, 2.5, "500ms", "2s" or "1min".
-Duration = Annotated[float, BeforeValidator(_parse_duration)]
+# Seconds; YAML may say 2, 2.5, "500ms", "2s" or "1min". The JSON Schema says so too, or
+# editors would flag every "2s" (pydantic would describe only the float).
+Duration = Annotated[
+    float,
+    BeforeValidator(_parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": _DURATION_PATTERN},
+            ],
+            "description": "seconds (2.5) or a string: '500ms', '2s', '1min'",
+        }
+    ),
+]
 
 
 class LimitSpec(Strict):
@@ -41,19 +69,35 @@ class LimitSpec(Strict):
     unit: str = ""
     expect: float | None = None
 
+    # Each check names the field it is about (FieldError.at) so that the error points at
+    # the offending value rather than at the whole `limits:` mapping.
     @model_validator(mode="after")
     def _sense(self) -> LimitSpec:
         if self.unit not in ALLOWED_UNITS and self.unit != "":
-            raise ValueError(f"unknown unit {self.unit!r}; allowed: {', '.join(ALLOWED_UNITS)}")
+            raise FieldError(
+                f"unknown unit {self.unit!r}; allowed: {', '.join(ALLOWED_UNITS)} "
+                "(or no unit for plain numbers)",
+                ("unit",),
+            )
         if self.low is None and self.high is None and self.expect is None:
             raise ValueError("a limit needs low, high or expect")
-        self.to_limits()  # inverted limits, expect mixed with a range
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise FieldError(
+                f"inverted limits: low {self.low:g} is above high {self.high:g}", ("low",)
+            )
+        if self.expect is not None and (self.low is not None or self.high is not None):
+            raise FieldError("give either expect or low/high, not both", ("expect",))
+        self.to_limits()  # any rule Limits adds later
         return self
 
     def to_limits(self) -> Limits:
         return Limits(low=self.low, high=self.high, unit=self.unit, expect=self.expect)
 
     def for_quantity(self, quantity: Quantity) -> Limits:
+        """These limits for a `quantity` measurement; FieldError at `unit` if it does not fit."""
         limits = self.to_limits()
-        limits.check_fits(quantity)
+        try:
+            limits.check_fits(quantity)
+        except ValueError as exc:
+            raise FieldError(str(exc), ("unit",)) from None
         return limits

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ate.config.common import Strict
+from ate.config.common import FieldError, Strict
 
 _UNSTABLE = re.compile(r"^/dev/tty(USB|ACM|S|AMA)\d+$")
 
@@ -122,19 +122,25 @@ class Fixture(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Fixture:
-        numbers = [s.slot for s in self.slots]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError("two slots have the same number")
+        # FieldError.at points the message at the second of the clashing entries.
+        numbers: set[int] = set()
+        for i, s in enumerate(self.slots):
+            if s.slot in numbers:
+                raise FieldError(f"two slots have the number {s.slot}", ("slots", i, "slot"))
+            numbers.add(s.slot)
         ports: dict[str, int] = {}
-        for s in self.slots:
+        for i, s in enumerate(self.slots):
             if s.port.sim:
                 continue
             if s.port.identity in ports:
-                raise ValueError(
+                raise FieldError(
                     f"slots {ports[s.port.identity]} and {s.slot} are on one port "
-                    f"({s.port.identity}); each slot needs its own"
+                    f"({s.port.identity}); each slot needs its own",
+                    ("slots", i, "port"),
                 )
             ports[s.port.identity] = s.slot
         if self.controller.driver == "sim" and self.simulation is None:
-            raise ValueError("controller driver 'sim' needs a simulation section")
+            raise FieldError(
+                "controller driver 'sim' needs a simulation section", ("controller", "driver")
+            )
         return self

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ate.config.common import Duration, LimitSpec, Strict
+from ate.config.common import Duration, FieldError, LimitSpec, Strict
 from ate.model.units import Quantity
 
 Chip = Literal["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2"]
@@ -66,7 +66,10 @@ class I2cReadStep(StepBase):
         if (self.expect is None) == (self.limits is None):
             raise ValueError("give exactly one of expect or limits")
         if self.limits is not None:
-            self.limits.for_quantity(Quantity.COUNT)
+            try:
+                self.limits.for_quantity(Quantity.COUNT)
+            except FieldError as exc:
+                raise exc.within("limits") from None
         return self
 
 
@@ -85,8 +88,14 @@ class SpiTransferStep(StepBase):
 
     @model_validator(mode="after")
     def _lengths(self) -> SpiTransferStep:
-        if len(self.expect) != len(self.tx) or (self.mask and len(self.mask) != len(self.tx)):
-            raise ValueError("tx, expect and mask must be the same length")
+        for name in ("expect", "mask"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.tx):
+                raise FieldError(
+                    f"{name} has {len(value) // 2} bytes but tx has {len(self.tx) // 2}; "
+                    "tx, expect and mask must be the same length",
+                    (name,),
+                )
         return self
 
 
@@ -147,10 +156,17 @@ class RfGoldenStep(StepBase):
 
     @model_validator(mode="after")
     def _units(self) -> RfGoldenStep:
-        for spec, q in ((self.rssi, Quantity.POWER), (self.freq_offset, Quantity.FREQUENCY_ERROR),
-                        (self.per, Quantity.RATIO)):
+        for name, q in (
+            ("rssi", Quantity.POWER),
+            ("freq_offset", Quantity.FREQUENCY_ERROR),
+            ("per", Quantity.RATIO),
+        ):
+            spec: LimitSpec | None = getattr(self, name)
             if spec is not None:
-                spec.for_quantity(q)
+                try:
+                    spec.for_quantity(q)
+                except FieldError as exc:
+                    raise exc.within(name) from None
         if not (self.rssi or self.freq_offset or self.per):
             raise ValueError("give at least one of rssi, freq_offset, per limits")
         return self
@@ -203,14 +219,24 @@ class Sequence(Strict):
     on_failure: Literal["stop", "continue"] = Field(
         "stop", description="stop at the first failed step, or run all steps"
     )
+    schedule: Literal["in_order", "resource_aware"] = Field(
+        "in_order",
+        description="in_order: steps run as written. resource_aware: a step that uses a "
+        "shared resource runs as soon as that resource is free, and waits behind steps "
+        "that need none while another slot holds it; other steps keep their order",
+    )
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @field_validator("steps")
     @classmethod
     def _unique_names(cls, steps: tuple[StepBase, ...]) -> tuple[StepBase, ...]:
-        seen: set[str] = set()
-        for step in steps:
+        seen: dict[str, int] = {}
+        for i, step in enumerate(steps):
             if step.name in seen:
-                raise ValueError(f"step name {step.name!r} is used twice")
-            seen.add(step.name)
+                raise FieldError(
+                    f"step name {step.name!r} is used twice (also step {seen[step.name] + 1}); "
+                    "each step needs its own name",
+                    (i, "name"),
+                )
+            seen[step.name] = i
         return steps

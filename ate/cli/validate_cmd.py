@@ -1,0 +1,113 @@
+"""`ate validate FILE...` and `ate schema [sequence|fixture]`: check YAML inputs, print
+JSON Schema for editors. Imports ate.config only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ate.config.errors import InputError
+from ate.config.fixture import Fixture
+from ate.config.loader import (
+    LoadedFixture,
+    LoadedSequence,
+    check_compatible,
+    load_fixture,
+    load_sequence,
+)
+from ate.config.sequence import Sequence
+from ate.config.yaml_source import load_yaml
+
+EXIT_OK = 0
+EXIT_INPUT = 2  # bad input, reported as file:line:col
+
+_SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
+    "sequence": (Sequence, "ate test sequence"),
+    "fixture": (Fixture, "ate fixture"),
+}
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def run_validate(paths: list[str]) -> int:
+    """Check each file; print `OK ...` lines to stdout and problems to stderr."""
+    ok = True
+    sequences: list[LoadedSequence] = []
+    fixtures: list[LoadedFixture] = []
+    for name in paths:
+        try:
+            kind = _kind(Path(name))
+            if kind == "sequence":
+                seq = load_sequence(name)
+                sequences.append(seq)
+                m = seq.model
+                print(f"OK {name} (sequence {m.sequence} {m.version}, {_n(len(m.steps), 'step')})")
+            else:
+                fix = load_fixture(name)
+                fixtures.append(fix)
+                f = fix.model
+                print(f"OK {name} (fixture {f.fixture}, {_n(len(f.slots), 'slot')})")
+        except InputError as exc:
+            print(exc, file=sys.stderr)
+            ok = False
+    # Given both, the files are meant to run together: check that they fit.
+    for seq in sequences:
+        for fix in fixtures:
+            try:
+                check_compatible(seq, fix)
+                print(f"OK {seq.path} runs on {fix.path}")
+            except InputError as exc:
+                print(exc, file=sys.stderr)
+                ok = False
+    return EXIT_OK if ok else EXIT_INPUT
+
+
+def run_schema(kind: str) -> int:
+    """Print the JSON Schema of a sequence or fixture file, for editor completion."""
+    if kind not in _SCHEMAS:
+        print(f"ate schema: unknown kind {kind!r}; allowed: {', '.join(_SCHEMAS)}", file=sys.stderr)
+        return EXIT_INPUT
+    print(json.dumps(schema(kind), indent=2))
+    return EXIT_OK
+
+
+def schema(kind: str) -> dict[str, Any]:
+    model, title = _SCHEMAS[kind]
+    return {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
+
+
+def _kind(path: Path) -> str:
+    """ "sequence" or "fixture", from the file's top-level key."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return "sequence"  # the loader reports unreadable files with the right words
+    try:
+        data, positions = load_yaml(text, path)
+    except InputError:
+        return "sequence"  # likewise for YAML errors: the loader raises the same InputError
+    if not isinstance(data, dict):
+        return "sequence"  # the loader says what the top level must be
+    found = [k for k in _SCHEMAS if k in data]
+    if len(found) == 1:
+        return found[0]
+    line, column = positions.value(())
+    what = "both 'sequence' and 'fixture'" if found else "neither 'sequence' nor 'fixture'"
+    raise InputError(
+        path,
+        f"not a sequence or fixture file: the top level has {what}; allowed: "
+        "'sequence: NAME' (a test sequence) or 'fixture: NAME' (a fixture description)",
+        line,
+        column,
+    )
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+if __name__ == "__main__":  # a quick way to run it before the CLI wires it in
+    sys.exit(run_validate(sys.argv[1:]))
