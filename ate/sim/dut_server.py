@@ -1,0 +1,382 @@
+"""Serves one SimBoard on a real pty or TCP socket: boot text, READY, latency, sleep, faults.
+
+Also owns the byte links (pty pair, TCP listener) the fixture twin reuses. May import
+ate.protocol, ate.config, ate.model and ate.sim only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import termios
+import tty
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
+
+from ate.protocol.lines import Corrupt, HostDecoder, LogLine, Request, encode_notice
+from ate.sim.board import Action, Phase, SimBoard
+
+Transport = Literal["pty", "socket"]
+TRANSPORTS: tuple[Transport, ...] = ("pty", "socket")
+
+# A UART has no flow control: what the host does not read in time is lost. The cap
+# keeps a sim with no client attached from buffering without bound.
+_MAX_BACKLOG = 64 * 1024
+
+
+class Link:
+    """A serial-like byte pipe to one host: bytes in via `on_data`, `write` out."""
+
+    endpoint: str = ""
+
+    def __init__(
+        self, on_data: Callable[[bytes], None], on_connect: Callable[[], None] | None = None
+    ) -> None:
+        self._on_data = on_data
+        self._on_connect = on_connect or (lambda: None)
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class PtyLink(Link):
+    """The sim holds the master and keeps the slave open, so a client may close and
+    reopen the slave path (pyserial) without the master ever seeing EIO."""
+
+    def __init__(
+        self, on_data: Callable[[bytes], None], on_connect: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(on_data, on_connect)
+        self._master = -1
+        self._slave = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        attrs = termios.tcgetattr(self._slave)
+        attrs[3] &= ~(termios.ECHO | termios.ECHONL)
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        os.set_blocking(self._master, False)
+        self.endpoint = os.ttyname(self._slave)
+        self._loop.add_reader(self._master, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # EIO would mean no slave fd open; we hold one, so only at close
+            return
+        if data:
+            self._on_data(data)
+
+    def write(self, data: bytes) -> None:
+        if self._master < 0:
+            return
+        # Never block the loop for a slow or absent reader: a full tty buffer loses the
+        # rest, as a UART without flow control would.
+        with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+            os.write(self._master, data)
+
+    async def close(self) -> None:
+        if self._master >= 0:
+            if self._loop is not None:
+                self._loop.remove_reader(self._master)
+            os.close(self._master)
+            os.close(self._slave)
+            self._master = self._slave = -1
+
+
+class _LinkProtocol(asyncio.Protocol):
+    def __init__(self, link: SocketLink) -> None:
+        self._link = link
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._link._attach(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None and self._link.current is self._transport:
+            self._link._on_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._link._detach(self._transport)
+
+
+class SocketLink(Link):
+    """A TCP listener on 127.0.0.1 (ephemeral port); one client at a time, the newest wins
+    (like a serial port grabbed by the next program)."""
+
+    def __init__(
+        self, on_data: Callable[[bytes], None], on_connect: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(on_data, on_connect)
+        self._server: asyncio.Server | None = None
+        self.current: asyncio.Transport | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _LinkProtocol(self), "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.endpoint = f"socket://127.0.0.1:{port}"
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        old, self.current = self.current, transport
+        if old is not None:
+            old.abort()
+        self._on_connect()
+
+    def _detach(self, transport: asyncio.Transport) -> None:
+        if self.current is transport:
+            self.current = None
+
+    def write(self, data: bytes) -> None:
+        t = self.current
+        if t is not None and not t.is_closing() and t.get_write_buffer_size() < _MAX_BACKLOG:
+            t.write(data)
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        if self.current is not None:
+            self.current.abort()
+            self.current = None
+        await self._server.wait_closed()
+        self._server = None
+
+
+def check_transport(name: str) -> Transport:
+    """`name` as a Transport; ValueError for anything but pty or socket."""
+    if name == "pty":
+        return "pty"
+    if name == "socket":
+        return "socket"
+    raise ValueError(f"transport {name!r}: allowed are pty, socket")
+
+
+def make_link(
+    transport: str,
+    on_data: Callable[[bytes], None],
+    on_connect: Callable[[], None] | None = None,
+) -> Link:
+    if check_transport(transport) == "pty":
+        return PtyLink(on_data, on_connect)
+    return SocketLink(on_data, on_connect)
+
+
+def feed_lines(decoder: HostDecoder, data: bytes) -> list[Request | Corrupt]:
+    """Protocol events in `data`, one line at a time so that a line the codec chokes on
+    (it raises ValueError for some garbage) is lost alone, as a UART would lose it."""
+    events: list[Request | Corrupt] = []
+    pieces = data.split(b"\n")
+    for i, piece in enumerate(pieces):
+        chunk = piece + b"\n" if i < len(pieces) - 1 else piece
+        if not chunk:
+            continue
+        try:
+            decoded = decoder.feed(chunk)
+        except ValueError:
+            continue
+        events.extend(e for e in decoded if not isinstance(e, LogLine))
+    return events
+
+
+class DutServer:
+    """One DUT's UART: a SimBoard (or nothing, for an empty slot) behind a pty or socket.
+
+    Requests are executed one at a time, in order, like the firmware's command loop.
+    Control methods (power, reset) must be called on the server's event loop.
+    """
+
+    def __init__(self, board: SimBoard | None, transport: str = "pty") -> None:
+        self.board = board
+        self.transport = check_transport(transport)
+        self._link = make_link(self.transport, self._on_data, self._on_connect)
+        self._decoder = HostDecoder()
+        self._queue: asyncio.Queue[tuple[int, Request | Corrupt]] | None = None
+        self._epoch = 0  # bumped by power, reset and sleep: queued requests are then lost
+        self._life: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._handled_event: asyncio.Event | None = None
+        self.handled = 0  # requests and corrupt lines the firmware has acted on
+        self._busy = False  # the worker is executing a request (order must be kept)
+
+    # ---- lifetime --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._handled_event = asyncio.Event()
+        await self._link.open()
+        self._worker = asyncio.create_task(self._serve(), name=f"sim-dut {self.endpoint}")
+
+    @property
+    def endpoint(self) -> str:
+        """The pty slave path, or socket://127.0.0.1:PORT."""
+        return self._link.endpoint
+
+    async def stop(self) -> None:
+        for task in (self._life, self._worker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._life = self._worker = None
+        await self._link.close()
+
+    async def wait_handled(self, count: int) -> None:
+        """Until the firmware has acted on `count` requests since start (tests, benches)."""
+        while self.handled < count:
+            assert self._handled_event is not None, "server not started"
+            await self._handled_event.wait()
+
+    # ---- what the fixture controller does ---------------------------------------------
+
+    @property
+    def powered(self) -> bool:
+        return self.board is not None and self.board.powered
+
+    def power(self, on: bool) -> None:
+        """Slot supply switch. Power-on boots the board (boot text, READY after boot_ms)."""
+        board = self.board
+        if board is None:
+            return
+        if on:
+            if not board.powered:
+                board.power_on()
+                self._new_epoch()
+                self._set_life(self._boot())
+        else:
+            self._cancel_life()
+            board.power_off()
+            self._new_epoch()
+
+    def reset(self, boot_mode: bool = False) -> None:
+        """EN pulse. boot_mode (IO0 low): ROM download mode, deaf to the test protocol."""
+        board = self.board
+        if board is None or not board.reset(boot_mode):
+            return
+        self._new_epoch()
+        if boot_mode:
+            self._cancel_life()
+            self._link.write(board.download_text())
+        else:
+            self._set_life(self._boot())
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        self._decoder = HostDecoder()
+
+    def _on_data(self, data: bytes) -> None:
+        board = self.board
+        if board is None or self._queue is None:
+            return
+        for event in feed_lines(self._decoder, data):
+            # Checked on arrival: what reaches a sleeping, booting or unpowered chip is lost.
+            if not board.listening:
+                continue
+            request = event if isinstance(event, Request) else None
+            if not self._busy and self._queue.empty() and board.latency_s(request) == 0:
+                # Nothing ahead of it and no firmware time to simulate: answer at once,
+                # without the hop through the worker task (the bare transport round trip).
+                self._execute(board, event)
+            else:
+                self._queue.put_nowait((self._epoch, event))
+
+    def _new_epoch(self) -> None:
+        self._epoch += 1
+        self._decoder = HostDecoder()  # a reset chip has lost its half-received line
+        if self._queue is not None:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+
+    def _cancel_life(self) -> None:
+        if self._life is not None and not self._life.done():
+            self._life.cancel()
+        self._life = None
+
+    def _set_life(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._cancel_life()
+        self._life = asyncio.get_running_loop().create_task(coro)
+
+    def _count_handled(self) -> None:
+        self.handled += 1
+        if self._handled_event is not None:
+            event, self._handled_event = self._handled_event, asyncio.Event()
+            event.set()
+
+    async def _serve(self) -> None:
+        assert self._queue is not None
+        while True:
+            epoch, item = await self._queue.get()
+            board = self.board
+            if board is None or epoch != self._epoch:
+                continue
+            self._busy = True
+            try:
+                delay = board.latency_s(item if isinstance(item, Request) else None)
+                if delay > 0:  # zero must not even yield: benchmarks measure the bare round trip
+                    await asyncio.sleep(delay)
+                    if epoch != self._epoch:
+                        continue
+                self._execute(board, item)
+            finally:
+                self._busy = False
+
+    def _execute(self, board: SimBoard, item: Request | Corrupt) -> None:
+        line = board.handle(item) if isinstance(item, Request) else board.reject(item)
+        self._count_handled()
+        out = board.on_wire(line)
+        if out:
+            self._link.write(out)
+        action = board.take_action()
+        if action is not None:
+            self._apply(board, action)
+
+    def _apply(self, board: SimBoard, action: Action) -> None:
+        if action.kind == "reboot":
+            board.restart("sw")
+            self._new_epoch()
+            self._set_life(self._boot())
+        else:
+            board.sleep(action.kind)
+            self._new_epoch()
+            self._set_life(self._sleep(action.hold_s))
+
+    async def _sleep(self, hold_s: float) -> None:
+        board = self.board
+        assert board is not None
+        await asyncio.sleep(hold_s)
+        self._new_epoch()
+        if board.wake():
+            self._link.write(encode_notice("AWAKE"))
+        elif board.phase is Phase.BOOTING:
+            await self._boot()
+
+    async def _boot(self) -> None:
+        board = self.board
+        assert board is not None
+        t = 0.0
+        for at, chunk in board.boot_text():
+            if at > t:
+                await asyncio.sleep(at - t)
+                t = at
+            self._link.write(chunk)
+        rest = board.spec.boot_ms / 1000.0 - t
+        if rest > 0:
+            await asyncio.sleep(rest)
+        if board.finish_boot():
+            self._link.write(board.ready_notice())

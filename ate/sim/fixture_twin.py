@@ -1,0 +1,447 @@
+"""The simulated fixture: the controller twin and one DutServer per slot, on one event loop
+(SimFixture) or on a thread of their own (SimFixtureThread), like separate hardware.
+
+May import ate.protocol, ate.config, ate.model and ate.sim only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from ate.config.errors import InputError
+from ate.config.fixture import Fixture, SimSlotSpec
+from ate.config.loader import load_model
+from ate.protocol.lines import (
+    PROTOCOL_VERSION,
+    Corrupt,
+    HostDecoder,
+    Request,
+    encode_error,
+    encode_notice,
+    encode_reply,
+)
+from ate.sim.board import (
+    BoardSpec,
+    CommandError,
+    SimBoard,
+    check_args,
+    parse_int,
+    protocol_error,
+    show,
+)
+from ate.sim.dut_server import DutServer, Transport, check_transport, feed_lines, make_link
+
+LED_STATES = ("off", "busy", "pass", "fail", "error")
+CONTROLLER_FW = "ate-fixture-sim/1.0.0"
+
+T = TypeVar("T")
+
+
+@dataclass
+class SimSlot:
+    """What the controller knows about one slot of the fixture."""
+
+    slot: int
+    server: DutServer | None  # None: slot disabled in the fixture file
+    board: SimBoard | None  # None: no board in the slot
+    rails: frozenset[str]  # what the DMM mux can route, board or not
+    noise: random.Random
+    led: str = "off"
+    switched_on: bool = False
+
+
+@dataclass
+class _Inflight:
+    ids: set[int] = field(default_factory=set)
+    last: tuple[int, bytes] | None = None
+
+
+class FixtureController:
+    """The controller MCU twin. Commands run concurrently (each channel has its own
+    hardware) except DMM reads, which share the one DMM behind the mux."""
+
+    def __init__(
+        self,
+        slots: Mapping[int, SimSlot],
+        *,
+        transport: str = "pty",
+        clamp_closed: bool = True,
+        sample_s: float = 0.001,
+        dmm_s: float = 0.020,
+    ) -> None:
+        self.slots = dict(slots)
+        self.clamp_closed = clamp_closed
+        self.sample_s = sample_s
+        self.dmm_s = dmm_s
+        self._link = make_link(transport, self._on_data, self._on_connect)
+        self._decoder = HostDecoder()
+        self._state = _Inflight()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dmm: asyncio.Lock | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self._link.endpoint
+
+    async def start(self) -> None:
+        self._dmm = asyncio.Lock()
+        await self._link.open()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._link.close()
+
+    def set_clamp(self, closed: bool) -> None:
+        """The operator's hand on the clamp: a CLAMP notice when it changes."""
+        if closed != self.clamp_closed:
+            self.clamp_closed = closed
+            self._link.write(encode_notice("CLAMP", {"closed": int(closed)}))
+
+    # ---- requests --------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        self._decoder = HostDecoder()
+
+    def _on_data(self, data: bytes) -> None:
+        for event in feed_lines(self._decoder, data):
+            if isinstance(event, Corrupt):
+                self._link.write(protocol_error(event))
+                continue
+            st = self._state
+            if st.last is not None and st.last[0] == event.id:
+                self._link.write(st.last[1])  # rule 4: answered again, not executed again
+            elif event.id not in st.ids:  # a resend of a running command: its answer comes
+                st.ids.add(event.id)
+                task = asyncio.get_running_loop().create_task(self._run(event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, req: Request) -> None:
+        try:
+            reply = encode_reply(req.id, await self._execute(req))
+        except CommandError as exc:
+            reply = encode_error(req.id, exc.code, exc.message)
+        finally:
+            self._state.ids.discard(req.id)
+        self._state.last = (req.id, reply)
+        self._link.write(reply)
+
+    def _slot(self, text: str) -> SimSlot:
+        n = parse_int(text, "slot", 0, 255)
+        slot = self.slots.get(n)
+        if slot is None:
+            raise CommandError("EARG", f"no slot {n} on this fixture")
+        return slot
+
+    async def _execute(self, req: Request) -> dict[str, object]:
+        cmd, args = req.command, req.args
+        if cmd in ("ping", "info"):
+            check_args(req, 0)
+            return {"proto": PROTOCOL_VERSION, "fw": CONTROLLER_FW, "slots": len(self.slots)}
+        if cmd == "clamp.get":
+            check_args(req, 0)
+            return {"closed": int(self.clamp_closed)}
+        if cmd == "power.set":
+            check_args(req, 2)
+            slot = self._slot(args[0])
+            on = bool(parse_int(args[1], "state", 0, 1))
+            slot.switched_on = on
+            if slot.server is not None:
+                slot.server.power(on)
+            return {}
+        if cmd == "strap":
+            check_args(req, 2)
+            slot = self._slot(args[0])
+            if args[1] not in ("run", "boot"):
+                raise CommandError("EARG", "strap run or strap boot")
+            if slot.server is not None:
+                slot.server.reset(boot_mode=args[1] == "boot")
+            return {}
+        if cmd == "present.get":
+            check_args(req, 1)
+            return {"present": int(self._slot(args[0]).board is not None)}
+        if cmd == "led.set":
+            check_args(req, 2)
+            slot = self._slot(args[0])
+            if args[1] not in LED_STATES:
+                raise CommandError("EARG", f"led state: {', '.join(LED_STATES)}")
+            slot.led = args[1]
+            return {}
+        if cmd == "isense.read":
+            kwargs = check_args(req, 1, ("samples",))
+            slot = self._slot(args[0])
+            n = parse_int(kwargs.get("samples", "1"), "samples", 1, 1000)
+            return await self._isense(slot, n)
+        if cmd == "dmm.read":
+            check_args(req, 2)
+            slot = self._slot(args[0])
+            if args[1] not in slot.rails:
+                raise CommandError("EARG", f"no rail {show(args[1])} on slot {slot.slot}")
+            return await self._dmm_read(slot, args[1])
+        raise CommandError("EUNKNOWN", f"no command {cmd}")
+
+    async def _isense(self, slot: SimSlot, n: int) -> dict[str, object]:
+        # Sampled in a few slices over the window so a mode change mid-read shows up.
+        samples: list[float] = []
+        slice_n = max(1, n // 8)
+        while len(samples) < n:
+            k = min(slice_n, n - len(samples))
+            if self.sample_s > 0:
+                await asyncio.sleep(k * self.sample_s)
+            base = slot.board.current_ma() if slot.board is not None else 0.0
+            for _ in range(k):
+                # Sense-amp noise: 0.4 % of reading plus a 0.3 uA floor; no current, no noise.
+                noisy = base + slot.noise.gauss(0.0, base * 0.004 + 0.0003) if base else 0.0
+                samples.append(max(0.0, noisy))
+        return {
+            "ma": f"{sum(samples) / n:.4f}",
+            "min": f"{min(samples):.4f}",
+            "max": f"{max(samples):.4f}",
+        }
+
+    async def _dmm_read(self, slot: SimSlot, rail: str) -> dict[str, object]:
+        assert self._dmm is not None
+        async with self._dmm:
+            if self.dmm_s > 0:
+                await asyncio.sleep(self.dmm_s)
+            v = slot.board.rail_v(rail) if slot.board is not None else 0.0
+            if v:
+                v += slot.noise.gauss(0.0, 0.0005)
+        return {"v": f"{v:.4f}"}
+
+
+class SimFixture:
+    """A whole simulated fixture from a Fixture model with a `simulation:` section.
+
+    Board paths are relative to `base_dir` (the fixture file's directory). Boards start
+    unpowered, as on a real fixture: the host switches them on with power.set.
+    """
+
+    def __init__(
+        self,
+        fixture: Fixture,
+        base_dir: str | Path,
+        *,
+        transport: str = "pty",
+        clamp_closed: bool = True,
+    ) -> None:
+        self.transport: Transport = check_transport(transport)
+        sim = fixture.simulation
+        if sim is None:
+            raise InputError(None, f"fixture {fixture.fixture}: no simulation section")
+        self.fixture = fixture
+        self.base_dir = Path(base_dir)
+        numbers = {s.slot for s in fixture.slots}
+        for n in sim.slots:
+            if n not in numbers:
+                raise InputError(None, f"simulation.slots.{n}: no such slot in the fixture")
+        specs: dict[str, BoardSpec] = {}
+
+        def spec_for(rel: str) -> BoardSpec:
+            if rel not in specs:
+                specs[rel] = load_model(self.base_dir / rel, BoardSpec)
+            return specs[rel]
+
+        self._slots: dict[int, SimSlot] = {}
+        for s in fixture.slots:
+            plan = sim.slots.get(s.slot, SimSlotSpec())
+            spec = spec_for(plan.board or sim.board)
+            if plan.faults:
+                try:
+                    spec = spec.with_faults(plan.faults)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    loc = "".join(f".{p}" for p in err["loc"])
+                    raise InputError(
+                        None, f"simulation.slots.{s.slot}{loc}: {err['msg']}"
+                    ) from None
+            board = None if plan.empty or not s.enabled else SimBoard(spec, sim.seed, s.slot)
+            server = DutServer(board, self.transport) if s.enabled else None
+            self._slots[s.slot] = SimSlot(
+                slot=s.slot,
+                server=server,
+                board=board,
+                rails=frozenset(spec.rails),
+                noise=random.Random(f"{sim.seed}:{s.slot}:fixture"),
+            )
+        self.controller = FixtureController(
+            self._slots, transport=self.transport, clamp_closed=clamp_closed
+        )
+
+    async def start(self) -> None:
+        parts: list[DutServer | FixtureController] = [
+            s.server for s in self._slots.values() if s.server is not None
+        ]
+        parts.append(self.controller)
+        started: list[DutServer | FixtureController] = []
+        try:
+            for part in parts:
+                await part.start()
+                started.append(part)
+        except BaseException:
+            for part in reversed(started):
+                await part.stop()
+            raise
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+        for s in self._slots.values():
+            if s.server is not None:
+                await s.server.stop()
+
+    async def __aenter__(self) -> SimFixture:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def endpoints(self) -> dict[int, str]:
+        """Slot -> port string (pty path or socket:// url), for every enabled slot."""
+        return {n: s.server.endpoint for n, s in self._slots.items() if s.server is not None}
+
+    @property
+    def controller_endpoint(self) -> str:
+        return self.controller.endpoint
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        return tuple(self._slots)
+
+    def board(self, slot: int) -> SimBoard | None:
+        return self._slots[slot].board
+
+    def server(self, slot: int) -> DutServer | None:
+        return self._slots[slot].server
+
+    def led(self, slot: int) -> str:
+        return self._slots[slot].led
+
+    @property
+    def clamp_closed(self) -> bool:
+        return self.controller.clamp_closed
+
+    async def set_clamp(self, closed: bool) -> None:
+        self.controller.set_clamp(closed)
+
+
+class SimFixtureThread:
+    """A SimFixture on its own event loop in a daemon thread (the executive's loop and the
+    simulated hardware's are separate, as on a real line). Endpoints are ready when
+    `with` returns; leaving the block stops the fixture and the thread."""
+
+    def __init__(
+        self,
+        fixture: Fixture,
+        base_dir: str | Path,
+        transport: str = "pty",
+        *,
+        clamp_closed: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        self._args = (fixture, Path(base_dir), check_transport(transport), clamp_closed)
+        self._timeout = timeout
+        self._sim: SimFixture | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def sim(self) -> SimFixture:
+        if self._sim is None:
+            raise RuntimeError("SimFixtureThread not started")
+        return self._sim
+
+    def __enter__(self) -> SimFixtureThread:
+        fixture, base_dir, transport, clamp_closed = self._args
+        # Built here, not on the thread: bad board files raise InputError to the caller.
+        self._sim = SimFixture(fixture, base_dir, transport=transport, clamp_closed=clamp_closed)
+        self._thread = threading.Thread(
+            target=self._main, name=f"sim-fixture {fixture.fixture}", daemon=True
+        )
+        self._thread.start()
+        if not self._started.wait(self._timeout):
+            raise TimeoutError(f"simulated fixture did not start in {self._timeout} s")
+        if self._error is not None:
+            self._thread.join(self._timeout)
+            raise self._error
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop may already be gone
+            asyncio.run_coroutine_threadsafe(self.sim.stop(), loop).result(self._timeout)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(self._timeout)
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            try:
+                loop.run_until_complete(self.sim.start())
+            except BaseException as exc:
+                self._error = exc
+                return
+            finally:
+                self._started.set()
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the fixture's loop and wait for its result (thread-safe)."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("SimFixtureThread not started")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout)
+
+    @property
+    def endpoints(self) -> dict[int, str]:
+        return self.sim.endpoints
+
+    @property
+    def controller_endpoint(self) -> str:
+        return self.sim.controller_endpoint
+
+    def board(self, slot: int) -> SimBoard | None:
+        return self.sim.board(slot)
+
+    def led(self, slot: int) -> str:
+        return self.sim.led(slot)
+
+    def set_clamp(self, closed: bool) -> None:
+        """Open or close the clamp from any thread; returns once the notice is sent."""
+        self.run(self.sim.set_clamp(closed))

@@ -1,0 +1,71 @@
+"""`ate sim fixture FILE`: a simulated fixture in the foreground, for a person at a terminal.
+
+May import ate.protocol, ate.config, ate.model and ate.sim only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from ate.config.errors import InputError
+from ate.config.fixture import Fixture
+from ate.config.loader import load_model
+from ate.sim.dut_server import TRANSPORTS
+from ate.sim.fixture_twin import SimFixture
+
+
+def run_sim_fixture(fixture_path: str, transport: str, *, power_on: bool = False) -> int:
+    """Serve the fixture until Ctrl-C (or SIGTERM); print its endpoints as one JSON line.
+
+    Returns the process exit code: 0 after a clean stop, 2 for bad input.
+    """
+    if transport not in TRANSPORTS:
+        print(f"transport {transport!r}: allowed are {', '.join(TRANSPORTS)}", file=sys.stderr)
+        return 2
+    path = Path(fixture_path)
+    try:
+        fixture = load_model(path, Fixture)
+        sim = SimFixture(fixture, path.parent, transport=transport)
+    except InputError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(sim, power_on))
+    return 0
+
+
+async def _serve(sim: SimFixture, power_on: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await sim.start()
+    try:
+        if power_on:
+            for n in sim.endpoints:
+                server = sim.server(n)
+                if server is not None:
+                    server.power(True)
+        info = {
+            "fixture": sim.fixture.fixture,
+            "transport": sim.transport,
+            "controller": sim.controller_endpoint,
+            "slots": {str(n): ep for n, ep in sim.endpoints.items()},
+            "empty": [n for n in sim.endpoints if sim.board(n) is None],
+        }
+        print(json.dumps(info), flush=True)
+        hint = "" if power_on else " Boards are off until the controller gets `!2 power.set 1 1`."
+        print(
+            f"Open a port: python -m serial.tools.miniterm --eol LF --echo "
+            f"{sim.controller_endpoint} 115200, then type `!1 ping`.{hint} Ctrl-C stops.",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await sim.stop()
