@@ -17,6 +17,10 @@ class ResourcePool:
         self.capacities = dict(capacities)
         self.busy_s = dict.fromkeys(capacities, 0.0)  # total holding time, for the report
 
+    def free(self, names: tuple[str, ...]) -> bool:
+        """Could all of `names` be taken right now without waiting?"""
+        return not any(self._sems[name].locked() for name in names)
+
     def unknown(self, names: Iterable[str]) -> list[str]:
         return sorted(set(names) - self._sems.keys())
 

@@ -99,6 +99,7 @@ class SlotRun:
     def result(self, verdict: Verdict, reason: str) -> SlotResult:
         # Steps never reached are recorded too: a record lists the whole sequence.
         done = {s.index for s in self.steps}
+        ran = sorted(self.steps, key=lambda s: s.index)  # records list steps in file order
         skipped = tuple(
             StepResult(
                 index=p.index, name=p.name, type=p.type, verdict=Verdict.SKIPPED, uses=p.uses
@@ -111,7 +112,7 @@ class SlotRun:
             verdict=verdict,
             reason=reason,
             unit=self.unit,
-            steps=(*self.steps, *skipped),
+            steps=tuple(sorted((*ran, *skipped), key=lambda s: s.index)),
             duration_s=time.monotonic() - self.t0,
         )
 
@@ -187,7 +188,10 @@ class SlotRun:
     async def _run_steps(self, dut: TestFirmwareClient | None) -> tuple[Verdict, str]:
         ctx = StepContext(self.panel_id, self.slot, dut, self.controller, self.emit)
         verdict, reason = Verdict.PASS, ""
-        for step in self.plan.steps:
+        pending = list(self.plan.steps)
+        while pending:
+            step = self._next_step(pending)
+            pending.remove(step)
             result = await self.run_step(step, ctx)
             self.steps.append(result)
             self.emit(StepEnded(self.panel_id, self.slot, result))
@@ -198,6 +202,23 @@ class SlotRun:
                 if self.plan.stop_on_failure:
                     break
         return verdict, reason
+
+    def _next_step(self, pending: list[PlanStep]) -> PlanStep:
+        """In order, unless the plan is resource-aware: then a step whose shared
+        instruments are free right now runs first, and one whose instruments are busy
+        waits behind steps that need none. The panel's wall time then approaches its
+        lower bound (the longest slot, or the busiest instrument) instead of slots
+        queueing for the golden board one after another."""
+        first = pending[0]
+        if not self.plan.resource_aware:
+            return first
+        for step in pending:
+            if step.uses and self.resources.free(step.uses):
+                return step
+        for step in pending:
+            if not step.uses:
+                return step
+        return first
 
     async def run_step(self, step: PlanStep, ctx: StepContext) -> StepResult:
         started = time.monotonic()

@@ -37,6 +37,8 @@ class Plan:
     stop_on_failure: bool
     steps: tuple[PlanStep, ...]
     firmware_version: str | None = None
+    # Steps holding shared instruments may run out of order to keep them busy (opt-in).
+    resource_aware: bool = False
 
     @property
     def resources(self) -> set[str]:
@@ -74,4 +76,5 @@ def compile_plan(seq: Sequence) -> Plan:
         stop_on_failure=seq.on_failure == "stop",
         steps=tuple(steps),
         firmware_version=seq.test_firmware.version,
+        resource_aware=seq.schedule == "resource_aware",
     )

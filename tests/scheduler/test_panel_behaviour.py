@@ -123,6 +123,7 @@ async def test_stop_policy_skips_the_rest(make_bench: Any, tmp_path: Any) -> Non
 
     def stop(doc: dict[str, Any]) -> None:
         doc["on_failure"] = "stop"
+        doc["schedule"] = "in_order"
 
     result = await bench.run(write_sequence(tmp_path, stop))
     steps = result.slots[1].steps
@@ -202,3 +203,55 @@ async def test_several_fixtures_in_one_process(make_bench: Any) -> None:
     assert all(rb.slots[s].verdict is Verdict.PASS for s in (2, 3, 4))
     macs = {r.unit.mac for res in (ra, rb) for r in res.slots.values() if r.unit}
     assert len(macs) == 8
+
+
+def _started_order(events: list[Event], slot: int) -> list[str]:
+    return [
+        e.name for e in events if isinstance(e, StepStarted) and e.slot == slot and e.attempt == 0
+    ]
+
+
+async def test_in_order_schedule_runs_steps_as_written(make_bench: Any, tmp_path: Any) -> None:
+    bench: Bench = make_bench()
+
+    def in_order(doc: dict[str, Any]) -> None:
+        doc["schedule"] = "in_order"
+
+    seq = load_sequence(write_sequence(tmp_path, in_order))
+    await bench.run(seq)
+    written = [s.name for s in seq.model.steps]
+    for slot in (1, 2, 3, 4):
+        assert _started_order(bench.events, slot) == written
+
+
+async def test_resource_aware_schedule_pulls_shared_steps_forward(
+    make_bench: Any, tmp_path: Any
+) -> None:
+    """The golden-board step is written last; resource-aware, slots take the golden board
+    while it is free instead of all queueing for it at the end. Records stay in file
+    order, and the board is still held by one slot at a time."""
+    bench: Bench = make_bench()
+    seq = load_sequence(S3 := write_sequence(tmp_path, lambda d: None))
+    assert seq.model.schedule == "resource_aware", S3
+    holding: set[int] = set()
+    overlaps = []
+
+    def golden(event: Event) -> None:
+        if isinstance(event, StepStarted) and event.name == "rf_golden":
+            overlaps.append(len(holding))
+            holding.add(event.slot)
+        elif isinstance(event, StepEnded) and event.result.name == "rf_golden":
+            holding.discard(event.slot)
+
+    result = await bench.run(seq, subscribers=(golden,))
+    assert all(r.verdict is Verdict.PASS for r in result.slots.values())
+    assert overlaps == [0, 0, 0, 0]
+    written = [s.name for s in seq.model.steps]
+    orders = [_started_order(bench.events, slot) for slot in (1, 2, 3, 4)]
+    assert any(order.index("rf_golden") < len(written) - 1 for order in orders)
+    for order in orders:
+        assert sorted(order) == sorted(written)  # every step ran exactly once
+        non_shared = [n for n in order if n not in ("rf_golden", "rail_3v3", "rail_1v8")]
+        assert non_shared == [n for n in written if n in non_shared]
+    for r in result.slots.values():
+        assert [s.index for s in r.steps] == list(range(len(written)))
