@@ -1,0 +1,68 @@
+"""`python -m bench`: every benchmark in one run, printed as a Markdown table.
+
+Install with `pip install -e '.[dev,bench]'` (OpenHTF is a bench-only extra).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import overhead, panel, transport
+
+
+def _quiet_openhtf() -> overhead.Overhead | None:
+    # OpenHTF prints a banner per test to stdout; keep our table readable.
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            return overhead.openhtf_overhead()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main() -> None:
+    rows: list[tuple[str, str, str]] = []
+    ate = overhead.ate_overhead()
+    htf = _quiet_openhtf()
+    if htf is None:
+        rows.append(("(a) OpenHTF", "not installed", "pip install -e '.[bench]'"))
+    rows.append(("(a) overhead per step, no I/O", f"{ate.per_step_us:.1f} us",
+                 f"OpenHTF {htf.per_step_us:.0f} us: {htf.per_step_us / ate.per_step_us:.0f}x"
+                 " lower" if htf else ""))
+    rows.append(("(a) overhead per measurement", f"{ate.per_measurement_us:.1f} us",
+                 f"OpenHTF {htf.per_measurement_us:.0f} us: "
+                 f"{htf.per_measurement_us / ate.per_measurement_us:.0f}x lower" if htf else ""))
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for kind in ("pty", "socket"):
+            rt = transport.round_trip(tmp, kind)
+            rows.append((f"(b) round trip over {kind}", f"{rt['median_ms']:.3f} ms median",
+                         f"p99 {rt['p99_ms']:.3f} ms, n={rt['n']}"))
+        one = panel.run_panels(tmp, 1, 1)
+        four = panel.run_panels(tmp, 1, 4)
+        rows.append(("(c) panel wall time, 4 slots / 1 slot",
+                     f"{four['wall_s'] / one['wall_s']:.3f}",
+                     f"{four['wall_s']:.2f} s / {one['wall_s']:.2f} s; lower bound "
+                     f"{max(one['wall_s'], four['busiest_resource_s']) / one['wall_s']:.3f}"))
+        eight = panel.run_panels(tmp, 8, 4)
+        rows.append(("(d) 8 fixtures x 4 slots / one panel", f"{eight['wall_s'] / four['wall_s']:.3f}",
+                     f"{eight['wall_s']:.2f} s / {four['wall_s']:.2f} s"))
+        rows.append(("(d) CPU of the executive, 32 slots", f"{eight['cpu_pct']:.0f} % of one core",
+                     f"{eight['cpu_s']:.2f} s CPU per panel of 32 units "
+                     f"({eight['cpu_s'] / 32 * 1e3:.0f} ms a unit)"))
+    print(f"ate bench on {platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} cores, {platform.machine()}\n")
+    print("| measure | result | context |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

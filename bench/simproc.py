@@ -1,0 +1,67 @@
+"""Simulated fixtures in their own processes (`ate sim fixture`), as separate hardware
+would be, so the executive's CPU and wall time are measured alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ate.station.runner import Endpoints
+
+REPO = Path(__file__).resolve().parent.parent
+BOARD = REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"
+SEQUENCE = REPO / "sequences" / "s3-devkit-functional.yaml"
+
+
+def write_fixture(
+    tmp: Path, name: str, slots: int, *, zero_latency: bool = False, seed: int = 1
+) -> Path:
+    board = yaml.safe_load(BOARD.read_text())
+    if zero_latency:  # the raw transport round trip, no simulated firmware time
+        board["latency_ms"] = dict.fromkeys(board.get("latency_ms", {"default": 0}), 0.0)
+        board["boot_ms"] = 0
+    board_path = tmp / f"{name}-board.yaml"
+    board_path.write_text(yaml.safe_dump(board, sort_keys=False))
+    doc = {
+        "fixture": name,
+        "controller": {"driver": "sim"},
+        "slots": [{"slot": n, "port": "sim", "power": n, "current_sense": n}
+                  for n in range(1, slots + 1)],
+        "resources": {"dmm": {"kind": "dmm", "capacity": 1},
+                      "golden": {"kind": "golden_board", "capacity": 1}},
+        "simulation": {"board": board_path.name, "seed": seed},
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+class SimProcess:
+    """`with SimProcess(fixture) as endpoints:` runs the twin in a child process."""
+
+    def __init__(self, fixture: Path, transport: str = "pty") -> None:
+        self.fixture = fixture
+        self.transport = transport
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Endpoints:
+        exe = shutil.which("ate")
+        cmd = [exe] if exe else [sys.executable, "-m", "ate.cli.main"]
+        self.proc = subprocess.Popen(
+            [*cmd, "sim", "fixture", str(self.fixture), "--transport", self.transport],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert self.proc.stdout is not None
+        info: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return Endpoints(info["controller"], {int(k): v for k, v in info["slots"].items()})
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
