@@ -32,32 +32,66 @@ def main() -> None:
     htf = _quiet_openhtf()
     if htf is None:
         rows.append(("(a) OpenHTF", "not installed", "pip install -e '.[bench]'"))
-    rows.append(("(a) overhead per step, no I/O", f"{ate.per_step_us:.1f} us",
-                 f"OpenHTF {htf.per_step_us:.0f} us: {htf.per_step_us / ate.per_step_us:.0f}x"
-                 " lower" if htf else ""))
-    rows.append(("(a) overhead per measurement", f"{ate.per_measurement_us:.1f} us",
-                 f"OpenHTF {htf.per_measurement_us:.0f} us: "
-                 f"{htf.per_measurement_us / ate.per_measurement_us:.0f}x lower" if htf else ""))
+    rows.append(
+        (
+            "(a) overhead per step, no I/O",
+            f"{ate.per_step_us:.1f} us",
+            f"OpenHTF {htf.per_step_us:.0f} us: {htf.per_step_us / ate.per_step_us:.0f}x lower"
+            if htf
+            else "",
+        )
+    )
+    rows.append(
+        (
+            "(a) overhead per measurement",
+            f"{ate.per_measurement_us:.1f} us",
+            f"OpenHTF {htf.per_measurement_us:.0f} us: "
+            f"{htf.per_measurement_us / ate.per_measurement_us:.0f}x lower"
+            if htf
+            else "",
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for kind in ("pty", "socket"):
             rt = transport.round_trip(tmp, kind)
-            rows.append((f"(b) round trip over {kind}", f"{rt['median_ms']:.3f} ms median",
-                         f"p99 {rt['p99_ms']:.3f} ms, n={rt['n']}"))
+            rows.append(
+                (
+                    f"(b) round trip over {kind}",
+                    f"{rt['median_ms']:.3f} ms median",
+                    f"p99 {rt['p99_ms']:.3f} ms, n={rt['n']}",
+                )
+            )
         one = panel.run_panels(tmp, 1, 1)
         four = panel.run_panels(tmp, 1, 4)
-        rows.append(("(c) panel wall time, 4 slots / 1 slot",
-                     f"{four['wall_s'] / one['wall_s']:.3f}",
-                     f"{four['wall_s']:.2f} s / {one['wall_s']:.2f} s; lower bound "
-                     f"{max(one['wall_s'], four['busiest_resource_s']) / one['wall_s']:.3f}"))
+        rows.append(
+            (
+                "(c) panel wall time, 4 slots / 1 slot",
+                f"{four['wall_s'] / one['wall_s']:.3f}",
+                f"{four['wall_s']:.2f} s / {one['wall_s']:.2f} s; lower bound "
+                f"{max(one['wall_s'], four['busiest_resource_s']) / one['wall_s']:.3f}",
+            )
+        )
         eight = panel.run_panels(tmp, 8, 4)
-        rows.append(("(d) 8 fixtures x 4 slots / one panel", f"{eight['wall_s'] / four['wall_s']:.3f}",
-                     f"{eight['wall_s']:.2f} s / {four['wall_s']:.2f} s"))
-        rows.append(("(d) CPU of the executive, 32 slots", f"{eight['cpu_pct']:.0f} % of one core",
-                     f"{eight['cpu_s']:.2f} s CPU per panel of 32 units "
-                     f"({eight['cpu_s'] / 32 * 1e3:.0f} ms a unit)"))
-    print(f"ate bench on {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} cores, {platform.machine()}\n")
+        rows.append(
+            (
+                "(d) 8 fixtures x 4 slots / one panel",
+                f"{eight['wall_s'] / four['wall_s']:.3f}",
+                f"{eight['wall_s']:.2f} s / {four['wall_s']:.2f} s",
+            )
+        )
+        rows.append(
+            (
+                "(d) CPU of the executive, 32 slots",
+                f"{eight['cpu_pct']:.0f} % of one core",
+                f"{eight['cpu_s']:.2f} s CPU per panel of 32 units "
+                f"({eight['cpu_s'] / 32 * 1e3:.0f} ms a unit)",
+            )
+        )
+    print(
+        f"ate bench on {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} cores, {platform.machine()}\n"
+    )
     print("| measure | result | context |\n|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")

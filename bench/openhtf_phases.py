@@ -19,8 +19,9 @@ def _noop_phase(test: Any) -> None:
     return None
 
 
-@htf.measures(*[htf.Measurement(f"m{j}").in_range(0, 10).with_units("mA")
-                for j in range(MEASUREMENTS)])
+@htf.measures(
+    *[htf.Measurement(f"m{j}").in_range(0, 10).with_units("mA") for j in range(MEASUREMENTS)]
+)
 def _measure_phase(test: Any) -> None:
     for j in range(MEASUREMENTS):
         test.measurements[f"m{j}"] = 5.0

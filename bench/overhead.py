@@ -35,8 +35,16 @@ async def _measure(ctx: StepContext, spec: Any) -> None:
 def _plan(n: int, measured: bool) -> Plan:
     names = tuple(f"m{j}" for j in range(MEASUREMENTS))
     steps = tuple(
-        PlanStep(i, f"s{i}", "plugin", 5.0, 0, (), _measure if measured else _noop,
-                 names if measured else None)
+        PlanStep(
+            i,
+            f"s{i}",
+            "plugin",
+            5.0,
+            0,
+            (),
+            _measure if measured else _noop,
+            names if measured else None,
+        )
         for i in range(n)
     )
     return Plan("bench", "1", "esp32s3", False, steps)
@@ -56,8 +64,15 @@ def ate_run(n: int, measured: bool, subscribers: int = 1) -> float:
 
     for _ in range(subscribers):
         bus.subscribe(count)
-    run = SlotRun("bench", SlotBinding(1, _no_dut), _plan(n, measured), None,  # type: ignore[arg-type]
-                  ResourcePool({}), bus.emit, SlotOptions())
+    run = SlotRun(
+        "bench",
+        SlotBinding(1, _no_dut),
+        _plan(n, measured),
+        None,  # type: ignore[arg-type]
+        ResourcePool({}),
+        bus.emit,
+        SlotOptions(),
+    )
 
     async def go() -> float:
         t0 = time.perf_counter()

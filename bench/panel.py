@@ -37,11 +37,13 @@ def run_panels(tmp: Path, fixtures: int, slots: int, repeats: int = 3) -> dict[s
         for _ in range(repeats):
             bus = EventBus()
 
-            async def all_panels() -> list[Any]:
-                return await asyncio.gather(*(
-                    run_one_panel(f, seq, bus, sim=ep, station="bench", operator="bench")
-                    for f, ep in zip(loaded, endpoints, strict=True)
-                ))
+            async def all_panels(bus: EventBus = bus) -> list[Any]:
+                return await asyncio.gather(
+                    *(
+                        run_one_panel(f, seq, bus, sim=ep, station="bench", operator="bench")
+                        for f, ep in zip(loaded, endpoints, strict=True)
+                    )
+                )
 
             cpu0, t0 = _cpu_s(), time.perf_counter()
             results = asyncio.run(all_panels())
@@ -51,6 +53,9 @@ def run_panels(tmp: Path, fixtures: int, slots: int, repeats: int = 3) -> dict[s
             assert verdicts == {Verdict.PASS}, verdicts
             busy.append(max(max(res.resource_busy_s.values()) for res in results))
     wall = statistics.median(walls)
-    return {"wall_s": wall, "cpu_s": statistics.median(cpus),
-            "cpu_pct": 100 * statistics.median(cpus) / wall,
-            "busiest_resource_s": statistics.median(busy)}
+    return {
+        "wall_s": wall,
+        "cpu_s": statistics.median(cpus),
+        "cpu_pct": 100 * statistics.median(cpus) / wall,
+        "busiest_resource_s": statistics.median(busy),
+    }

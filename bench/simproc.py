@@ -31,10 +31,13 @@ def write_fixture(
     doc = {
         "fixture": name,
         "controller": {"driver": "sim"},
-        "slots": [{"slot": n, "port": "sim", "power": n, "current_sense": n}
-                  for n in range(1, slots + 1)],
-        "resources": {"dmm": {"kind": "dmm", "capacity": 1},
-                      "golden": {"kind": "golden_board", "capacity": 1}},
+        "slots": [
+            {"slot": n, "port": "sim", "power": n, "current_sense": n} for n in range(1, slots + 1)
+        ],
+        "resources": {
+            "dmm": {"kind": "dmm", "capacity": 1},
+            "golden": {"kind": "golden_board", "capacity": 1},
+        },
         "simulation": {"board": board_path.name, "seed": seed},
     }
     path = tmp / f"{name}.yaml"
@@ -55,7 +58,9 @@ class SimProcess:
         cmd = [exe] if exe else [sys.executable, "-m", "ate.cli.main"]
         self.proc = subprocess.Popen(
             [*cmd, "sim", "fixture", str(self.fixture), "--transport", self.transport],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert self.proc.stdout is not None
         info: dict[str, Any] = json.loads(self.proc.stdout.readline())

@@ -9,7 +9,10 @@ class InputError(Exception):
     """One line for the user: `file:line:col: what is wrong; what is allowed`."""
 
     def __init__(
-        self, path: str | Path | None, message: str, line: int | None = None,
+        self,
+        path: str | Path | None,
+        message: str,
+        line: int | None = None,
         column: int | None = None,
     ) -> None:
         self.path = str(path) if path is not None else None
