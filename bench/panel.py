@@ -26,9 +26,11 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_panels(tmp: Path, fixtures: int, slots: int, repeats: int = 3) -> dict[str, Any]:
+def run_panels(
+    tmp: Path, fixtures: int, slots: int, repeats: int = 5, sequence: Path = SEQUENCE
+) -> dict[str, Any]:
     """Median wall time of `repeats` panels on `fixtures` fixtures at once."""
-    seq = load_sequence(SEQUENCE)
+    seq = load_sequence(sequence)
     paths = [write_fixture(tmp, f"f{fixtures}x{slots}-{i}", slots, seed=i) for i in range(fixtures)]
     loaded = [load_fixture(p) for p in paths]
     walls, cpus, busy = [], [], []

@@ -37,6 +37,11 @@ DEMO_FIXTURE = REPO / "fixtures" / "sim-quad.yaml"
 DEMO_SEQUENCE = REPO / "sequences" / "s3-devkit-functional.yaml"
 
 
+def _console() -> Console:
+    # Piped into a file or CI log, rich would assume 80 columns and fold every reason.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+
+
 def _load(sequence: Path, fixtures: list[Path]) -> tuple[LoadedSequence, list[LoadedFixture]]:
     seq = load_sequence(sequence)
     fixes = [load_fixture(f) for f in fixtures]
@@ -75,7 +80,7 @@ def execute(
     console: Console | None = None,
 ) -> list[PanelResult | BaseException]:
     """Run one panel on each fixture concurrently, in one event loop, into `out`."""
-    console = console or Console(highlight=False)
+    console = console or _console()
     bus = EventBus()
     outputs = Outputs(out)
     outputs.attach(bus)
@@ -132,7 +137,7 @@ def run_panels(args: argparse.Namespace) -> int:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = _out_dir(args.out)
-    console = Console(highlight=False)
+    console = _console()
     results = execute(
         seq,
         fixtures,
@@ -154,7 +159,7 @@ def run_demo(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    console = Console(highlight=False)
+    console = _console()
     fix = fixtures[0]
     sim = fix.model.simulation
     faulted = {n for n, s in (sim.slots.items() if sim else ()) if s.faults}
