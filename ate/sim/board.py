@@ -416,7 +416,7 @@ class SimBoard:
         self.reset_reason: ResetReason = "poweron"
         self.requests_since_boot = 0
         self.hung = False
-        self.last: tuple[int, bytes] | None = None
+        self.last: tuple[Request, bytes] | None = None
         self.pin_mode: dict[int, str] = {}
         self.driven: dict[int, int] = {}
         self.i2c_regs: dict[tuple[int, int], dict[int, int]] = {}
@@ -628,8 +628,11 @@ class SimBoard:
         if hang is not None and self.requests_since_boot > hang:
             self.hung = True
             return b""
-        if self.last is not None and self.last[0] == request.id:
-            return self.last[1]  # rule 4: a resend is answered, never executed again
+        if self.last is not None and self.last[0] == request:
+            # Rule 4: a resend (same id, same request) is answered, never executed again.
+            # Keyed on the whole request, as the firmware does: a new host session that
+            # starts again at id 1 with another command must not get a stale answer.
+            return self.last[1]
         handler = _COMMANDS.get(request.command)
         try:
             if handler is None:
@@ -637,7 +640,7 @@ class SimBoard:
             reply = encode_reply(request.id, handler(self, request))
         except CommandError as exc:
             reply = encode_error(request.id, exc.code, exc.message)
-        self.last = (request.id, reply)
+        self.last = (request, reply)
         return reply
 
     def on_wire(self, line: bytes) -> bytes:

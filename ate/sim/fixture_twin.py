@@ -63,7 +63,7 @@ class SimSlot:
 @dataclass
 class _Inflight:
     ids: set[int] = field(default_factory=set)
-    last: tuple[int, bytes] | None = None
+    last: tuple[Request, bytes] | None = None
 
 
 class FixtureController:
@@ -122,7 +122,7 @@ class FixtureController:
                 self._link.write(protocol_error(event))
                 continue
             st = self._state
-            if st.last is not None and st.last[0] == event.id:
+            if st.last is not None and st.last[0] == event:
                 self._link.write(st.last[1])  # rule 4: answered again, not executed again
             elif event.id not in st.ids:  # a resend of a running command: its answer comes
                 st.ids.add(event.id)
@@ -137,7 +137,7 @@ class FixtureController:
             reply = encode_error(req.id, exc.code, exc.message)
         finally:
             self._state.ids.discard(req.id)
-        self._state.last = (req.id, reply)
+        self._state.last = (req, reply)
         self._link.write(reply)
 
     def _slot(self, text: str) -> SimSlot:

@@ -524,3 +524,17 @@ def test_reject_answers_eproto_for_any_corrupt_text(data: bytes) -> None:
     line = board.reject(Corrupt("!" + text, "checksum mismatch"))
     event = parse_device_line(line.decode("ascii").rstrip("\n"))
     assert isinstance(event, ErrorReply) and event.code == "EPROTO"
+
+
+def test_same_id_with_another_request_is_executed_not_replayed() -> None:
+    """Rule 4 keys the cache on the whole request: a new host session that starts again
+    at id 1 must not receive the previous session's answer."""
+    board = running()
+    first = board.handle(Request(1, "gpio.mode", ("4", "out")))
+    assert board.handle(Request(1, "gpio.mode", ("4", "out"))) == first  # a resend
+    board.handle(Request(2, "gpio.set", ("4", "1")))
+    assert board.driven.get(4) == 1
+    board.handle(Request(2, "gpio.set", ("4", "0")))  # same id, another request: executed
+    assert board.driven.get(4) == 0
+    board.handle(Request(2, "gpio.set", ("4", "0")))
+    assert board.requests_since_boot == 5
