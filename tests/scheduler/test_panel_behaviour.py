@@ -255,3 +255,53 @@ async def test_resource_aware_schedule_pulls_shared_steps_forward(
         assert non_shared == [n for n in written if n in non_shared]
     for r in result.slots.values():
         assert [s.index for s in r.steps] == list(range(len(written)))
+
+
+async def test_plugin_step_runs_against_the_board(make_bench: Any, tmp_path: Any) -> None:
+    """The example entry-point plugin reads the DUT's uptime; its value meets limits."""
+
+    def with_plugin(doc: dict[str, Any]) -> None:
+        doc["steps"] = [
+            {
+                "name": "uptime_ok",
+                "type": "plugin",
+                "plugin": "ate.example.uptime",
+                "limits": {"low": 0.0, "high": 60.0},
+            },
+            {
+                "name": "uptime_too_young",
+                "type": "plugin",
+                "plugin": "ate.example.uptime",
+                "limits": {"low": 3600.0},
+            },
+        ]
+
+    bench: Bench = make_bench(slots=2)
+    result = await bench.run(write_sequence(tmp_path, with_plugin))
+    for r in result.slots.values():
+        ok, young = r.steps
+        assert ok.verdict is Verdict.PASS and 0 < float(ok.measurements[0].value) < 60
+        assert young.verdict is Verdict.FAIL
+        assert r.reason.startswith("uptime_too_young: uptime_too_young = ")
+
+
+async def test_a_slot_whose_port_is_gone_errors_alone(tmp_path: Any) -> None:
+    """An unplugged adapter is that slot's ERROR with the reason; the others test on."""
+    import yaml
+
+    from ate.config.loader import load_fixture
+    from ate.sim.fixture_twin import SimFixtureThread
+    from tests.scheduler.conftest import write_fixture
+
+    path = write_fixture(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    doc["slots"][1]["port"] = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:9.9:1.0-port0"
+    path.write_text(yaml.safe_dump(doc))
+    fixture = load_fixture(path)
+    with SimFixtureThread(fixture.model, fixture.base_dir) as twin:
+        bench = Bench(fixture, twin)
+        result = await bench.run()
+    assert result.slots[2].verdict is Verdict.ERROR
+    assert "usb-0:9.9:1.0-port0 does not exist" in result.slots[2].reason
+    assert result.slots[2].reason.startswith("connect: ")
+    assert all(result.slots[s].verdict is Verdict.PASS for s in (1, 3, 4))
