@@ -13,8 +13,6 @@ from pathlib import Path
 
 from ate import __version__
 
-EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ate", description="ESP32 production test executive")

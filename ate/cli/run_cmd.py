@@ -136,8 +136,18 @@ def run_panels(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    out = _out_dir(args.out)
     console = _console()
+    _, code = _execute_and_report(args, seq, fixtures, console)
+    return code
+
+
+def _execute_and_report(
+    args: argparse.Namespace,
+    seq: LoadedSequence,
+    fixtures: list[LoadedFixture],
+    console: Console,
+) -> tuple[list[PanelResult | BaseException], int]:
+    out = _out_dir(args.out)
     results = execute(
         seq,
         fixtures,
@@ -148,7 +158,7 @@ def run_panels(args: argparse.Namespace) -> int:
         transport=args.transport,
         console=console,
     )
-    return _report(results, fixtures, out, console)
+    return results, _report(results, fixtures, out, console)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -168,18 +178,7 @@ def run_demo(args: argparse.Namespace) -> int:
         f"({len(fix.model.slots)} simulated ESP32-S3 boards on real ptys), sequence "
         f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault."
     )
-    out = _out_dir(args.out)
-    results = execute(
-        seq,
-        fixtures,
-        out,
-        station=args.station or socket.gethostname(),
-        operator=args.operator,
-        live=not args.no_live,
-        transport=args.transport,
-        console=console,
-    )
-    code = _report(results, fixtures, out, console)
+    results, code = _execute_and_report(args, seq, fixtures, console)
     res = results[0]
     if code == EXIT_CANNOT_RUN or isinstance(res, BaseException):
         return code
