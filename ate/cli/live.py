@@ -9,6 +9,7 @@ from rich.text import Text
 
 from ate.model.events import (
     Event,
+    FlashProgress,
     PanelStarted,
     SlotEnded,
     SlotPhase,
@@ -58,6 +59,9 @@ class SlotTable:
             self._row(event.panel_id, event.slot).activity = event.phase
         elif isinstance(event, UnitIdentified):
             self._row(event.panel_id, event.slot).mac = event.unit.mac
+        elif isinstance(event, FlashProgress):
+            pct = 100 * event.done // event.total if event.total else 100
+            self._row(event.panel_id, event.slot).activity = f"{event.stage} {pct}%"
         elif isinstance(event, StepStarted):
             retry = f" (retry {event.attempt})" if event.attempt else ""
             self._row(event.panel_id, event.slot).activity = f"{event.name}{retry}"

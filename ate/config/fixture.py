@@ -111,6 +111,14 @@ class SimulationSpec(Strict):
     slots: dict[int, SimSlotSpec] = Field(default_factory=dict)
 
 
+class FlashingSpec(Strict):
+    """How this fixture's USB-serial adapters and cables take esptool traffic."""
+
+    baud: int = Field(921600, ge=9600, le=5_000_000, description="after the stub is running")
+    stub: bool = Field(True, description="upload esptool's flasher stub (faster, compresses)")
+    compress: bool = True
+
+
 class Fixture(Strict):
     fixture: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="fixture name")
     description: str = ""
@@ -118,6 +126,7 @@ class Fixture(Strict):
     clamp: Annotated[int, Field(ge=0)] = Field(0, description="clamp switch input number")
     slots: tuple[SlotSpec, ...] = Field(min_length=1, max_length=4)
     resources: dict[str, ResourceSpec] = Field(default_factory=dict)
+    flashing: FlashingSpec = FlashingSpec()
     simulation: SimulationSpec | None = None
 
     @model_validator(mode="after")

@@ -200,6 +200,12 @@ Step = Annotated[
 class TestFirmware(Strict):
     path: str = Field(description="image file, relative to the sequence file")
     version: str | None = Field(None, description="version the DUT must report, if given")
+    offset: int = Field(0x10000, ge=0, multiple_of=0x1000, description="flash offset of the image")
+    flash: Literal["if_changed", "always", "never"] = Field(
+        "if_changed",
+        description="if_changed: write unless the flash already holds this image (by MD5); "
+        "always: write every time; never: the units come with it (no ROM loader step)",
+    )
 
 
 class Defaults(Strict):

@@ -47,6 +47,16 @@ class UnitIdentified(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FlashProgress(Event):
+    """esptool writing an image into a slot's flash (bytes of this image so far)."""
+
+    slot: int
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
 class StepStarted(Event):
     slot: int
     index: int

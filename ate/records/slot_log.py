@@ -14,6 +14,7 @@ import structlog
 from ate.model.events import (
     DutLog,
     Event,
+    FlashProgress,
     Measured,
     PanelEnded,
     PanelStarted,
@@ -47,6 +48,7 @@ class SlotLogWriter:
         self._files: dict[tuple[str, int], TextIO] = {}
         self._loggers: dict[tuple[str, int], Any] = {}
         self.paths: list[Path] = []
+        self._flash_pct: dict[tuple[str, int], int] = {}
 
     def _open(self, panel_id: str, slot: int) -> Any:
         key = (panel_id, slot)
@@ -82,6 +84,15 @@ class SlotLogWriter:
                 limits=m.limits.describe() if m.limits else None,
                 verdict=m.verdict.value,
             )
+        elif isinstance(event, FlashProgress):
+            # esptool reports every block; a line per tenth is enough to read a slot's story.
+            key = (event.panel_id, event.slot)
+            pct = 100 * event.done // event.total if event.total else 100
+            if pct // 10 != self._flash_pct.get(key, -1) // 10 or pct == 100:
+                self._flash_pct[key] = pct
+                self._open(event.panel_id, event.slot).info(
+                    "flash_progress", stage=event.stage, done=event.done, total=event.total
+                )
         elif isinstance(event, StepStarted):
             self._open(event.panel_id, event.slot).info(
                 "step_start", step=event.name, index=event.index, attempt=event.attempt

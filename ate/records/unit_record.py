@@ -57,6 +57,7 @@ def build_record(panel: PanelStarted, result: SlotResult) -> dict[str, Any]:
             "reason": result.reason,
             "duration_s": round(result.duration_s, 6),
             "steps": [s.as_dict() for s in result.steps],
+            **result.extra,  # e.g. "rom": chip identity and the images written or found
         }
     )
     return record

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
@@ -18,6 +19,7 @@ from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, Line
 from ate.model.events import (
     DutLog,
     Event,
+    FlashProgress,
     SlotPhase,
     SlotStarted,
     StepEnded,
@@ -34,14 +36,36 @@ _log = logging.getLogger(__name__)
 
 LogSink = Callable[[str], None]
 OpenDut = Callable[[LogSink], Awaitable[LineClient]]
+ProgressSink = Callable[[str, int, int], None]  # stage, bytes done, bytes total
+
+
+class BringUpFailed(Exception):
+    """The ROM-loader phase could not prepare the unit (wrong chip, flash verify failed,
+    download mode disabled): the slot's ERROR, with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the ROM-loader phase learned (the unit's identity from its eFuses) and did
+    (which images it wrote or found in place), for the record."""
+
+    unit: UnitIdentity
+    record: dict[str, Any]
+
+
+# Runs with the chip powered and strapped into its ROM loader; may be called from the
+# event loop only (it must not block: esptool work belongs in a worker thread).
+Prepare = Callable[[LogSink, ProgressSink], Awaitable[Prepared]]
 
 
 @dataclass(frozen=True, slots=True)
 class SlotBinding:
-    """What the station gives the scheduler for one slot: how to reach its DUT."""
+    """What the station gives the scheduler for one slot: how to reach its DUT, and how
+    to prepare the unit in its ROM loader (identify, flash the test firmware) if at all."""
 
     slot: int
     open_dut: OpenDut
+    prepare: Prepare | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +79,8 @@ def _classify(exc: BaseException) -> tuple[Verdict, str]:
     """A step's exception as a verdict and a reason a test engineer can act on."""
     if isinstance(exc, StepFailed):
         return Verdict.FAIL, str(exc)
+    if isinstance(exc, BringUpFailed):
+        return Verdict.ERROR, str(exc)
     if isinstance(exc, DeviceError):
         # EHW: the unit's hardware did not respond (missing part): a bad unit.
         return (Verdict.FAIL if exc.code == "EHW" else Verdict.ERROR), str(exc)
@@ -86,6 +112,7 @@ class SlotRun:
         self.options = options
         self.steps: list[StepResult] = []
         self.unit: UnitIdentity | None = None
+        self.extra: dict[str, Any] = {}
         self.phase = "waiting"
         self.t0 = time.monotonic()
 
@@ -114,6 +141,7 @@ class SlotRun:
             unit=self.unit,
             steps=tuple(sorted((*ran, *skipped), key=lambda s: s.index)),
             duration_s=time.monotonic() - self.t0,
+            extra=dict(self.extra),
         )
 
     async def run(self) -> SlotResult:
@@ -125,6 +153,8 @@ class SlotRun:
             if not await self.controller.present(self.slot):
                 return self.result(Verdict.EMPTY, "no board in the slot")
             await self.controller.led(self.slot, "busy")
+            if self.binding.prepare is not None:
+                await self._rom_phase(self.binding.prepare)
             self._phase("connect")
             client = await self.binding.open_dut(self._dut_log)
             dut = TestFirmwareClient(
@@ -146,11 +176,26 @@ class SlotRun:
         finally:
             await self._power_down(client)
 
+    async def _rom_phase(self, prepare: Prepare) -> None:
+        """Power the unit into its ROM loader and let the station identify and flash it."""
+        self._phase("rom")
+        await self.controller.power(self.slot, True)
+        await self.controller.strap(self.slot, "boot")
+        self._phase("flash")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.emit(FlashProgress(self.panel_id, self.slot, stage, done, total))
+
+        prepared = await prepare(self._dut_log, progress)
+        self.unit = prepared.unit
+        self.extra["rom"] = prepared.record
+        self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+
     async def _bring_up(self, dut: TestFirmwareClient) -> tuple[Verdict, str]:
         self._phase("power")
         ready = dut.line.expect_notice("READY")
         try:
-            await self.controller.power(self.slot, True)
+            await self.controller.power(self.slot, True)  # already on after a ROM phase
             await self.controller.strap(self.slot, "run")
             self._phase("boot")
             try:
@@ -169,6 +214,11 @@ class SlotRun:
             ready.cancel()
         self._phase("identify")
         info = await dut.info()
+        if self.unit is not None and self.unit.mac != info.mac:
+            return Verdict.ERROR, (
+                f"identify: the test firmware reports MAC {info.mac}, the ROM loader read "
+                f"{self.unit.mac} (a different unit, or a firmware reading the wrong MAC)"
+            )
         self.unit = UnitIdentity(
             mac=info.mac, chip=info.chip, firmware=info.firmware, protocol=info.proto
         )
