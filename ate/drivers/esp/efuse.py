@@ -1,0 +1,303 @@
+"""eFuse access through espefuse's library API, on an `EspFlasher`'s open connection.
+
+`EfuseSession` reads and burns eFuses in the flasher's worker thread, so its output lands
+in that slot's log. Every burn checks state first where that is cheap, lets espefuse do
+the burn (it refuses a second write into a Reed-Solomon block, a write-protected field,
+a value that would clear bits) and reads back afterwards; espefuse's refusals become
+`EfuseRefused` with its own words. Confirmation prompts are always off. Burning
+DIS_DOWNLOAD_MODE or ENABLE_SECURITY_DOWNLOAD: the flasher stub keeps answering until the
+next reset; the bare ROM acts at once, espefuse re-connects (here without its DTR/RTS
+reset) and may `sys.exit(0)`, which becomes a normal result with `link` telling what the
+chip still accepts on this connection.
+
+May import espefuse/esptool; the higher provisioning layer builds its plans on this.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import espefuse
+import esptool
+from esp_pylib.errors import FatalError
+from espefuse.efuse import base_fields
+
+from ate.drivers.esp.errors import (
+    DownloadModeDisabled,
+    EfuseRefused,
+    FlashError,
+    SecureDownloadMode,
+)
+from ate.drivers.esp.flasher import EspFlasher
+
+T = TypeVar("T")
+Link = Literal["normal", "secure-download", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class EfuseField:
+    name: str
+    block: int
+    value: object  # as `EfuseSession.read` returns it; None when read-protected
+    readable: bool
+    writeable: bool
+
+
+def _value(field: Any) -> object:
+    """MACs as "aa:bb:..", other byte fields as bytes in burn order, key purposes by
+    name, the rest as int/bool."""
+    if not field.is_readable():
+        return None
+    if field.efuse_class == "mac":
+        return str(field.get()).split(" ")[0]  # "aa:bb:cc:dd:ee:ff (OK)"
+    if str(field.efuse_type).startswith("bytes"):
+        # espefuse stores bytes reversed in its bitstring; undo that.
+        return bytes(field.get_bitstring().bytes[::-1])
+    return field.get()
+
+
+def _reconnect_without_reset(esp: Any) -> Any:
+    """espefuse's reconnect after burning a download-mode fuse, minus its DTR/RTS reset
+    ("default-reset"): on a fixture those lines are the fixture controller's, and the ROM
+    needs no reset to go on (it is then in Secure Download Mode, or silent)."""
+    port, baud = esp._port.port, esp._port.baudrate
+    esp._port.close()
+    return esptool.detect_chip(port, baud, "no-reset")
+
+
+class EfuseSession:
+    """eFuses of the chip behind `flasher` (connected, not in Secure Download Mode)."""
+
+    def __init__(self, flasher: EspFlasher) -> None:
+        self._flasher = flasher
+        self._commands: Any = None
+        self.link: Link = "normal"
+
+    # -- reads ------------------------------------------------------------------------
+
+    async def summary(self) -> dict[str, object]:
+        """Every field, name -> value (as `read` returns it), freshly read."""
+        return await self._call("summary", self._summary)
+
+    async def read(self, name: str) -> object:
+        """One field: bytes for byte fields, a name for key purposes, else int/bool;
+        None when the field is read-protected."""
+        return (await self.field(name)).value
+
+    async def field(self, name: str) -> EfuseField:
+        """One field with its protection state."""
+        return await self._call("read", self._field, name)
+
+    # -- burns ------------------------------------------------------------------------
+
+    async def burn(self, values: dict[str, int | bytes]) -> dict[str, object]:
+        """burn-efuse of several fields in one batch; returns the values read back."""
+        if not values:
+            return {}
+        return await self._call("burn-efuse", self._burn, dict(values))
+
+    async def burn_key(
+        self,
+        block: str,
+        key: bytes,
+        purpose: str,
+        *,
+        read_protect: bool | None = None,
+        write_protect: bool = True,
+    ) -> None:
+        """burn-key: the key, its purpose (write-protected), and by default the block's
+        write protection and, for purposes that need it, read protection. read_protect
+        False keeps a secret key readable; True insists and is refused up front for a
+        purpose that must stay readable (Secure Boot digests)."""
+        await self._call(
+            "burn-key", self._burn_key, block, bytes(key), purpose, read_protect, write_protect
+        )
+
+    async def burn_block_data(self, block: str, data: bytes, offset: int = 0) -> None:
+        """burn-block-data, padded to the whole block (espefuse 5.6 refuses a short
+        file at offset 0). A block that already holds these bits is left alone."""
+        await self._call("burn-block-data", self._burn_block_data, block, bytes(data), offset)
+
+    async def write_protect(self, names: list[str]) -> None:
+        """write-protect-efuse: set WR_DIS for each field (and its group) in one burn."""
+        if names:
+            await self._call("write-protect-efuse", self._write_protect, list(names))
+
+    # -- worker-thread side -----------------------------------------------------------
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        if self.link == "disabled":
+            raise DownloadModeDisabled(f"eFuse {what}")
+        if self.link == "secure-download" or self._flasher.info.security.secure_download:
+            raise SecureDownloadMode(f"eFuse {what}")
+        return await self._flasher.run_in_worker(what, self._guard, what, fn, *args)
+
+    def _guard(self, esp: Any, what: str, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            if self._commands is None or self._commands.efuses._esp is not esp:
+                # First use, or the flasher connected again since: read the chip afresh.
+                self._commands = espefuse.init_commands(esp=esp, do_not_confirm=True)
+                efuses = self._commands.efuses
+                # The CLI's default: lock bits (WR_DIS, RD_DIS) and the download-mode
+                # fuses go last in a batch, so a failure leaves the chip recoverable.
+                efuses.postpone = True
+                efuses.reconnect_chip = _reconnect_without_reset
+            return fn(self._commands.efuses, *args)
+        except BaseException as e:
+            # A refused burn leaves its data queued in espefuse's write buffers, where
+            # the next burn would OR it in: start the next call from a fresh read.
+            self._commands = None
+            if isinstance(e, KeyError):
+                raise EfuseRefused(what, f"no eFuse or block named {e.args[0]!r}") from e
+            if isinstance(e, FatalError) and not isinstance(e, FlashError):
+                raise EfuseRefused(what, " ".join(str(e).split())) from e
+            raise
+
+    def _refresh(self, efuses: Any) -> None:
+        # Same read-back espefuse does after a burn (base_fields.burn_all).
+        efuses.read_coding_scheme()
+        efuses.read_blocks()
+        efuses.update_efuses()
+
+    def _summary(self, efuses: Any) -> dict[str, object]:
+        self._refresh(efuses)
+        return {e.name: _value(e) for e in efuses}
+
+    def _field(self, efuses: Any, name: str) -> EfuseField:
+        self._refresh(efuses)
+        e = efuses[name]
+        return EfuseField(e.name, int(e.block), _value(e), e.is_readable(), e.is_writeable())
+
+    def _burning(self, efuses: Any, what: str, burn: Callable[[], None]) -> bool:
+        """Run an espefuse burn command; False when the chip stopped talking because of
+        what was burned (espefuse calls sys.exit(0) then)."""
+        loader = efuses._esp
+        try:
+            burn()
+        except SystemExit as e:
+            if e.code not in (0, None):
+                raise EfuseRefused(what, f"espefuse stopped with exit code {e.code}") from e
+            if efuses._esp is not loader and efuses._esp.secure_download_mode:
+                # espefuse reconnected and found the ROM in Secure Download Mode.
+                self._flasher.adopt_loader(efuses._esp)
+                self.link = "secure-download"
+            else:
+                self._flasher.mark_download_disabled()
+                self.link = "disabled"
+            return False
+        if efuses._esp is not loader:
+            self._flasher.adopt_loader(efuses._esp)  # reconnected but still talking
+        return True
+
+    def _burn(self, efuses: Any, values: dict[str, int | bytes]) -> dict[str, object]:
+        checked: dict[str, int | bytes] = {}
+        for name, value in values.items():
+            field = efuses[name]  # KeyError -> unknown field
+            if isinstance(value, bytes | bytearray):
+                raw = bytes(value)
+                # MAC fields parse "aa:bb:cc:dd:ee:ff"; other byte fields plain hex.
+                text = raw.hex(":") if field.efuse_class == "mac" else raw.hex()
+            else:
+                text = str(int(value))  # bool -> "1": espefuse parses with int(x, 0)
+            # espefuse's own argument check (length, bool only 1, non-zero int).
+            checked[field.name] = base_fields.CheckArgValue(efuses, field.name)(text)
+        if not self._burning(
+            efuses, "burn-efuse", lambda: self._commands.burn_efuse(checked, force=False)
+        ):
+            return {}
+        return {name: _value(efuses[name]) for name in checked}
+
+    def _key_block(self, efuses: Any, block: str) -> Any:
+        blk = efuses.blocks[efuses.get_index_block_by_name(block)]
+        if blk.key_purpose_name is None:
+            raise EfuseRefused("burn-key", f"{block} is not a key block")
+        return blk
+
+    def _burn_key(
+        self,
+        efuses: Any,
+        block: str,
+        key: bytes,
+        purpose: str,
+        read_protect: bool | None,
+        write_protect: bool,
+    ) -> None:
+        self._refresh(efuses)
+        blk = self._key_block(efuses, block)
+        purpose_field = efuses[blk.key_purpose_name]
+        if purpose not in purpose_field.KEY_PURPOSES_NAME:
+            raise EfuseRefused(
+                "burn-key",
+                f"unknown key purpose {purpose!r}; one of {purpose_field.KEY_PURPOSES_NAME}",
+            )
+        needs_rd = bool(purpose_field.need_rd_protect(purpose))
+        if read_protect and not needs_rd:
+            raise EfuseRefused(
+                "burn-key", f"a {purpose} key must stay readable; refusing to read-protect {block}"
+            )
+        if not blk.is_writeable():
+            raise EfuseRefused("burn-key", f"{blk.name} is write-protected (already burned?)")
+        ok = self._burning(
+            efuses,
+            "burn-key",
+            lambda: self._commands.burn_key(
+                [blk.name],
+                [io.BytesIO(key)],
+                [purpose],
+                no_write_protect=not write_protect,
+                no_read_protect=read_protect is False,
+            ),
+        )
+        if not ok:
+            return
+        if purpose_field.get() != purpose:
+            raise EfuseRefused(
+                "burn-key", f"{blk.key_purpose_name} reads back {purpose_field.get()}"
+            )
+        key_field = efuses[blk.name]
+        expect_readable = not (needs_rd and read_protect is not False)
+        if key_field.is_readable() != expect_readable:
+            raise EfuseRefused(
+                "burn-key",
+                f"{blk.name} is {'' if key_field.is_readable() else 'not '}readable after burning",
+            )
+        if expect_readable and len(key) * 8 == key_field.bit_len:
+            stored = key[::-1] if purpose_field.need_reverse(purpose) else key
+            if _value(key_field) != stored:
+                raise EfuseRefused("burn-key", f"{blk.name} does not read back the key burned")
+
+    def _burn_block_data(self, efuses: Any, block: str, data: bytes, offset: int) -> None:
+        self._refresh(efuses)
+        blk = efuses.blocks[efuses.get_index_block_by_name(block)]
+        size = int(blk.get_block_len())
+        if offset < 0 or offset + len(data) > size:
+            raise ValueError(f"{len(data)} bytes at offset {offset} do not fit {block} ({size})")
+        full = bytes(offset) + data + bytes(size - offset - len(data))
+        ok = self._burning(
+            efuses,
+            "burn-block-data",
+            lambda: self._commands.burn_block_data([blk.name], [io.BytesIO(full)], 0),
+        )
+        if ok and blk.is_readable():
+            got = bytes(blk.get_bitstring().bytes[::-1])
+            # Only the bits asked for must be set (a re-run over the same data is fine).
+            if any((g & f) != f for g, f in zip(got, full, strict=True)):
+                raise EfuseRefused("burn-block-data", f"{blk.name} does not read back the data")
+
+    def _write_protect(self, efuses: Any, names: list[str]) -> None:
+        fields = [efuses[n] for n in names]
+        for f in fields:
+            if f.write_disable_bit is None:
+                raise EfuseRefused("write-protect-efuse", f"{f.name} cannot be write-protected")
+        if not self._burning(
+            efuses,
+            "write-protect-efuse",
+            lambda: self._commands.write_protect_efuse([f.name for f in fields]),
+        ):
+            return
+        still = [f.name for f in fields if f.is_writeable()]
+        if still:
+            raise EfuseRefused("write-protect-efuse", f"still writeable: {', '.join(still)}")
