@@ -108,6 +108,12 @@ class SimSlotSpec(Strict):
 class SimulationSpec(Strict):
     board: str = Field(description="simulated board YAML, relative to the fixture file")
     seed: int = 0
+    wire_time: bool = Field(
+        False, description="throttle ROM-loader traffic to the UART's baud (realistic timing)"
+    )
+    preflash: str | None = Field(
+        None, description="an image every unit comes with at the app offset (relative path)"
+    )
     slots: dict[int, SimSlotSpec] = Field(default_factory=dict)
 
 

@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 from ate.protocol.lines import Corrupt, HostDecoder, LogLine, Request, encode_notice
 from ate.sim.board import Action, Phase, SimBoard
+from ate.sim.boot import NoApp
+from ate.sim.rom.face import RomFace
+from ate.sim.rom.loader import POWERON, SW_SYS_RESET, LoaderEvent
 
 Transport = Literal["pty", "socket"]
 TRANSPORTS: tuple[Transport, ...] = ("pty", "socket")
@@ -201,8 +204,18 @@ class DutServer:
     Control methods (power, reset) must be called on the server's event loop.
     """
 
-    def __init__(self, board: SimBoard | None, transport: str = "pty") -> None:
+    def __init__(
+        self,
+        board: SimBoard | None,
+        transport: str = "pty",
+        *,
+        rom: RomFace | None = None,
+    ) -> None:
         self.board = board
+        # With a ROM face the unit is whole: its straps pick the ROM loader or a boot from
+        # flash, which runs the test firmware only if that is what was flashed there.
+        self.rom = rom if board is not None else None
+        self._strap_boot = False  # IO0 held low by the fixture
         self.transport = check_transport(transport)
         self._link = make_link(self.transport, self._on_data, self._on_connect)
         self._decoder = HostDecoder()
@@ -217,6 +230,8 @@ class DutServer:
     # ---- lifetime --------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.rom is not None:
+            self.rom.attach(self._link.write, self._rom_event)
         self._queue = asyncio.Queue()
         self._handled_event = asyncio.Event()
         await self._link.open()
@@ -257,15 +272,25 @@ class DutServer:
             if not board.powered:
                 board.power_on()
                 self._new_epoch()
-                self._set_life(self._boot())
+                if self.rom is not None:
+                    self._boot_from_straps(self._strap_boot, POWERON)
+                else:
+                    self._set_life(self._boot())
         else:
             self._cancel_life()
             board.power_off()
+            if self.rom is not None:
+                self.rom.loader.power_off()
             self._new_epoch()
 
     def reset(self, boot_mode: bool = False) -> None:
         """EN pulse. boot_mode (IO0 low): ROM download mode, deaf to the test protocol."""
         board = self.board
+        self._strap_boot = boot_mode
+        if board is not None and self.rom is not None:
+            if board.powered:
+                self._boot_from_straps(boot_mode, POWERON)  # an EN reset reads as power-on
+            return
         if board is None or not board.reset(boot_mode):
             return
         self._new_epoch()
@@ -275,6 +300,34 @@ class DutServer:
         else:
             self._set_life(self._boot())
 
+    # ---- the ROM face -------------------------------------------------------------------
+
+    def _boot_from_straps(self, download: bool, cause: str) -> None:
+        """A chip reset with the straps as the fixture holds them."""
+        board, rom = self.board, self.rom
+        assert board is not None and rom is not None
+        self._cancel_life()
+        self._new_epoch()
+        board.reset(boot_mode=True)  # the test firmware is not running (yet)
+        banner = rom.loader.reset(download=download, cause=cause)
+        if download:
+            self._link.write(banner)
+            return
+        app = rom.find_app()
+        if isinstance(app, NoApp):
+            # Blank or corrupt: the second stage complains and nothing answers.
+            self._link.write(banner + app.console.encode())
+            return
+        board.spec = board.spec.model_copy(update={"firmware": f"ate-testfw/{app.version}"})
+        board.reset(boot_mode=False)
+        self._set_life(self._boot())
+
+    def _rom_event(self, event: LoaderEvent) -> None:
+        if event is LoaderEvent.RUN_APP:
+            self._boot_from_straps(False, SW_SYS_RESET)
+        else:  # reboot or hard reset: the chip samples the straps the fixture holds
+            self._boot_from_straps(self._strap_boot, SW_SYS_RESET)
+
     # ---- internals -------------------------------------------------------------------
 
     def _on_connect(self) -> None:
@@ -283,6 +336,9 @@ class DutServer:
     def _on_data(self, data: bytes) -> None:
         board = self.board
         if board is None or self._queue is None:
+            return
+        if self.rom is not None and self.rom.in_download_mode:
+            self.rom.from_host(data)
             return
         for event in feed_lines(self._decoder, data):
             # Checked on arrival: what reaches a sleeping, booting or unpowered chip is lost.

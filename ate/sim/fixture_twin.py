@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ate.config.errors import InputError
-from ate.config.fixture import Fixture, SimSlotSpec
+from ate.config.fixture import Fixture, SimSlotSpec, SimulationSpec
 from ate.config.loader import load_model
 from ate.protocol.lines import (
     PROTOCOL_VERSION,
@@ -40,6 +40,11 @@ from ate.sim.board import (
     show,
 )
 from ate.sim.dut_server import DutServer, Transport, check_transport, feed_lines, make_link
+from ate.sim.rom.chips import get_profile
+from ate.sim.rom.efuses import EfuseBank
+from ate.sim.rom.face import RomFace
+from ate.sim.rom.flash import SparseFlash
+from ate.sim.rom.loader import RomLoader
 
 LED_STATES = ("off", "busy", "pass", "fail", "error")
 CONTROLLER_FW = "ate-fixture-sim/1.0.0"
@@ -270,7 +275,8 @@ class SimFixture:
                         None, f"simulation.slots.{s.slot}{loc}: {err['msg']}"
                     ) from None
             board = None if plan.empty or not s.enabled else SimBoard(spec, sim.seed, s.slot)
-            server = DutServer(board, self.transport) if s.enabled else None
+            rom = self._rom_face(board, sim) if board is not None else None
+            server = DutServer(board, self.transport, rom=rom) if s.enabled else None
             self._slots[s.slot] = SimSlot(
                 slot=s.slot,
                 server=server,
@@ -281,6 +287,23 @@ class SimFixture:
         self.controller = FixtureController(
             self._slots, transport=self.transport, clamp_closed=clamp_closed
         )
+
+    def _rom_face(self, board: SimBoard, sim: SimulationSpec) -> RomFace:
+        """The unit's ROM side: blank flash (or the fixture's preflash image) and factory
+        eFuses carrying the board's MAC, so ROM and test firmware name the same unit."""
+        profile = get_profile(board.spec.chip)
+        jedec = next((d.jedec for d in board.spec.spi if d.bus == 1), None)
+        if jedec is not None:  # manufacturer, type, capacity -> RDID's register byte order
+            jedec = (jedec & 0xFF) << 16 | (jedec & 0xFF00) | jedec >> 16
+        flash = SparseFlash(profile.default_flash_size, jedec_id=jedec)
+        if sim.preflash is not None:
+            path = self.base_dir / sim.preflash
+            try:
+                flash.program(profile.app_offset, path.read_bytes())
+            except OSError as exc:
+                raise InputError(path, f"simulation.preflash: cannot read: {exc}") from None
+        efuses = EfuseBank(profile, mac=board.mac, seed=sim.seed)
+        return RomFace(RomLoader(profile, flash, efuses), wire_time=sim.wire_time)
 
     async def start(self) -> None:
         parts: list[DutServer | FixtureController] = [

@@ -24,6 +24,9 @@ from ate.protocol.lines import ErrorReply, Notice, Reply, encode_request
 from ate.sim.fixture_twin import SimFixture, SimFixtureThread
 
 ROOT = Path(__file__).resolve().parents[2]
+# Units come blank from the factory; these tests talk to the test firmware, so their
+# units come with it already in flash (the twin's ROM face is tested in tests/sim_rom).
+TEST_FW = str(ROOT / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin")
 
 
 def fixture_model(simulation: dict[str, Any], slots: int = 4) -> Fixture:
@@ -72,7 +75,8 @@ class Rig:
 @pytest.fixture
 async def rig(board_dir: Path) -> AsyncIterator[Rig]:
     model = fixture_model(
-        {"board": "board.yaml", "seed": 5, "slots": {4: {"empty": True}}}, slots=4
+        {"board": "board.yaml", "seed": 5, "slots": {4: {"empty": True}}, "preflash": TEST_FW},
+        slots=4,
     )
     sim = SimFixture(model, board_dir, transport="pty")
     await sim.start()
@@ -257,6 +261,10 @@ def test_sim_quad_fixture_file_validates() -> None:
 
 async def test_thread_runs_the_quad_fixture_on_its_own_loop() -> None:
     fixture = load_model(ROOT / "fixtures" / "sim-quad.yaml", Fixture)
+    assert fixture.simulation is not None
+    fixture = fixture.model_copy(
+        update={"simulation": fixture.simulation.model_copy(update={"preflash": TEST_FW})}
+    )
     with SimFixtureThread(fixture, ROOT / "fixtures") as twin:
         thread = next(t for t in threading.enumerate() if t.name == "sim-fixture sim-quad")
         endpoints = twin.endpoints
