@@ -79,10 +79,12 @@ class StepEnded(Event):
 
 @dataclass(frozen=True, slots=True)
 class DutLog(Event):
-    """A line the DUT printed that is not a protocol reply (ESP-IDF log, boot noise)."""
+    """A line the DUT printed that is not a protocol reply (ESP-IDF log, boot noise), or
+    a line a host tool printed about it (`source` "esptool")."""
 
     slot: int
     line: str
+    source: str = "dut"
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ class SlotLogWriter:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, DutLog):
-            self._open(event.panel_id, event.slot).info("dut", line=event.line)
+            self._open(event.panel_id, event.slot).info(event.source, line=event.line)
         elif isinstance(event, Measured):
             m = event.measurement
             self._open(event.panel_id, event.slot).info(

@@ -123,6 +123,9 @@ class SlotRun:
     def _dut_log(self, line: str) -> None:
         self.emit(DutLog(self.panel_id, self.slot, line))
 
+    def _tool_log(self, line: str) -> None:
+        self.emit(DutLog(self.panel_id, self.slot, line, "esptool"))
+
     def result(self, verdict: Verdict, reason: str) -> SlotResult:
         # Steps never reached are recorded too: a record lists the whole sequence.
         done = {s.index for s in self.steps}
@@ -170,8 +173,9 @@ class SlotRun:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the slot's own fault never reaches the panel
-            _log.exception("slot %d failed", self.slot)
             verdict, reason = _classify(exc)
+            if reason.startswith("internal error"):
+                _log.exception("slot %d failed", self.slot)
             return self.result(verdict, f"{self.phase}: {reason}")
         finally:
             await self._power_down(client)
@@ -186,7 +190,7 @@ class SlotRun:
         def progress(stage: str, done: int, total: int) -> None:
             self.emit(FlashProgress(self.panel_id, self.slot, stage, done, total))
 
-        prepared = await prepare(self._dut_log, progress)
+        prepared = await prepare(self._tool_log, progress)
         self.unit = prepared.unit
         self.extra["rom"] = prepared.record
         self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))

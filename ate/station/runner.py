@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ate.config.fixture import SlotSpec
 from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers.fixture import LineFixtureController
 from ate.drivers.line_client import LineClient
@@ -21,6 +22,7 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
 from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
 from ate.sequence.plan import compile_plan
+from ate.station.flashing import test_firmware_prepare
 
 
 @dataclass(frozen=True)
@@ -93,22 +95,35 @@ async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> Line
     return await LineFixtureController.open(resolve_port(ctrl.port), ctrl.port.baud)
 
 
-def slot_bindings(fixture: LoadedFixture, sim: Endpoints | None) -> list[SlotBinding]:
+def slot_bindings(
+    fixture: LoadedFixture, sequence: LoadedSequence, sim: Endpoints | None
+) -> list[SlotBinding]:
+    flash = sequence.model.test_firmware.flash != "never"
+    image = sequence.firmware_path.read_bytes() if flash else b""
     bindings = []
     for spec in fixture.model.slots:
         if not spec.enabled:
             continue
 
-        def opener(spec: Any = spec) -> Callable[[LogSink], Any]:
+        def endpoint(spec: SlotSpec = spec) -> str:
+            return resolve_port(spec.port, sim.slots.get(spec.slot) if sim else None)
+
+        def opener(spec: SlotSpec = spec) -> Callable[[LogSink], Any]:
             async def open_dut(on_log: LogSink) -> LineClient:
-                endpoint = resolve_port(spec.port, sim.slots.get(spec.slot) if sim else None)
                 return await LineClient.open(
-                    endpoint, spec.port.baud, name=f"slot{spec.slot}", on_log=on_log
+                    endpoint(spec), spec.port.baud, name=f"slot{spec.slot}", on_log=on_log
                 )
 
             return open_dut
 
-        bindings.append(SlotBinding(spec.slot, opener()))
+        prepare = (
+            test_firmware_prepare(
+                sequence, image, fixture.model.flashing, endpoint, label=f"slot{spec.slot}"
+            )
+            if flash
+            else None
+        )
+        bindings.append(SlotBinding(spec.slot, opener(), prepare))
     return bindings
 
 
@@ -134,7 +149,7 @@ async def run_one_panel(
             operator=operator,
             plan=compile_plan(sequence.model),
             sequence_info=sequence_info(sequence),
-            bindings=slot_bindings(fixture, sim),
+            bindings=slot_bindings(fixture, sequence, sim),
             controller=ctrl,
             resources={n: r.capacity for n, r in fixture.model.resources.items()},
             options=options or SlotOptions(),

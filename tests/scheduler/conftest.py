@@ -33,6 +33,7 @@ def write_fixture(
     sim_slots: dict[int, dict[str, Any]] | None = None,
     resources: dict[str, Any] | None = None,
     seed: int = 7,
+    preflash: str | None = None,
 ) -> Path:
     sim_dir = tmp / "sim"
     sim_dir.mkdir(exist_ok=True)
@@ -47,7 +48,12 @@ def write_fixture(
         "resources": resources
         if resources is not None
         else {"dmm": {"kind": "dmm", "capacity": 1}, "golden": {"kind": "golden_board"}},
-        "simulation": {"board": "sim/board-s3-devkit.yaml", "seed": seed, "slots": sim_slots or {}},
+        "simulation": {
+            "board": "sim/board-s3-devkit.yaml",
+            "seed": seed,
+            "slots": sim_slots or {},
+            "preflash": preflash,
+        },
     }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -185,11 +185,14 @@ async def test_step_timeout_is_that_slots_error_only(make_bench: Any, tmp_path: 
     assert time.monotonic() - started < 30
 
 
-async def test_wrong_chip_is_refused_at_identify(make_bench: Any) -> None:
+async def test_wrong_chip_is_refused_by_the_rom_loader(make_bench: Any) -> None:
+    """esptool identifies an ESP32-C3 in an ESP32-S3 panel: nothing is flashed into it."""
     bench: Bench = make_bench(sim_slots={3: {"board": "sim/board-c3-devkit.yaml"}})
     result = await bench.run()
     assert result.slots[3].verdict is Verdict.ERROR
-    assert "chip is esp32c3, the sequence is for esp32s3" in result.slots[3].reason
+    assert result.slots[3].reason.startswith("flash: wrong chip: found esp32c3")
+    rom = bench.twin.sim.server(3).rom  # type: ignore[union-attr]
+    assert rom is not None and rom.loader.flash.written_sectors == 0
     assert all(s.verdict is Verdict.SKIPPED for s in result.slots[3].steps)
     assert result.slots[1].verdict is Verdict.PASS
 
@@ -303,5 +306,5 @@ async def test_a_slot_whose_port_is_gone_errors_alone(tmp_path: Any) -> None:
         result = await bench.run()
     assert result.slots[2].verdict is Verdict.ERROR
     assert "usb-0:9.9:1.0-port0 does not exist" in result.slots[2].reason
-    assert result.slots[2].reason.startswith("connect: ")
+    assert result.slots[2].reason.startswith("flash: ")  # the first phase to use the port
     assert all(result.slots[s].verdict is Verdict.PASS for s in (1, 3, 4))

@@ -1,0 +1,81 @@
+"""A slot's ROM-loader phase: identify the chip through esptool and put the sequence's
+test firmware in place (or find it already there), for the scheduler's prepare hook."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ate.config.fixture import FlashingSpec
+from ate.config.loader import LoadedSequence
+from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
+from ate.model.results import UnitIdentity
+from ate.scheduler.slot import BringUpFailed, LogSink, Prepare, Prepared, ProgressSink
+
+
+def test_firmware_prepare(
+    sequence: LoadedSequence,
+    image: bytes,
+    flashing: FlashingSpec,
+    endpoint: Callable[[], str],
+    label: str,
+) -> Prepare:
+    """The prepare hook for one slot. `endpoint` resolves the port when the phase starts,
+    so an adapter re-plugged between panels is found under its new name."""
+    fw = sequence.model.test_firmware
+
+    async def prepare(log: LogSink, progress: ProgressSink) -> Prepared:
+        def on_progress(p: FlashProgress) -> None:
+            progress(p.stage, p.done_bytes, p.total_bytes)
+
+        started = time.monotonic()
+        record: dict[str, Any] = {}
+        try:
+            flasher = EspFlasher(
+                endpoint(),
+                chip=sequence.model.chip,
+                baud=flashing.baud,
+                log=log,
+                progress=on_progress,
+                stub=flashing.stub,
+                label=label,
+            )
+            async with flasher:
+                info = flasher.info
+                record = {
+                    "chip": info.chip,
+                    "description": info.description,
+                    "mac": info.mac,
+                    "flash_size": info.flash_size,
+                    "stub": info.stub,
+                    "baud": info.baud,
+                    "secure_download": info.security.secure_download,
+                    "flash_encryption": info.security.flash_encryption,
+                    "secure_boot": info.security.secure_boot,
+                }
+                if fw.flash == "if_changed" and await flasher.image_present(fw.offset, image):
+                    action, seconds = "already present (MD5 matches)", 0.0
+                else:
+                    (written,) = await flasher.write(
+                        [(fw.offset, image)], compress=flashing.compress
+                    )
+                    action, seconds = "written and verified by MD5", written.seconds
+        except FlashError as exc:
+            raise BringUpFailed(str(exc)) from None
+        if info.mac is None:  # Secure Download Mode hides the MAC: no identity, no test
+            raise BringUpFailed(
+                "flash: the chip is in Secure Download Mode; its MAC cannot "
+                "be read, so the unit cannot be identified"
+            )
+        record["test_firmware"] = {
+            "offset": fw.offset,
+            "size": len(image),
+            "sha256": sequence.firmware_sha256,
+            "action": action,
+            "write_s": round(seconds, 3),
+            "phase_s": round(time.monotonic() - started, 3),
+        }
+        return Prepared(UnitIdentity(mac=info.mac, chip=info.chip), record)
+
+    return prepare
