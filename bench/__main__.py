@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import overhead, panel, transport
+from bench import flashing, overhead, panel, transport
 from bench.simproc import SEQUENCE
 
 
@@ -111,6 +111,7 @@ def main() -> None:
                 f"({eight['cpu_s'] / 32 * 1e3:.0f} ms a unit)",
             )
         )
+        rows += flashing.run(tmp)
     print(
         f"ate bench on {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {platform.machine()}\n"

@@ -44,6 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     simfix = sim_sub.add_parser("fixture", help="a simulated fixture: controller + DUTs")
     simfix.add_argument("file", help="fixture YAML with a simulation section")
     simfix.add_argument("--transport", choices=["pty", "socket"], default="pty")
+    simrom = sim_sub.add_parser(
+        "rom", help="one simulated chip in its ROM download mode, for esptool/espefuse"
+    )
+    simrom.add_argument("--port", type=int, default=5555, help="TCP port on 127.0.0.1")
+    simrom.add_argument("--chip", default="esp32s3", choices=["esp32s3", "esp32c3"])
+    simrom.add_argument("--state-dir", help="keep this unit's flash and eFuses here")
+    simrom.add_argument(
+        "--wire-time", action="store_true", help="throttle the link to the loader's baud rate"
+    )
+    simrom.add_argument(
+        "--rfc2217", action="store_true", help="serve rfc2217:// so DTR/RTS resets are seen"
+    )
     return p
 
 
@@ -74,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "sim" and args.sim_command == "rom":
+            from ate.sim.rom.server import run_sim_rom
+
+            return run_sim_rom(args.port, args.chip, args.state_dir, args.wire_time, args.rfc2217)
         if args.command == "sim":
             from ate.sim.serve import run_sim_fixture
 
