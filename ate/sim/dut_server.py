@@ -243,6 +243,8 @@ class DutServer:
         return self._link.endpoint
 
     async def stop(self) -> None:
+        if self.rom is not None:
+            self.rom.detach()
         for task in (self._life, self._worker):
             if task is not None:
                 task.cancel()

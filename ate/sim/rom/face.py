@@ -7,13 +7,12 @@ the chip would boot. May import ate.sim.rom, ate.sim.boot and the standard libra
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from ate.sim.boot import BootedApp, NoApp, find_app
 from ate.sim.rom.loader import LoaderEvent, RomLoader
+from ate.sim.rom.server import WirePacer
 
-_BITS_PER_BYTE = 10  # 8N1: start bit, eight data bits, stop bit
 _APP_WINDOW = 2 * 1024 * 1024  # how far past the app offset an image may reach
 
 
@@ -23,55 +22,57 @@ class RomFace:
         self.wire_time = wire_time
         self._write: Callable[[bytes], None] = lambda _data: None
         self._on_event: Callable[[LoaderEvent], None] = lambda _event: None
-        # When each direction of the UART is next free (loop time): bytes queue behind
-        # the ones still on the wire, as in a real UART.
-        self._rx_free = 0.0
-        self._tx_free = 0.0
+        # One pacer per direction, made on the serving loop in attach(): bytes queue
+        # behind the ones still on the wire and move in 10 ms slices, so a long answer
+        # (a stub read burst) starts arriving at once, as on a real UART.
+        self._rx: WirePacer | None = None
+        self._tx: WirePacer | None = None
         self.rx_bytes = 0  # host -> chip, for benchmarks and tests of the wire model
         self.tx_bytes = 0
 
     def attach(
         self, write: Callable[[bytes], None], on_event: Callable[[LoaderEvent], None]
     ) -> None:
+        """Connect to the link; call on the event loop that serves it."""
         self._write = write
         self._on_event = on_event
+        if self.wire_time:
+            self._rx = WirePacer(self._process)
+            self._tx = WirePacer(write)
+
+    def detach(self) -> None:
+        for pacer in (self._rx, self._tx):
+            if pacer is not None:
+                pacer.close()
+        self._rx = self._tx = None
 
     @property
     def in_download_mode(self) -> bool:
         return self.loader.active
 
-    def _wire_s(self, nbytes: int) -> float:
-        return nbytes * _BITS_PER_BYTE / self.loader.baud
-
     def from_host(self, data: bytes) -> None:
         """Bytes the host wrote. With wire time they reach the chip only after the
         UART at the current baud would have carried them."""
         self.rx_bytes += len(data)
-        if not self.wire_time:
+        if self._rx is None:
             self._process(data)
-            return
-        loop = asyncio.get_running_loop()
-        self._rx_free = max(loop.time(), self._rx_free) + self._wire_s(len(data))
-        loop.call_at(self._rx_free, self._process, data)
+        else:
+            self._rx.put(data, self.loader.baud)
 
     def _process(self, data: bytes) -> None:
         if not self.loader.active:
             return  # reset or powered off while the bytes were on the wire
+        baud = self.loader.baud  # a CHANGE_BAUDRATE is answered at the old rate
         out = self.loader.receive(data)
         if out:
-            self._send(out)
+            self.tx_bytes += len(out)
+            if self._tx is None:
+                self._write(out)
+            else:
+                self._tx.put(out, baud)
         event = self.loader.take_event()
         if event is not None:
             self._on_event(event)
-
-    def _send(self, data: bytes) -> None:
-        self.tx_bytes += len(data)
-        if not self.wire_time:
-            self._write(data)
-            return
-        loop = asyncio.get_running_loop()
-        self._tx_free = max(loop.time(), self._tx_free) + self._wire_s(len(data))
-        loop.call_at(self._tx_free, self._write, data)
 
     def find_app(self) -> BootedApp | NoApp:
         """What the second stage finds at the app offset."""
