@@ -103,6 +103,11 @@ class SimSlotSpec(Strict):
     empty: bool = Field(False, description="no board in this slot")
     faults: dict[str, Any] = Field(default_factory=dict, description="see the board model")
     board: str | None = Field(None, description="another board file for this slot")
+    efuses: dict[str, int] = Field(
+        default_factory=dict,
+        description="eFuse fields this unit arrives with (name -> value), e.g. "
+        "ENABLE_SECURITY_DOWNLOAD: 1 for a unit locked by a previous station",
+    )
 
 
 class SimulationSpec(Strict):

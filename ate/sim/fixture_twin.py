@@ -275,7 +275,7 @@ class SimFixture:
                         None, f"simulation.slots.{s.slot}{loc}: {err['msg']}"
                     ) from None
             board = None if plan.empty or not s.enabled else SimBoard(spec, sim.seed, s.slot)
-            rom = self._rom_face(board, sim) if board is not None else None
+            rom = self._rom_face(board, sim, plan, s.slot) if board is not None else None
             server = DutServer(board, self.transport, rom=rom) if s.enabled else None
             self._slots[s.slot] = SimSlot(
                 slot=s.slot,
@@ -288,7 +288,9 @@ class SimFixture:
             self._slots, transport=self.transport, clamp_closed=clamp_closed
         )
 
-    def _rom_face(self, board: SimBoard, sim: SimulationSpec) -> RomFace:
+    def _rom_face(
+        self, board: SimBoard, sim: SimulationSpec, plan: SimSlotSpec, slot: int
+    ) -> RomFace:
         """The unit's ROM side: blank flash (or the fixture's preflash image) and factory
         eFuses carrying the board's MAC, so ROM and test firmware name the same unit."""
         profile = get_profile(board.spec.chip)
@@ -303,6 +305,11 @@ class SimFixture:
             except OSError as exc:
                 raise InputError(path, f"simulation.preflash: cannot read: {exc}") from None
         efuses = EfuseBank(profile, mac=board.mac, seed=sim.seed)
+        for name, value in plan.efuses.items():
+            try:
+                efuses.burn(name, value)
+            except ValueError as exc:
+                raise InputError(None, f"simulation.slots.{slot}.efuses.{name}: {exc}") from None
         return RomFace(RomLoader(profile, flash, efuses), wire_time=sim.wire_time)
 
     async def start(self) -> None:

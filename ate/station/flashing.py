@@ -10,6 +10,7 @@ from typing import Any
 from ate.config.fixture import FlashingSpec
 from ate.config.loader import LoadedSequence
 from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
+from ate.drivers.esp.flasher import check_images
 from ate.model.results import UnitIdentity
 from ate.scheduler.slot import BringUpFailed, LogSink, Prepare, Prepared, ProgressSink
 
@@ -54,6 +55,8 @@ def test_firmware_prepare(
                     "flash_encryption": info.security.flash_encryption,
                     "secure_boot": info.security.secure_boot,
                 }
+                # Refuse a plan that cannot fit before touching the flash at all.
+                check_images([(fw.offset, image)], info.flash_size)
                 if fw.flash == "if_changed" and await flasher.image_present(fw.offset, image):
                     action, seconds = "already present (MD5 matches)", 0.0
                 else:

@@ -96,3 +96,74 @@ async def test_flash_never_needs_units_that_come_with_the_firmware(
     result = await preflashed.run(seq)
     assert result.slots[1].verdict is Verdict.PASS
     assert "rom" not in result.slots[1].extra  # no ROM-loader phase at all
+
+
+async def test_locked_units_fail_with_the_reason_and_others_carry_on(make_bench: Any) -> None:
+    """A unit in Secure Download Mode and one with download mode disabled (a previous
+    station's lock-down) each fail alone, with a reason an operator can act on."""
+    bench: Bench = make_bench(
+        sim_slots={
+            2: {"efuses": {"ENABLE_SECURITY_DOWNLOAD": 1}},
+            3: {"efuses": {"DIS_DOWNLOAD_MODE": 1}},
+        }
+    )
+    result = await bench.run()
+    assert result.slots[2].verdict is Verdict.ERROR
+    assert "Secure Download Mode" in result.slots[2].reason
+    assert result.slots[3].verdict is Verdict.ERROR
+    assert result.slots[3].reason.startswith("flash: ")
+    assert "download mode" in result.slots[3].reason.lower()
+    for slot in (2, 3):
+        flash = bench.twin.sim.server(slot).rom.loader.flash  # type: ignore[union-attr]
+        assert flash.written_sectors == 0
+    assert result.slots[1].verdict is result.slots[4].verdict is Verdict.PASS
+
+
+async def test_an_image_that_does_not_fit_is_refused_before_writing(
+    make_bench: Any, tmp_path: Any
+) -> None:
+    def at_the_end(doc: dict[str, Any]) -> None:
+        doc["test_firmware"]["offset"] = 8 * 1024 * 1024 - 0x8000  # 32 KiB left
+
+    bench: Bench = make_bench(slots=1)
+    result = await bench.run(write_sequence(tmp_path, at_the_end))
+    assert result.slots[1].verdict is Verdict.ERROR
+    assert result.slots[1].reason.startswith("flash: ")
+    assert "past the end of the 8192 KiB flash; nothing was written" in result.slots[1].reason
+    flash = bench.twin.sim.server(1).rom.loader.flash  # type: ignore[union-attr]
+    assert flash.written_sectors == 0
+
+
+async def test_esp32c3_panel_uses_the_c3_profile(tmp_path: Any) -> None:
+    """Chip specifics live in per-chip descriptions: the same flow flashes and tests C3s."""
+    import shutil
+
+    import yaml
+
+    from ate.config.loader import load_fixture
+    from ate.sim.fixture_twin import SimFixtureThread
+    from tests.scheduler.conftest import REPO
+
+    path = tmp_path / "c3.yaml"
+    (tmp_path / "sim").mkdir()
+    shutil.copy(REPO / "fixtures" / "sim" / "board-c3-devkit.yaml", tmp_path / "sim")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "fixture": "c3-duo",
+                "controller": {"driver": "sim"},
+                "slots": [
+                    {"slot": n, "port": "sim", "power": n, "current_sense": n} for n in (1, 2)
+                ],
+                "resources": {"dmm": {"kind": "dmm"}, "golden": {"kind": "golden_board"}},
+                "simulation": {"board": "sim/board-c3-devkit.yaml", "seed": 11},
+            }
+        )
+    )
+    fixture = load_fixture(path)
+    with SimFixtureThread(fixture.model, fixture.base_dir) as twin:
+        result = await Bench(fixture, twin).run(REPO / "sequences" / "c3-devkit-functional.yaml")
+    for r in result.slots.values():
+        assert r.verdict is Verdict.PASS, r.reason
+        assert r.extra["rom"]["chip"] == "esp32c3"
+        assert r.extra["rom"]["description"].startswith("ESP32-C3")
