@@ -17,6 +17,9 @@ from ate.station.runner import Endpoints
 REPO = Path(__file__).resolve().parent.parent
 BOARD = REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"
 SEQUENCE = REPO / "sequences" / "s3-devkit-functional.yaml"
+# The units come with the test firmware: panels find it by MD5 and skip the write, so
+# (b)-(d) measure the test protocol and the panel flow, not flashing (bench/flashing.py).
+TEST_FW = REPO / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin"
 
 
 def write_fixture(
@@ -38,7 +41,7 @@ def write_fixture(
             "dmm": {"kind": "dmm", "capacity": 1},
             "golden": {"kind": "golden_board", "capacity": 1},
         },
-        "simulation": {"board": board_path.name, "seed": seed},
+        "simulation": {"board": board_path.name, "seed": seed, "preflash": str(TEST_FW)},
     }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -6,10 +6,22 @@ format `HexFormatter(packet)` into an f-string before `trace()` looks at
 longer than the block's own wire time at 2 Mbaud: flashing 1 MiB spent more time
 formatting unused trace text than anything else. ate never enables esptool's trace (the
 simulator logs the wire instead), so the formatter is replaced by one that states the
-length only. Imported for its effect by ate.drivers.esp; pinned to esptool 5.6.
+length only.
+
+esptool 5.6 also looks up the port's USB VID/PID on every connect, even with
+`--before no-reset`, by listing every serial port on the system (a glob over /dev and
+sysfs reads): on a station connecting 32 units a panel that scan cost more CPU than the
+connects. A port's USB identity does not change while it exists, so the answer (or the
+"not a USB port" error) is remembered per port name.
+
+Imported for its effect by ate.drivers.esp; pinned to esptool 5.6.
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import esptool.loader
 
@@ -26,5 +38,30 @@ class _LengthOnly:
         return f"<{self._n} bytes>"
 
 
+def _remembered(lookup: Callable[[str], Any]) -> Callable[[str], Any]:
+    answers: dict[str, tuple[bool, Any]] = {}
+    lock = threading.Lock()  # slots connect from their own worker threads
+
+    def get_port_vid_pid(port: str) -> Any:
+        with lock:
+            known = answers.get(port)
+        if known is None:
+            try:
+                known = (True, lookup(port))
+            except Exception as exc:  # esptool turns "not found" into its fallback
+                known = (False, exc)
+            with lock:
+                answers[port] = known
+        ok, value = known
+        if not ok:
+            raise value
+        return value
+
+    get_port_vid_pid.__wrapped__ = lookup  # type: ignore[attr-defined]
+    return get_port_vid_pid
+
+
 def apply() -> None:
     esptool.loader.HexFormatter = _LengthOnly
+    if not hasattr(esptool.loader.get_port_vid_pid, "__wrapped__"):  # once per process
+        esptool.loader.get_port_vid_pid = _remembered(esptool.loader.get_port_vid_pid)
