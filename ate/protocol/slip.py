@@ -222,16 +222,22 @@ def encode_data_command(op: int, data: bytes, seq: int) -> bytes:
     return encode_command(op, DATA_HEADER.pack(len(data), seq, 0, 0) + data)
 
 
-def parse_command(packet: bytes) -> Command:
-    """A request from an unescaped frame; PacketError if it is not one."""
+def _unpack(packet: bytes, want: int, kind: str) -> tuple[int, int, bytes]:
+    """(op, value, body) of a packet going in direction `want`; PacketError otherwise."""
     if len(packet) < HEADER.size:
         raise PacketError(f"{len(packet)} bytes is shorter than a header")
     direction, op, size, value = HEADER.unpack_from(packet)
-    if direction != DIRECTION_REQUEST:
-        raise PacketError(f"direction {direction:#04x} is not a request")
-    payload = packet[HEADER.size :]
-    if size != len(payload):
-        raise PacketError(f"op {op:#04x}: header says {size} bytes, {len(payload)} follow")
+    if direction != want:
+        raise PacketError(f"direction {direction:#04x} is not a {kind}")
+    body = packet[HEADER.size :]
+    if size != len(body):
+        raise PacketError(f"op {op:#04x}: header says {size} bytes, {len(body)} follow")
+    return op, value, body
+
+
+def parse_command(packet: bytes) -> Command:
+    """A request from an unescaped frame; PacketError if it is not one."""
+    op, value, payload = _unpack(packet, DIRECTION_REQUEST, "request")
     return Command(op=op, value=value, payload=payload)
 
 
@@ -242,12 +248,5 @@ def encode_response(op: int, value: int = 0, data: bytes = b"") -> bytes:
 
 def parse_response(packet: bytes) -> Response:
     """A response from an unescaped frame; PacketError if it is not one."""
-    if len(packet) < HEADER.size:
-        raise PacketError(f"{len(packet)} bytes is shorter than a header")
-    direction, op, size, value = HEADER.unpack_from(packet)
-    if direction != DIRECTION_RESPONSE:
-        raise PacketError(f"direction {direction:#04x} is not a response")
-    data = packet[HEADER.size :]
-    if size != len(data):
-        raise PacketError(f"op {op:#04x}: header says {size} bytes, {len(data)} follow")
+    op, value, data = _unpack(packet, DIRECTION_RESPONSE, "response")
     return Response(op=op, value=value, data=data)
