@@ -15,7 +15,7 @@ from ate.model.results import UnitIdentity
 from ate.scheduler.slot import BringUpFailed, LogSink, Prepare, Prepared, ProgressSink
 
 
-def test_firmware_prepare(
+def prepare_test_firmware(
     sequence: LoadedSequence,
     image: bytes,
     flashing: FlashingSpec,

@@ -22,7 +22,7 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
 from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
 from ate.sequence.plan import compile_plan
-from ate.station.flashing import test_firmware_prepare
+from ate.station.flashing import prepare_test_firmware
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def slot_bindings(
             return open_dut
 
         prepare = (
-            test_firmware_prepare(
+            prepare_test_firmware(
                 sequence, image, fixture.model.flashing, endpoint, label=f"slot{spec.slot}"
             )
             if flash
