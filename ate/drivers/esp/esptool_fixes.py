@@ -14,6 +14,13 @@ sysfs reads): on a station connecting 32 units a panel that scan cost more CPU t
 connects. A port's USB identity does not change while it exists, so the answer (or the
 "not a USB port" error) is remembered per port name.
 
+esptool changes the port's read timeout around most commands, and pyserial answers
+every change with a full termios reconfigure (tcgetattr, tcsetattr, modem ioctls),
+although on POSIX the timeout only drives select() (pyserial's own comment: "timeout is
+done via select"). On a USB adapter each tcsetattr can be a USB control transfer; with
+32 units connecting it was a quarter of the ROM phase's CPU. For pyserial's POSIX port
+class a timeout change now just sets the timeout.
+
 Imported for its effect by ate.drivers.esp; pinned to esptool 5.6.
 """
 
@@ -24,6 +31,8 @@ from collections.abc import Callable
 from typing import Any
 
 import esptool.loader
+import serial.serialposix
+from serial.serialutil import SerialBase
 
 
 class _LengthOnly:
@@ -61,7 +70,16 @@ def _remembered(lookup: Callable[[str], Any]) -> Callable[[str], Any]:
     return get_port_vid_pid
 
 
+def _set_timeout_without_reconfigure(port: SerialBase, timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"Not a valid timeout: {timeout!r}")
+    port._timeout = timeout  # read() and write() consult it on every call
+
+
 def apply() -> None:
+    posix = serial.serialposix.Serial
+    if posix.__dict__.get("timeout") is None:  # once per process
+        posix.timeout = property(SerialBase.timeout.fget, _set_timeout_without_reconfigure)
     esptool.loader.HexFormatter = _LengthOnly
     if not hasattr(esptool.loader.get_port_vid_pid, "__wrapped__"):  # once per process
         esptool.loader.get_port_vid_pid = _remembered(esptool.loader.get_port_vid_pid)
