@@ -8,7 +8,7 @@ import hashlib
 import re
 import types
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
@@ -46,6 +46,9 @@ class LoadedSequence:
     firmware_path: Path  # absolute; the YAML gives it relative to the sequence file
     firmware_sha256: str
     positions: Positions
+    # The bytes that were hashed: what is flashed is exactly what the records name, even
+    # if the file changes while the station runs.
+    firmware_image: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,10 @@ def load_sequence(path: Path | str) -> LoadedSequence:
     fw_rel = ("test_firmware", "path")
     firmware = (loaded.path.parent / seq.test_firmware.path).resolve()
     firmware_sha = ""
+    image = b""
     try:
-        firmware_sha = hashlib.sha256(firmware.read_bytes()).hexdigest()
+        image = firmware.read_bytes()
+        firmware_sha = hashlib.sha256(image).hexdigest()
     except FileNotFoundError:
         problems.append(
             _at(
@@ -127,7 +132,9 @@ def load_sequence(path: Path | str) -> LoadedSequence:
                 )
             )
     _raise_first(problems)
-    return LoadedSequence(seq, loaded.path, loaded.sha256, firmware, firmware_sha, loaded.positions)
+    return LoadedSequence(
+        seq, loaded.path, loaded.sha256, firmware, firmware_sha, loaded.positions, image
+    )
 
 
 def load_fixture(path: Path | str) -> LoadedFixture:

@@ -99,7 +99,7 @@ def slot_bindings(
     fixture: LoadedFixture, sequence: LoadedSequence, sim: Endpoints | None
 ) -> list[SlotBinding]:
     flash = sequence.model.test_firmware.flash != "never"
-    image = sequence.firmware_path.read_bytes() if flash else b""
+    image = sequence.firmware_image
     bindings = []
     for spec in fixture.model.slots:
         if not spec.enabled:
