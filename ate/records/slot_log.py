@@ -65,6 +65,7 @@ class SlotLogWriter:
         return log
 
     def _close(self, panel_id: str, slot: int) -> None:
+        self._flash_pct.pop((panel_id, slot), None)
         self._loggers.pop((panel_id, slot), None)
         f = self._files.pop((panel_id, slot), None)
         if f is not None:

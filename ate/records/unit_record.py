@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import ate
-from ate.model.events import Event, PanelStarted, SlotEnded
+from ate.model.events import Event, PanelEnded, PanelStarted, SlotEnded
 from ate.model.results import SlotResult
 from ate.records.redact import redact
 
@@ -85,6 +85,10 @@ class RecordWriter:
             path = self.dir / f"{record['record_id']}.json"
             self.paths.append(path)
             self._writes.append(self._pool.submit(write_json_atomic, path, record))
+        elif isinstance(event, PanelEnded):
+            # A station runs panel after panel: keep nothing of one that is over.
+            self._panels.pop(event.panel_id, None)
+            self._writes = [fut for fut in self._writes if not fut.done() or fut.exception()]
 
     def close(self) -> None:
         for fut in self._writes:
