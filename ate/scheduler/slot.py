@@ -165,7 +165,7 @@ class SlotRun:
                 timeout=self.options.request_timeout,
                 attempts=self.options.request_attempts,
             )
-            verdict, reason = await self._bring_up(dut)
+            verdict, reason = await self._bring_up(dut, powered=self.binding.prepare is not None)
             if verdict is Verdict.PASS:
                 self._phase("test")
                 verdict, reason = await self._run_steps(dut)
@@ -195,11 +195,12 @@ class SlotRun:
         self.extra["rom"] = prepared.record
         self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
 
-    async def _bring_up(self, dut: TestFirmwareClient) -> tuple[Verdict, str]:
+    async def _bring_up(self, dut: TestFirmwareClient, *, powered: bool) -> tuple[Verdict, str]:
         self._phase("power")
         ready = dut.line.expect_notice("READY")
         try:
-            await self.controller.power(self.slot, True)  # already on after a ROM phase
+            if not powered:  # the ROM phase has already switched the slot on
+                await self.controller.power(self.slot, True)
             await self.controller.strap(self.slot, "run")
             self._phase("boot")
             try:
