@@ -119,6 +119,11 @@ class SimulationSpec(Strict):
     preflash: str | None = Field(
         None, description="an image every unit comes with at the app offset (relative path)"
     )
+    state_dir: str | None = Field(
+        None,
+        description="keep each slot's unit (flash and eFuses) in <state_dir>/slot<N> across "
+        "runs, relative to the fixture file; without it every run starts with new units",
+    )
     slots: dict[int, SimSlotSpec] = Field(default_factory=dict)
 
 

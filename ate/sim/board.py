@@ -1,7 +1,8 @@
 """The simulated test board: its YAML model (BoardSpec, Faults) and the firmware's logic.
 
-Pure logic, no I/O: the clock is injected, time passes in the server. May import
-ate.protocol, ate.config and ate.model only.
+Pure logic, no I/O: the clock is injected, time passes in the server, the dev_key
+partition is a `KeyStore` the server may replace with the unit's flash. May import
+ate.protocol, ate.config, ate.model and ate.sim.devkey only.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, field_validator, model_validator
 
 from ate.config.common import Strict
@@ -28,6 +30,7 @@ from ate.protocol.lines import (
     encode_notice,
     encode_reply,
 )
+from ate.sim import devkey
 
 Level = Literal[0, 1]
 Gpio = Annotated[int, Field(ge=0, le=63, description="GPIO number")]
@@ -35,7 +38,19 @@ Byte = Annotated[int, Field(ge=0, le=0xFF)]
 I2cAddress = Annotated[int, Field(ge=0, le=0x7F, description="7-bit I2C address")]
 
 POWER_MODES: tuple[PowerMode, ...] = ("idle", "active", "light_sleep", "deep_sleep")
-LATENCY_FAMILIES = ("default", "ping", "info", "gpio", "i2c", "spi", "adc", "power", "rf", "sys")
+LATENCY_FAMILIES = (
+    "default",
+    "ping",
+    "info",
+    "gpio",
+    "i2c",
+    "spi",
+    "adc",
+    "power",
+    "rf",
+    "sys",
+    "prov",
+)
 I2C_BUSES = 2
 SPI_BUSES = 4
 ADC_CHANNELS = 20
@@ -181,6 +196,16 @@ class Faults(Strict):
         default_factory=dict, description="rail pinned to a wrong voltage while powered, V"
     )
     no_ready: bool = Field(False, description="boots (prints its noise) but never READY, mute")
+    prov_key_type: Literal["p256", "p384"] = Field(
+        "p256",
+        description="p384: prov.csr carries (and is signed by) a P-384 key, not the device key",
+    )
+    prov_subject_tamper: bool = Field(
+        False, description="prov.csr puts an extra X at the end of the CN it was asked for"
+    )
+    prov_bad_signature: bool = Field(
+        False, description="prov.sign signs with another key than the one prov.key reports"
+    )
 
 
 class BoardSpec(Strict):
@@ -209,7 +234,7 @@ class BoardSpec(Strict):
     latency_ms: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"default": 0.0},
         description="simulated firmware time per command family (gpio, i2c, spi, adc, "
-        "power, rf, sys, ping, info), `default` for the rest; 0 adds no sleep at all",
+        "power, rf, sys, prov, ping, info), `default` for the rest; 0 adds no sleep at all",
     )
     boot_ms: float = Field(250.0, ge=0, description="reset to READY")
     boot_noise: bool = Field(True, description="ROM banner and ESP-IDF logs before READY")
@@ -372,6 +397,35 @@ _RESET_LINE = {
 _GREEN, _RESET_COLOUR = "\x1b[0;32m", "\x1b[0m"
 
 
+class KeyStore(Protocol):
+    """The dev_key partition as the firmware reaches it (esp_partition_read/erase/write)."""
+
+    def read(self) -> bytes:
+        """The partition's bytes (devkey.DEV_KEY_SIZE)."""
+        ...
+
+    def write(self, record: bytes) -> None:
+        """Erase the partition, then program `record` at its start."""
+        ...
+
+
+class RamKeyStore:
+    """The dev_key partition of a board without a flash model: kept for the board's
+    lifetime (power cycles included), erased at first."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(b"\xff" * devkey.DEV_KEY_SIZE)
+
+    def read(self) -> bytes:
+        return bytes(self.data)
+
+    def write(self, record: bytes) -> None:
+        if len(record) > devkey.DEV_KEY_SIZE:
+            raise ValueError(f"{len(record)} bytes do not fit in the dev_key partition")
+        self.data[:] = b"\xff" * devkey.DEV_KEY_SIZE
+        self.data[: len(record)] = record
+
+
 class SimBoard:
     """One simulated unit running the test firmware.
 
@@ -422,6 +476,11 @@ class SimBoard:
         self.i2c_regs: dict[tuple[int, int], dict[int, int]] = {}
         self._boot_t0 = 0.0
         self._action: Action | None = None
+        # The dev_key partition: flash, so it outlives power cycles. The server puts the
+        # unit's simulated flash here when the board has a ROM face.
+        self.key_store: KeyStore = RamKeyStore()
+        # Keys a faulty firmware uses instead of the device key (made on first use).
+        self._wrong_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._clear_ram()
 
     # ---- life cycle (the server calls these) -----------------------------------------
@@ -842,6 +901,69 @@ class SimBoard:
         self._action = Action("reboot")
         return {}
 
+    # ---- provisioning (PROVISIONING.md) ------------------------------------------------
+
+    def device_key(self) -> ec.EllipticCurvePrivateKey | None:
+        """The key the dev_key partition holds now, or None (erased, torn, corrupt)."""
+        d = devkey.decode_record(self.key_store.read())
+        return None if d is None else devkey.private_key(d)
+
+    def _stored_key(self) -> ec.EllipticCurvePrivateKey:
+        key = self.device_key()
+        if key is None:
+            raise CommandError("EARG", "no device key: send prov.key first")
+        return key
+
+    def _wrong_key(self, kind: Literal["p384", "other"]) -> ec.EllipticCurvePrivateKey:
+        if kind not in self._wrong_keys:
+            curve: ec.EllipticCurve = ec.SECP384R1() if kind == "p384" else ec.SECP256R1()
+            self._wrong_keys[kind] = ec.generate_private_key(curve)
+        return self._wrong_keys[kind]
+
+    def _prov_key(self, req: Request) -> dict[str, object]:
+        check_args(req, 0)
+        key = self.device_key()
+        new = key is None
+        if key is None:
+            d = devkey.generate_scalar()
+            self.key_store.write(devkey.encode_record(d))
+            if devkey.decode_record(self.key_store.read()) != d:
+                raise CommandError("EHW", "dev_key partition: the stored key does not read back")
+            key = devkey.private_key(d)
+        return {"pub": devkey.public_point(key).hex(), "new": int(new)}
+
+    def _prov_csr(self, req: Request) -> dict[str, object]:
+        kwargs = check_args(req, 0, ("subject",))
+        if "subject" not in kwargs:
+            raise CommandError("EARG", "prov.csr needs subject=<hex of the subject text>")
+        raw = parse_hex(kwargs["subject"], "subject", devkey.SUBJECT_MAX_BYTES)
+        try:
+            pairs = devkey.parse_subject(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise CommandError("EARG", "subject is not UTF-8 text") from None
+        except devkey.SubjectError as exc:
+            raise CommandError("EARG", f"subject: {exc}") from None
+        key = self._stored_key()
+        faults = self.spec.faults
+        if faults.prov_subject_tamper:
+            pairs = [(n, v + "X" if n == "CN" else v) for n, v in pairs]
+        signer = self._wrong_key("p384") if faults.prov_key_type == "p384" else key
+        return {"csr": devkey.make_csr(signer, pairs).hex()}
+
+    def _prov_sign(self, req: Request) -> dict[str, object]:
+        check_args(req, 1)
+        challenge = parse_hex(req.args[0], "challenge", devkey.CHALLENGE_MAX)
+        if len(challenge) < devkey.CHALLENGE_MIN:
+            raise CommandError(
+                "EARG",
+                f"challenge: {devkey.CHALLENGE_MIN}..{devkey.CHALLENGE_MAX} bytes, "
+                f"got {len(challenge)}",
+            )
+        key = self._stored_key()
+        if self.spec.faults.prov_bad_signature:
+            key = self._wrong_key("other")
+        return {"sig": devkey.sign_proof(key, challenge).hex()}
+
 
 _Handler = Callable[[SimBoard, Request], dict[str, object]]
 
@@ -861,6 +983,9 @@ _COMMANDS: dict[str, _Handler] = {
     "rf.golden": SimBoard._rf_golden,
     "sys.uptime": SimBoard._sys_uptime,
     "sys.reboot": SimBoard._sys_reboot,
+    "prov.key": SimBoard._prov_key,
+    "prov.csr": SimBoard._prov_csr,
+    "prov.sign": SimBoard._prov_sign,
 }
 
 COMMANDS: tuple[str, ...] = tuple(_COMMANDS)

@@ -1,7 +1,9 @@
 """Serves one SimBoard on a real pty or TCP socket: boot text, READY, latency, sleep, faults.
 
-Also owns the byte links (pty pair, TCP listener) the fixture twin reuses. May import
-ate.protocol, ate.config, ate.model and ate.sim only.
+Also owns the byte links (pty pair, TCP listener) the fixture twin reuses, the unit's
+dev_key partition in its simulated flash (FlashKeyStore), and the power cuts a test can
+arm at a flash write, an eFuse burn or a command (UnitLoader, DutServer.arm_power_cut).
+May import ate.protocol, ate.config, ate.model and ate.sim only.
 """
 
 from __future__ import annotations
@@ -10,15 +12,20 @@ import asyncio
 import contextlib
 import os
 import termios
+import threading
 import tty
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ate.protocol.lines import Corrupt, HostDecoder, LogLine, Request, encode_notice
+from ate.protocol.slip import DIRECTION_REQUEST, Op
+from ate.sim import devkey
 from ate.sim.board import Action, Phase, SimBoard
 from ate.sim.boot import NoApp
 from ate.sim.rom.face import RomFace
-from ate.sim.rom.loader import POWERON, SW_SYS_RESET, LoaderEvent
+from ate.sim.rom.flash import SparseFlash
+from ate.sim.rom.loader import POWERON, SW_SYS_RESET, LoaderEvent, RomLoader
 
 Transport = Literal["pty", "socket"]
 TRANSPORTS: tuple[Transport, ...] = ("pty", "socket")
@@ -26,6 +33,110 @@ TRANSPORTS: tuple[Transport, ...] = ("pty", "socket")
 # A UART has no flow control: what the host does not read in time is lost. The cap
 # keeps a sim with no client attached from buffering without bound.
 _MAX_BACKLOG = 64 * 1024
+# The ROM loader's answers are paced by the UART on a chip, so the host gets all of them;
+# without the wire-time model they come in bursts (a stub read sends 256 KiB at once) and
+# are queued for the host instead of being lost in a full pty buffer.
+_MAX_RELIABLE_BACKLOG = 16 * 1024 * 1024
+
+CutPoint = Literal["efuse-burn", "flash-write", "command"]
+CUT_POINTS: tuple[CutPoint, ...] = ("efuse-burn", "flash-write", "command")
+_FLASH_DATA_OPS = frozenset({Op.FLASH_DATA, Op.FLASH_DEFL_DATA})
+
+
+# ---- the unit's flash as the test firmware sees it -------------------------------------
+
+
+class FlashKeyStore:
+    """The dev_key partition in the unit's simulated flash: what esptool reads there is
+    what the firmware stored (unencrypted: no flash encryption in the simulator)."""
+
+    def __init__(
+        self,
+        flash: SparseFlash,
+        offset: int = devkey.DEV_KEY_OFFSET,
+        size: int = devkey.DEV_KEY_SIZE,
+    ) -> None:
+        self.flash = flash
+        self.offset = offset
+        self.size = size
+
+    def read(self) -> bytes:
+        return self.flash.read(self.offset, self.size)
+
+    def write(self, record: bytes) -> None:
+        if len(record) > self.size:
+            raise ValueError(f"{len(record)} bytes do not fit in the dev_key partition")
+        self.flash.erase(self.offset, self.size)  # esp_partition_erase_range
+        self.flash.program(self.offset, record)  # esp_partition_write
+
+
+# ---- power cuts ------------------------------------------------------------------------
+
+
+class PowerLost(Exception):
+    """Raised inside the loader at an armed cut point: the chip has no power from here."""
+
+
+class UnitLoader(RomLoader):
+    """A RomLoader whose flash program blocks (FLASH_DATA, FLASH_DEFL_DATA, ROM or stub)
+    and eFuse program commands (the CMD register write that programs a block) are points
+    where its DutServer may cut the power.
+
+    `cut_point(kind)` answers None (go on), True (the power goes right after the effect)
+    or False (right before it); `on_power_lost()` then switches the unit off. No reply
+    leaves the chip for the command that was cut.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cut_point: Callable[[CutPoint], bool | None] = lambda _kind: None
+        self.on_power_lost: Callable[[], None] = lambda: None
+
+    def receive(self, data: bytes) -> bytes:
+        try:
+            return super().receive(data)
+        except PowerLost:
+            self.on_power_lost()
+            return b""
+
+    def _frame(self, frame: bytes) -> bytes:
+        if len(frame) >= 2 and frame[0] == DIRECTION_REQUEST and frame[1] in _FLASH_DATA_OPS:
+            applied = self.cut_point("flash-write")
+            if applied is not None:
+                if applied:
+                    super()._frame(frame)  # the block is written; its answer never leaves
+                raise PowerLost
+        return super()._frame(frame)
+
+    def write_reg(self, addr: int, value: int, mask: int = 0xFFFFFFFF) -> None:
+        if self._programs_efuses(addr, value, mask):
+            applied = self.cut_point("efuse-burn")
+            if applied is not None:
+                if applied:
+                    super().write_reg(addr, value, mask)  # burnt (and saved by the bank)
+                raise PowerLost
+        super().write_reg(addr, value, mask)
+
+    def _programs_efuses(self, addr: int, value: int, mask: int) -> bool:
+        """Whether this write starts the eFuse controller's program command."""
+        regs = self.efuses.controller.REGS
+        if not self.efuses.contains(addr) or addr != regs.EFUSE_CMD_REG:
+            return False
+        new = self.read_reg(addr) & ~mask | value & mask
+        return bool(new & regs.EFUSE_PGM_CMD) and (
+            self.read_reg(regs.EFUSE_CONF_REG) == regs.EFUSE_WRITE_OP_CODE
+        )
+
+
+@dataclass(eq=False)
+class _Cut:
+    at: CutPoint
+    nth: int
+    applied: bool
+    command: str | None
+    event: threading.Event
+    on_cut: Callable[[], None] | None
+    seen: int = 0
 
 
 class Link:
@@ -42,7 +153,9 @@ class Link:
     async def open(self) -> None:
         raise NotImplementedError
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, reliable: bool = False) -> None:
+        """Send `data`; a host that does not read in time loses it, unless `reliable`
+        (the ROM loader's paced answers): then it waits for the host, in order."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -60,6 +173,7 @@ class PtyLink(Link):
         self._master = -1
         self._slave = -1
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = bytearray()  # waiting for room in the tty buffer, in order
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -82,18 +196,43 @@ class PtyLink(Link):
         if data:
             self._on_data(data)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, reliable: bool = False) -> None:
         if self._master < 0:
             return
+        if self._pending:  # behind queued reliable bytes: keep the order
+            cap = _MAX_RELIABLE_BACKLOG if reliable else _MAX_BACKLOG
+            if len(self._pending) + len(data) <= cap:
+                self._pending += data
+            return
         # Never block the loop for a slow or absent reader: a full tty buffer loses the
-        # rest, as a UART without flow control would.
-        with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
-            os.write(self._master, data)
+        # rest, as a UART without flow control would (reliable bytes wait instead).
+        try:
+            sent = os.write(self._master, data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            return
+        if reliable and sent < len(data) and self._loop is not None:
+            self._pending += data[sent:]
+            self._loop.add_writer(self._master, self._flush)
+
+    def _flush(self) -> None:
+        try:
+            sent = os.write(self._master, self._pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            sent = len(self._pending)
+        del self._pending[:sent]
+        if not self._pending and self._loop is not None:
+            self._loop.remove_writer(self._master)
 
     async def close(self) -> None:
         if self._master >= 0:
             if self._loop is not None:
                 self._loop.remove_reader(self._master)
+                self._loop.remove_writer(self._master)
+            self._pending.clear()
             os.close(self._master)
             os.close(self._slave)
             self._master = self._slave = -1
@@ -145,9 +284,10 @@ class SocketLink(Link):
         if self.current is transport:
             self.current = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, reliable: bool = False) -> None:
         t = self.current
-        if t is not None and not t.is_closing() and t.get_write_buffer_size() < _MAX_BACKLOG:
+        cap = _MAX_RELIABLE_BACKLOG if reliable else _MAX_BACKLOG
+        if t is not None and not t.is_closing() and t.get_write_buffer_size() < cap:
             t.write(data)
 
     async def close(self) -> None:
@@ -226,16 +366,28 @@ class DutServer:
         self._handled_event: asyncio.Event | None = None
         self.handled = 0  # requests and corrupt lines the firmware has acted on
         self._busy = False  # the worker is executing a request (order must be kept)
+        self._cuts: list[_Cut] = []
+        self._cutting: _Cut | None = None
+        if board is not None and self.rom is not None:
+            # The firmware keeps its key where esptool can see it: in the unit's flash.
+            board.key_store = FlashKeyStore(self.rom.loader.flash)
+            loader = self.rom.loader
+            if isinstance(loader, UnitLoader):
+                loader.cut_point = self._cut_point
+                loader.on_power_lost = self._lose_power
 
     # ---- lifetime --------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.rom is not None:
-            self.rom.attach(self._link.write, self._rom_event)
+            self.rom.attach(self._write_reliable, self._rom_event)
         self._queue = asyncio.Queue()
         self._handled_event = asyncio.Event()
         await self._link.open()
         self._worker = asyncio.create_task(self._serve(), name=f"sim-dut {self.endpoint}")
+
+    def _write_reliable(self, data: bytes) -> None:
+        self._link.write(data, reliable=True)
 
     @property
     def endpoint(self) -> str:
@@ -301,6 +453,62 @@ class DutServer:
             self._link.write(board.download_text())
         else:
             self._set_life(self._boot())
+
+    # ---- power cuts (power-loss tests) ----------------------------------------------------
+
+    def arm_power_cut(
+        self,
+        at: CutPoint,
+        *,
+        nth: int = 1,
+        applied: bool = True,
+        command: str | None = None,
+        on_cut: Callable[[], None] | None = None,
+    ) -> threading.Event:
+        """Cut the power at the `nth` occurrence (from now) of `at`: an eFuse program
+        command, a flash program block from the host, or a test-firmware request named
+        `command`. With `applied` the effect happens first, else it does not; no reply
+        is sent and the unit stays off until power(True). One-shot. The Event is set (and
+        `on_cut` called) when the cut has happened. Call on the server's event loop."""
+        if self.board is None:
+            raise ValueError("this slot has no board: there is no power to cut")
+        if at not in CUT_POINTS:
+            raise ValueError(f"power cut at {at!r}: allowed are {', '.join(CUT_POINTS)}")
+        if nth < 1:
+            raise ValueError(f"power cut at the {nth}th occurrence: nth counts from 1")
+        if (at == "command") != (command is not None):
+            raise ValueError("a power cut names its command exactly when at is 'command'")
+        if at != "command" and not (
+            self.rom is not None and isinstance(self.rom.loader, UnitLoader)
+        ):
+            raise ValueError(f"a power cut at {at!r} needs the unit's ROM face (UnitLoader)")
+        cut = _Cut(at, nth, applied, command, threading.Event(), on_cut)
+        self._cuts.append(cut)
+        return cut.event
+
+    def _cut_point(self, kind: CutPoint, command: str | None = None) -> bool | None:
+        """Count one occurrence of `kind`; None to go on, else whether the effect happens
+        before the power goes (then _lose_power must follow)."""
+        fired: _Cut | None = None
+        for cut in self._cuts:
+            if cut.at != kind or cut.command != command:
+                continue
+            cut.seen += 1
+            if fired is None and cut.seen >= cut.nth:
+                fired = cut
+        if fired is None:
+            return None
+        self._cuts.remove(fired)
+        self._cutting = fired
+        return fired.applied
+
+    def _lose_power(self) -> None:
+        cut, self._cutting = self._cutting, None
+        self.power(False)
+        if cut is not None:
+            if cut.on_cut is not None:
+                cut.on_cut()
+            cut.event.set()
 
     # ---- the ROM face -------------------------------------------------------------------
 
@@ -395,6 +603,20 @@ class DutServer:
                 self._busy = False
 
     def _execute(self, board: SimBoard, item: Request | Corrupt) -> None:
+        if (
+            self._cuts
+            and isinstance(item, Request)
+            and board.listening
+            and not (board.last is not None and board.last[0] == item)  # a resend: no effect
+        ):
+            applied = self._cut_point("command", item.command)
+            if applied is not None:
+                if applied:
+                    board.handle(item)  # done; the reply never leaves the chip
+                    board.take_action()
+                    self._count_handled()
+                self._lose_power()
+                return
         line = board.handle(item) if isinstance(item, Request) else board.reject(item)
         self._count_handled()
         out = board.on_wire(line)

@@ -1,6 +1,8 @@
 """The simulated fixture: the controller twin and one DutServer per slot, on one event loop
 (SimFixture) or on a thread of their own (SimFixtureThread), like separate hardware.
 
+Also owns persistent units (`simulation.state_dir`: each slot's flash and eFuses in files,
+written as the chip would keep them) and the power-cut hook of the power-loss tests.
 May import ate.protocol, ate.config, ate.model and ate.sim only.
 """
 
@@ -8,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import functools
+import os
 import random
 import threading
 from collections.abc import Coroutine, Mapping
@@ -39,17 +44,61 @@ from ate.sim.board import (
     protocol_error,
     show,
 )
-from ate.sim.dut_server import DutServer, Transport, check_transport, feed_lines, make_link
+from ate.sim.dut_server import (
+    CutPoint,
+    DutServer,
+    Transport,
+    UnitLoader,
+    check_transport,
+    feed_lines,
+    make_link,
+)
 from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
-from ate.sim.rom.loader import RomLoader
 
 LED_STATES = ("off", "busy", "pass", "fail", "error")
 CONTROLLER_FW = "ate-fixture-sim/1.0.0"
 
 T = TypeVar("T")
+
+
+class UnitFlash(SparseFlash):
+    """A unit's flash that, given a `path`, is saved there after every program or erase
+    that changed it: a killed simulator loses nothing the chip would have kept."""
+
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> UnitFlash:
+        flash = super().load(path)
+        assert isinstance(flash, UnitFlash)
+        return flash
+
+    def program(self, offset: int, data: bytes) -> None:
+        super().program(offset, data)
+        self._persist()
+
+    def erase(self, offset: int, length: int) -> None:
+        super().erase(offset, length)
+        self._persist()
+
+    def erase_all(self) -> None:
+        super().erase_all()
+        self._persist()
+
+    def _persist(self) -> None:
+        if self.path is not None and self.dirty:
+            self.save(self.path)
+
+
+@dataclass
+class _Unit:
+    """What a unit keeps without power: its flash and its eFuses."""
+
+    flash: UnitFlash
+    efuses: EfuseBank
 
 
 @dataclass
@@ -250,6 +299,11 @@ class SimFixture:
             raise InputError(None, f"fixture {fixture.fixture}: no simulation section")
         self.fixture = fixture
         self.base_dir = Path(base_dir)
+        self.state_dir: Path | None = None
+        if sim.state_dir is not None:
+            self.state_dir = self.base_dir / sim.state_dir  # an absolute state_dir wins
+        self._units: list[_Unit] = []
+        self._lock: int | None = None  # the state_dir's lock file, held while running
         numbers = {s.slot for s in fixture.slots}
         for n in sim.slots:
             if n not in numbers:
@@ -292,27 +346,63 @@ class SimFixture:
         self, board: SimBoard, sim: SimulationSpec, plan: SimSlotSpec, slot: int
     ) -> RomFace:
         """The unit's ROM side: blank flash (or the fixture's preflash image) and factory
-        eFuses carrying the board's MAC, so ROM and test firmware name the same unit."""
+        eFuses carrying the board's MAC, so ROM and test firmware name the same unit.
+
+        With a state_dir the unit is the one stored in <state_dir>/slot<N> (flash.bin,
+        efuse.bin); a unit is new (preflash image, arrival eFuses) only the first time.
+        """
         profile = get_profile(board.spec.chip)
         jedec = next((d.jedec for d in board.spec.spi if d.bus == 1), None)
         if jedec is not None:  # manufacturer, type, capacity -> RDID's register byte order
             jedec = (jedec & 0xFF) << 16 | (jedec & 0xFF00) | jedec >> 16
-        flash = SparseFlash(profile.default_flash_size, jedec_id=jedec)
-        if sim.preflash is not None:
-            path = self.base_dir / sim.preflash
+        unit_dir = None if self.state_dir is None else self.state_dir / f"slot{slot}"
+        flash_path = efuse_path = None
+        if unit_dir is not None:
             try:
-                flash.program(profile.app_offset, path.read_bytes())
+                unit_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise InputError(path, f"simulation.preflash: cannot read: {exc}") from None
-        efuses = EfuseBank(profile, mac=board.mac, seed=sim.seed)
-        for name, value in plan.efuses.items():
+                raise InputError(
+                    None, f"simulation.state_dir: cannot create {unit_dir}: {exc}"
+                ) from None
+            flash_path, efuse_path = unit_dir / "flash.bin", unit_dir / "efuse.bin"
+        if flash_path is not None and flash_path.exists():
             try:
-                efuses.burn(name, value)
-            except ValueError as exc:
-                raise InputError(None, f"simulation.slots.{slot}.efuses.{name}: {exc}") from None
-        return RomFace(RomLoader(profile, flash, efuses), wire_time=sim.wire_time)
+                flash = UnitFlash.load(flash_path)
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    flash_path, f"simulation.state_dir: slot {slot}'s flash: {exc}"
+                ) from None
+        else:
+            flash = UnitFlash(profile.default_flash_size, jedec_id=jedec)
+            if sim.preflash is not None:
+                path = self.base_dir / sim.preflash
+                try:
+                    flash.program(profile.app_offset, path.read_bytes())
+                except OSError as exc:
+                    raise InputError(path, f"simulation.preflash: cannot read: {exc}") from None
+            if flash_path is not None:
+                flash.save(flash_path)
+        flash.path = flash_path
+        new_efuses = efuse_path is None or not efuse_path.exists()
+        try:
+            efuses = EfuseBank(profile, path=efuse_path, mac=board.mac, seed=sim.seed)
+        except (OSError, ValueError) as exc:
+            raise InputError(
+                efuse_path, f"simulation.state_dir: slot {slot}'s eFuses: {exc}"
+            ) from None
+        if new_efuses:
+            for name, value in plan.efuses.items():
+                try:
+                    efuses.burn(name, value)
+                except ValueError as exc:
+                    raise InputError(
+                        None, f"simulation.slots.{slot}.efuses.{name}: {exc}"
+                    ) from None
+        self._units.append(_Unit(flash, efuses))
+        return RomFace(UnitLoader(profile, flash, efuses), wire_time=sim.wire_time)
 
     async def start(self) -> None:
+        self._lock_state()
         parts: list[DutServer | FixtureController] = [
             s.server for s in self._slots.values() if s.server is not None
         ]
@@ -325,6 +415,7 @@ class SimFixture:
         except BaseException:
             for part in reversed(started):
                 await part.stop()
+            self._unlock_state()
             raise
 
     async def stop(self) -> None:
@@ -332,6 +423,41 @@ class SimFixture:
         for s in self._slots.values():
             if s.server is not None:
                 await s.server.stop()
+        self.save_units()
+        self._unlock_state()
+
+    def save_units(self) -> None:
+        """Write every unit's flash and eFuses to the state_dir (no-op without one)."""
+        for unit in self._units:
+            if unit.flash.path is not None:
+                unit.flash.save(unit.flash.path)
+            if unit.efuses.path is not None:
+                unit.efuses.save()
+
+    def _lock_state(self) -> None:
+        """One running fixture per state_dir: two would overwrite each other's units."""
+        if self.state_dir is None or self._lock is not None:
+            return
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            lock = os.open(self.state_dir / "lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise InputError(None, f"simulation.state_dir {self.state_dir}: {exc}") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            raise InputError(
+                None,
+                f"simulation.state_dir {self.state_dir}: another simulated fixture is "
+                "running on these units; stop it first",
+            ) from None
+        self._lock = lock
+
+    def _unlock_state(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)  # closing releases the flock
 
     async def __aenter__(self) -> SimFixture:
         await self.start()
@@ -368,6 +494,38 @@ class SimFixture:
 
     async def set_clamp(self, closed: bool) -> None:
         self.controller.set_clamp(closed)
+
+    def arm_power_cut(
+        self,
+        slot: int,
+        at: CutPoint,
+        *,
+        nth: int = 1,
+        applied: bool = True,
+        command: str | None = None,
+    ) -> threading.Event:
+        """The unit in `slot` loses power at the `nth` occurrence (counted from now) of an
+        eFuse program operation, a flash program block from the host, or a test-firmware
+        request named `command`: with `applied` the effect happens first, else it does
+        not; no reply is sent, and the slot stays off (for the controller too) until the
+        host's next `power.set <slot> 1`. One-shot; the Event is set when the cut has
+        happened. Call on the fixture's event loop (SimFixtureThread has a wrapper)."""
+        s = self._slots.get(slot)
+        if s is None:
+            raise ValueError(f"no slot {slot} on this fixture")
+        if s.server is None or s.board is None:
+            raise ValueError(f"slot {slot} holds no unit: there is no power to cut")
+        return s.server.arm_power_cut(
+            at,
+            nth=nth,
+            applied=applied,
+            command=command,
+            on_cut=functools.partial(self._switched_off, s),
+        )
+
+    @staticmethod
+    def _switched_off(slot: SimSlot) -> None:
+        slot.switched_on = False
 
 
 class SimFixtureThread:
@@ -475,3 +633,19 @@ class SimFixtureThread:
     def set_clamp(self, closed: bool) -> None:
         """Open or close the clamp from any thread; returns once the notice is sent."""
         self.run(self.sim.set_clamp(closed))
+
+    def arm_power_cut(
+        self,
+        slot: int,
+        at: CutPoint,
+        *,
+        nth: int = 1,
+        applied: bool = True,
+        command: str | None = None,
+    ) -> threading.Event:
+        """SimFixture.arm_power_cut from any thread (armed on the fixture's loop)."""
+
+        async def arm() -> threading.Event:
+            return self.sim.arm_power_cut(slot, at, nth=nth, applied=applied, command=command)
+
+        return self.run(arm())

@@ -484,6 +484,10 @@ class RomLoader:
             self._stub_loaded = True
             if no_entry == 0:
                 return reply + self._start_stub()
+        elif no_entry == 1:
+            # Uploaded but not started (esptool's ESP32-S3 Secure Boot workaround finishes
+            # with entry 0, then jumps to the stub through a ROM read hook).
+            self._stub_loaded = True
         elif no_entry == 0:
             self._go_silent(LoaderEvent.RUN_APP)  # some other RAM program: not modelled
         return reply

@@ -31,6 +31,7 @@
 #include "esp_timer.h"
 #include "power.h"
 #include "protocol_io.h"
+#include "prov.h"
 #include "sdkconfig.h"
 #include "soc/soc_caps.h"
 #include "soc/uart_pins.h"
@@ -899,6 +900,10 @@ static const ate_command_t s_commands[] = {
 #endif
     {"sys.uptime", cmd_sys_uptime, 0, 0, NULL, "sys.uptime"},
     {"sys.reboot", cmd_sys_reboot, 0, 0, NULL, "sys.reboot"},
+    /* prov.c: the device key, its CSR and proofs (PROVISIONING.md). */
+    {"prov.key", cmd_prov_key, 0, 0, NULL, "prov.key"},
+    {"prov.csr", cmd_prov_csr, 0, 0, "subject", "prov.csr subject=<hex>"},
+    {"prov.sign", cmd_prov_sign, 1, 1, NULL, "prov.sign <challenge-hex>"},
 };
 
 const ate_command_t *commands_table(size_t *count)
@@ -909,6 +914,9 @@ const ate_command_t *commands_table(size_t *count)
 
 void commands_init(void)
 {
+    /* First: it switches the SAR-ADC entropy source on for a moment, which must happen
+     * before adc_init() and power_init() bring up the ADC and Wi-Fi. */
+    prov_init();
     identity_init();
     pins_init();
 #if CONFIG_ATE_I2C0_ENABLE
