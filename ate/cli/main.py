@@ -28,16 +28,35 @@ def _parser() -> argparse.ArgumentParser:
         help="fixture YAML (repeat to run several fixtures in one process)",
     )
     run.add_argument("--sequence", "-s", required=True, help="sequence YAML")
+    run.add_argument(
+        "--profile", "-p", help="provisioning profile YAML: provision and lock units that pass"
+    )
+    run.add_argument(
+        "--label",
+        action="append",
+        metavar="SLOT=SERIAL",
+        help="the serial on a slot's pre-printed label (scanned or typed); must match",
+    )
     _common_run_args(run)
 
     demo = sub.add_parser("demo", help="run the built-in simulated quad fixture")
     _common_run_args(demo)
 
-    val = sub.add_parser("validate", help="check sequence and fixture files")
+    plan = sub.add_parser(
+        "plan", help="print what provisioning would burn into a unit, without burning"
+    )
+    plan.add_argument("--profile", "-p", required=True, help="provisioning profile YAML")
+    plan.add_argument("--fixture", "-f", required=True, help="fixture YAML")
+    plan.add_argument("--unit", "-u", type=int, required=True, metavar="SLOT", help="slot")
+    plan.add_argument("--transport", choices=["pty", "socket"], default="pty")
+
+    val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a sequence or fixture")
-    schema.add_argument("kind", nargs="?", default="sequence", choices=["sequence", "fixture"])
+    schema.add_argument(
+        "kind", nargs="?", default="sequence", choices=["sequence", "fixture", "profile"]
+    )
 
     sim = sub.add_parser("sim", help="run simulated hardware in the foreground")
     sim_sub = sim.add_subparsers(dest="sim_command", required=True, metavar="WHAT")
@@ -72,6 +91,12 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
         default="pty",
         help="how a simulated fixture's twin serves its ports",
     )
+    p.add_argument(
+        "--state",
+        default="ate-state",
+        help="the station's state folder (provisioning ledger); keep it across runs",
+    )
+    p.add_argument("--lot", help="production lot for cloud outputs (default: lot-YYYYMMDD)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "plan":
+            from ate.cli.plan_cmd import run_plan
+
+            return run_plan(args)
         if args.command == "sim" and args.sim_command == "rom":
             from ate.sim.rom.server import run_sim_rom
 

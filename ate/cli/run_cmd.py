@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -24,10 +25,14 @@ from ate.config.loader import (
     load_sequence,
 )
 from ate.drivers.line_client import DeviceGone, DeviceTimeout
+from ate.model.results import SlotResult
 from ate.model.verdict import Verdict
+from ate.provision.ledger import LedgerError
+from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused, PanelResult
 from ate.sequence.plan import PlanError, compile_plan
+from ate.station.provisioning import StationProvisioning, open_provisioning
 from ate.station.runner import Outputs, run_one_panel, simulated_twin
 
 EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
@@ -78,8 +83,10 @@ def execute(
     live: bool,
     transport: str = "pty",
     console: Console | None = None,
+    provisioning: StationProvisioning | None = None,
 ) -> list[PanelResult | BaseException]:
-    """Run one panel on each fixture concurrently, in one event loop, into `out`."""
+    """Run one panel on each fixture concurrently, in one event loop, into `out`; with
+    `provisioning`, units that pass are provisioned and locked."""
     console = console or _console()
     bus = EventBus()
     outputs = Outputs(out)
@@ -93,7 +100,15 @@ def execute(
         async def panels() -> list[PanelResult | BaseException]:
             return await asyncio.gather(
                 *(
-                    run_one_panel(f, seq, bus, sim=sim, station=station, operator=operator)
+                    run_one_panel(
+                        f,
+                        seq,
+                        bus,
+                        sim=sim,
+                        station=station,
+                        operator=operator,
+                        provisioner=provisioning.provisioner if provisioning else None,
+                    )
                     for f, sim in zip(fixtures, sims, strict=True)
                 ),
                 return_exceptions=True,
@@ -108,6 +123,8 @@ def execute(
                 console.print(table.render())
         finally:
             outputs.close()
+            if provisioning is not None:
+                provisioning.after_panel()
     return results
 
 
@@ -133,12 +150,25 @@ def _report(
 def run_panels(args: argparse.Namespace) -> int:
     try:
         seq, fixtures = _load(Path(args.sequence), [Path(f) for f in args.fixture])
+        labels = _labels(args.label or [])
     except InputError as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     console = _console()
-    _, code = _execute_and_report(args, seq, fixtures, console)
+    _, code = _execute_and_report(
+        args, seq, fixtures, console, Path(args.profile) if args.profile else None, labels
+    )
     return code
+
+
+def _labels(given: list[str]) -> dict[int, str]:
+    labels: dict[int, str] = {}
+    for item in given:
+        slot, sep, text = item.partition("=")
+        if not sep or not slot.isdigit() or not text:
+            raise InputError(None, f"--label {item!r}: write SLOT=SERIAL, e.g. 1=AS3-7K2M9-QXH4T-Z")
+        labels[int(slot)] = text
+    return labels
 
 
 def _execute_and_report(
@@ -146,24 +176,54 @@ def _execute_and_report(
     seq: LoadedSequence,
     fixtures: list[LoadedFixture],
     console: Console,
+    profile: Path | None = None,
+    labels: dict[int, str] | None = None,
 ) -> tuple[list[PanelResult | BaseException], int]:
     out = _out_dir(args.out)
-    results = execute(
-        seq,
-        fixtures,
-        out,
-        station=args.station or socket.gethostname(),
-        operator=args.operator,
-        live=not args.no_live,
-        transport=args.transport,
-        console=console,
-    )
+    station = args.station or socket.gethostname()
+    provisioning = None
+    if profile is not None:
+        try:
+            provisioning = open_provisioning(
+                profile,
+                seq,
+                state_dir=Path(args.state),
+                out_dir=out,
+                station=station,
+                operator=args.operator,
+                lot=args.lot,
+                labels=labels,
+            )
+        except InputError as exc:
+            print(f"ate: {exc}", file=sys.stderr)
+            return [], EXIT_BAD_INPUT
+        except (CaNotReady, LedgerError) as exc:
+            print(f"ate: cannot provision: {exc}", file=sys.stderr)
+            return [], EXIT_CANNOT_RUN
+    try:
+        results = execute(
+            seq,
+            fixtures,
+            out,
+            station=station,
+            operator=args.operator,
+            live=not args.no_live,
+            transport=args.transport,
+            console=console,
+            provisioning=provisioning,
+        )
+    finally:
+        if provisioning is not None:
+            provisioning.close()
     return results, _report(results, fixtures, out, console)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """The built-in simulated quad fixture; slot 3 carries a fault. Exit 0 when the demo
-    behaved as designed (faulted slots fail, the others pass)."""
+    """The built-in simulated quad fixture, the whole mission: every unit tested; those
+    that pass provisioned (serial, device key and certificate, partitions, signed
+    production firmware) and locked; slot 3 carries a fault and is left untouched. The
+    development PKI, factory secret and signing key are made now in a private temporary
+    folder, never under --out. Exit 0 when the demo behaved as designed."""
     try:
         seq, fixtures = _load(DEMO_SEQUENCE, [DEMO_FIXTURE])
     except InputError as exc:
@@ -176,18 +236,31 @@ def run_demo(args: argparse.Namespace) -> int:
     console.print(
         f"[bold]ate demo[/bold]: fixture [cyan]{fix.model.fixture}[/cyan] "
         f"({len(fix.model.slots)} simulated ESP32-S3 boards on real ptys), sequence "
-        f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault."
+        f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault. Units "
+        "that pass are provisioned with a development TEST PKI made for this run, then locked."
     )
-    results, code = _execute_and_report(args, seq, fixtures, console)
+    with tempfile.TemporaryDirectory(prefix="ate-demo-") as private:
+        from ate.sim.devkit import make_dev_profile
+
+        kit = make_dev_profile(Path(private) / "devkit", chip=seq.model.chip)
+        args.state = str(Path(private) / "state")
+        args.lot = args.lot or "demo"
+        results, code = _execute_and_report(args, seq, fixtures, console, kit.profile)
+    if not results or code == EXIT_CANNOT_RUN or isinstance(results[0], BaseException):
+        return code or EXIT_CANNOT_RUN
     res = results[0]
-    if code == EXIT_CANNOT_RUN or isinstance(res, BaseException):
-        return code
-    as_designed = all(
-        (r.verdict is not Verdict.PASS) == (slot in faulted) for slot, r in res.slots.items()
-    )
-    if as_designed:
+
+    def as_designed(slot: int, r: SlotResult) -> bool:
+        state = (r.extra.get("provisioning") or {}).get("state")
+        if slot in faulted:
+            return r.verdict is not Verdict.PASS and state in (None, "untouched")
+        return r.verdict is Verdict.PASS and state == "locked"
+
+    if all(as_designed(slot, r) for slot, r in res.slots.items()):
         console.print(
-            "demo: as designed, the faulted slot failed with its reason and the others passed."
+            "demo: as designed: the faulted slot failed with its reason and was left "
+            "untouched; the others passed, were provisioned and locked. Device certificates, "
+            "the CA chain and the cloud manifest are under certs/ and cloud/."
         )
         return EXIT_PASS
     console.print("[bold red]demo: unexpected verdicts[/bold red] (see the table above)")

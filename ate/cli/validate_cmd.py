@@ -1,5 +1,6 @@
-"""`ate validate FILE...` and `ate schema [sequence|fixture]`: check YAML inputs, print
-JSON Schema for editors. Imports ate.config only."""
+"""`ate validate FILE...` and `ate schema [sequence|fixture|profile]`: check YAML inputs,
+print JSON Schema for editors. Imports ate.config, and ate.provision to check a
+provisioning profile with everything it names (release, keys, trust anchors)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ate.config.loader import (
     load_fixture,
     load_sequence,
 )
+from ate.config.profile import Profile
 from ate.config.sequence import Sequence
 from ate.config.yaml_source import load_yaml
 
@@ -28,6 +30,7 @@ EXIT_INPUT = 2  # bad input, reported as file:line:col
 _SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "sequence": (Sequence, "ate test sequence"),
     "fixture": (Fixture, "ate fixture"),
+    "profile": (Profile, "ate provisioning profile"),
 }
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -40,7 +43,17 @@ def run_validate(paths: list[str]) -> int:
     for name in paths:
         try:
             kind = _kind(Path(name))
-            if kind == "sequence":
+            if kind == "profile":
+                from ate.provision.profile import open_profile
+
+                prof = open_profile(Path(name), open_ca=False)
+                p = prof.model
+                print(
+                    f"OK {name} (profile {p.profile}, {p.environment}, {p.product.chip}, "
+                    f"release {prof.release.name} {prof.release.version}, "
+                    f"{_n(len(prof.plan.steps), 'eFuse step')})"
+                )
+            elif kind == "sequence":
                 seq = load_sequence(name)
                 sequences.append(seq)
                 m = seq.model
@@ -95,11 +108,16 @@ def _kind(path: Path) -> str:
     if len(found) == 1:
         return found[0]
     line, column = positions.value(())
-    what = "both 'sequence' and 'fixture'" if found else "neither 'sequence' nor 'fixture'"
+    what = (
+        "both " + " and ".join(f"'{k}'" for k in found)
+        if found
+        else "none of 'sequence', 'fixture', 'profile'"
+    )
     raise InputError(
         path,
-        f"not a sequence or fixture file: the top level has {what}; allowed: "
-        "'sequence: NAME' (a test sequence) or 'fixture: NAME' (a fixture description)",
+        f"not a sequence, fixture or profile file: the top level has {what}; allowed: "
+        "'sequence: NAME' (a test sequence), 'fixture: NAME' (a fixture description) or "
+        "'profile: NAME' (a provisioning profile)",
         line,
         column,
     )

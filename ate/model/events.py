@@ -88,6 +88,19 @@ class DutLog(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisionAct(Event):
+    """An irreversible act on a unit (serial burn, certificate issue, eFuse burn): its
+    intent before, its outcome after. `detail` holds ids, fingerprints and fuse values,
+    never a key or a secret."""
+
+    slot: int
+    act: str
+    kind: str  # "intent" | "outcome"
+    status: str  # intent: "planned"; outcome: "done" | "already" | "failed"
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SlotEnded(Event):
     result: SlotResult
 

@@ -652,15 +652,19 @@ def _judge_key(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, st
     if purpose_now == step.purpose:
         if digest is not None and data != digest:
             return conflict(f"{blk.name} holds a different secure boot digest")
-        if digest is None and readable:
-            return conflict(
-                f"{blk.name} has purpose {step.purpose} but is not read-protected: the key "
-                "may be exposed"
-            )
-        if writeable or snap.writeable(blk.purpose_field):
-            return conflict(
-                f"{blk.name} holds its {step.purpose} but it or its purpose is still "
-                "writeable (an interrupted burn-key); finish it by hand"
+        if digest is None and readable and empty:
+            return conflict(f"{blk.name} has purpose {step.purpose} but holds no key")
+        if (digest is None and readable) or writeable or snap.writeable(blk.purpose_field):
+            # espefuse burns the key block, then the purpose, then (postponed to the end of
+            # its batch) read and write protection: the power went in between.
+            observed["interrupted"] = True
+            observed["needs_key"] = digest is None and readable
+            return StepStatus(
+                step,
+                "todo",
+                observed,
+                f"{blk.name} holds its {step.purpose} from an interrupted burn-key; its "
+                "protection is still to burn",
             )
         return StepStatus(step, "done", observed, f"{blk.name} holds the {step.purpose}")
     if purpose_now != "USER":
@@ -668,8 +672,54 @@ def _judge_key(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, st
     if not readable or not writeable or not snap.writeable(blk.purpose_field):
         return conflict(f"{blk.name} is not free: it is read- or write-protected")
     if not empty:
-        return conflict(f"{blk.name} holds user data")
+        # espefuse programs the key block before BLOCK0 (purpose, protection): power lost
+        # in between leaves the key in place, still readable, its purpose still USER.
+        if digest is not None and data != digest:
+            return conflict(f"{blk.name} holds user data, not this plan's digest")
+        if planned_partial(step, snap) is None:
+            return conflict(f"{blk.name} holds user data")
+        observed["interrupted"] = True
+        observed["needs_key"] = digest is None
+        return StepStatus(
+            step,
+            "todo",
+            observed,
+            f"{blk.name} holds the key of an interrupted burn-key; its purpose and "
+            "protection are still to burn",
+        )
     return StepStatus(step, "todo", observed, f"{blk.name} is free")
+
+
+def planned_partial(step: BurnStep, snap: _Snapshot) -> bytes | None:
+    """The key an interrupted burn-key left in `step`'s block (purpose still USER, block
+    readable): as the station generated it, or None. Only the flash-encryption key step
+    of the plan and its own block qualify."""
+    if step.action != "burn_key" or step.block is None or step.purpose is None:
+        return None
+    blk = snap.defs.key_block(step.block)
+    if blk is None or snap.values[blk.purpose_field] not in ("USER", step.purpose):
+        return None
+    data = snap.values[blk.name]
+    if not isinstance(data, bytes) or not any(data) or not snap.readable(blk.name):
+        return None
+    if step.digest is not None:
+        return data
+    # XTS keys are stored reversed (espefuse's KEY_PURPOSES "Reverse").
+    return data[::-1] if step.purpose.startswith("XTS_AES") else data
+
+
+async def interrupted_key(plan: EfusePlan, session: EfuseSession) -> bytes | None:
+    """The flash-encryption key an interrupted burn-key left readable on the chip, for the
+    station to finish that burn with (and to encrypt the images it wrote with it)."""
+    snap = await _snapshot(plan, session)
+    parts = []
+    for step in plan.steps:
+        if step.action == "burn_key" and step.digest is None:
+            key = planned_partial(step, snap)
+            if key is None:
+                return None
+            parts.append(key)
+    return b"".join(parts) or None
 
 
 def _judge_revoke(step: BurnStep, snap: _Snapshot, status: StepStatus) -> StepStatus:
@@ -762,8 +812,37 @@ def _key_parts(plan: EfusePlan, fe_key: bytes | None) -> dict[str, bytes]:
     return {s.id: fe_key[32 * i : 32 * (i + 1)] for i, s in enumerate(steps)}
 
 
-async def _apply(step: BurnStep, session: EfuseSession, key: bytes | None) -> None:
-    if step.action == "burn":
+async def _finish_key(
+    step: BurnStep, session: EfuseSession, snap: _Snapshot, key: bytes | None
+) -> None:
+    """Complete an interrupted burn-key: the data is in place (checked equal to what this
+    step burns), its purpose, read protection (for secret keys) and write protection
+    are not."""
+    assert step.block is not None and step.purpose is not None
+    blk = snap.defs.key_block(step.block)
+    assert blk is not None
+    secret = step.digest is None
+    if snap.readable(blk.name):  # what is there can (and must) be checked
+        there = planned_partial(step, snap)
+        want = step.digest if not secret else key
+        if there is None or want is None or there != want:
+            raise EfuseRefused(step.id, f"{blk.name} does not hold the key this step burns")
+    if snap.values[blk.purpose_field] == "USER":
+        await session.burn({blk.purpose_field: snap.defs.purposes.index(step.purpose)})
+    if secret and snap.readable(blk.name):
+        rd_bit = snap.defs.rd_bit[blk.name]
+        await session.burn({"RD_DIS": snap.number("RD_DIS") | 1 << rd_bit})
+    still = [n for n in (blk.name, blk.purpose_field) if snap.writeable(n)]
+    if still:
+        await session.write_protect(still)
+
+
+async def _apply(
+    step: BurnStep, session: EfuseSession, key: bytes | None, status: StepStatus, snap: _Snapshot
+) -> None:
+    if status.observed.get("interrupted"):
+        await _finish_key(step, session, snap, key)
+    elif step.action == "burn":
         await session.burn(dict(step.fields))
     elif step.action == "write_protect":
         await session.write_protect(list(step.protect))
@@ -810,7 +889,9 @@ async def execute(
     fe_keys = [s for s in first if s.step.action == "burn_key" and s.step.digest is None]
     ids = [s.id for s in plan.steps]
     to_run = set(ids[: ids.index(stop_before)] if stop_before is not None else ids)
-    need_key = [s.step.id for s in fe_keys if s.state == "todo"]
+    need_key = [
+        s.step.id for s in fe_keys if s.state == "todo" and s.observed.get("needs_key", True)
+    ]
     if need_key and len(need_key) < len(fe_keys):
         raise PlanConflict(
             [
@@ -844,7 +925,7 @@ async def execute(
             raise PlanConflict([status])
         await journal.intent(step, status.observed)
         try:
-            await _apply(step, session, keys.get(step.id))
+            await _apply(step, session, keys.get(step.id), status, snap)
         except Exception as e:
             after = await _after(plan, step, session)
             await journal.outcome(step, "failed", after.observed if after else {}, str(e))
@@ -885,6 +966,7 @@ __all__ = [
     "build_plan",
     "execute",
     "inspect",
+    "interrupted_key",
     "render",
     "sbv2_digest",
 ]

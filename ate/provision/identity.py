@@ -179,7 +179,7 @@ def decode_usr_data(block: bytes) -> UsrData | None:
     """The record in a BLOCK_USR_DATA image; None for a blank (all-zero) block.
 
     Raises UsrDataCorrupt for anything else that does not parse exactly: wrong size, magic,
-    CRC, non-zero reserved bytes 24-31, or a serial field that is not ASCII followed by NULs.
+    CRC, or a serial field that is not ASCII followed by NULs.
     """
     if len(block) != USR_DATA_SIZE:
         raise UsrDataCorrupt(
@@ -198,8 +198,8 @@ def decode_usr_data(block: bytes) -> UsrData | None:
         raise UsrDataCorrupt(
             f"BLOCK_USR_DATA CRC is {stored:04X} but bytes 0-21 give {crc16(head):04X}"
         )
-    if any(block[24:]):
-        raise UsrDataCorrupt("BLOCK_USR_DATA bytes 24-31 must be zero in an ate record")
+    # Bytes 24-31 are not ours: CUSTOM_MAC sits at 25-30 on the S3, burned in the same
+    # (single, Reed-Solomon coded) write when a line assigns one.
     serial = raw_serial.rstrip(b"\0")
     if not serial or b"\0" in serial:
         raise UsrDataCorrupt("BLOCK_USR_DATA serial field is empty or has a NUL inside it")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ate.drivers.dut import TestFirmwareClient
@@ -47,25 +47,76 @@ class BringUpFailed(Exception):
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What the ROM-loader phase learned (the unit's identity from its eFuses) and did
-    (which images it wrote or found in place), for the record."""
+    (which images it wrote or found in place), for the record.
 
+    `finished` ends the slot there with that verdict and reason, without testing: a unit
+    whose provisioning had passed the point where it can be re-tested (its production
+    firmware written, eFuses being burned) is finished from the ROM loader, and a locked
+    unit is recognised as such. `sections` are further record sections (provisioning)."""
+
+    unit: UnitIdentity | None
+    record: dict[str, Any]
+    finished: tuple[Verdict, str] | None = None
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RomAccess:
+    """What the prepare hook gets: the slot's unit is powered and strapped into its ROM
+    loader."""
+
+    panel_id: str
+    slot: int
+    log: LogSink  # host tool output about this unit (esptool)
+    progress: ProgressSink
+    emit: Callable[[Event], None]
+
+
+# Runs on the event loop and must not block: esptool work belongs in a worker thread.
+Prepare = Callable[[RomAccess], Awaitable[Prepared]]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotAccess:
+    """What a provisioning hook may use of a slot whose unit has just passed its tests."""
+
+    panel_id: str
+    slot: int
     unit: UnitIdentity
+    dut: TestFirmwareClient
+    controller: FixtureController
+    rom: dict[str, Any]  # what the ROM-loader phase recorded
+    tool_log: LogSink
+    progress: ProgressSink
+    emit: Callable[[Event], None]
+    phase: Callable[[str], None]
+    # Closes the test firmware's line client so that esptool can open the same port.
+    release_port: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """A provisioning hook's verdict on the unit (PASS only when fully provisioned), and
+    its record section."""
+
+    verdict: Verdict
+    reason: str
     record: dict[str, Any]
 
 
-# Runs with the chip powered and strapped into its ROM loader; may be called from the
-# event loop only (it must not block: esptool work belongs in a worker thread).
-Prepare = Callable[[LogSink, ProgressSink], Awaitable[Prepared]]
+Provision = Callable[[SlotAccess], Awaitable[Provisioned]]
 
 
 @dataclass(frozen=True, slots=True)
 class SlotBinding:
-    """What the station gives the scheduler for one slot: how to reach its DUT, and how
-    to prepare the unit in its ROM loader (identify, flash the test firmware) if at all."""
+    """What the station gives the scheduler for one slot: how to reach its DUT, how to
+    prepare the unit in its ROM loader (identify, flash the test firmware) if at all, and
+    how to provision a unit that passed (only ever called for a PASS of this run)."""
 
     slot: int
     open_dut: OpenDut
     prepare: Prepare | None = None
+    provision: Provision | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +124,7 @@ class SlotOptions:
     boot_timeout: float = 5.0  # power-on to READY from the test firmware
     request_timeout: float = 0.5  # per attempt of one request to the DUT
     request_attempts: int = 3
+    crypto_s: float = 2.0  # extra per attempt for the device's key generation and signing
 
 
 def _classify(exc: BaseException) -> tuple[Verdict, str]:
@@ -157,18 +209,23 @@ class SlotRun:
                 return self.result(Verdict.EMPTY, "no board in the slot")
             await self.controller.led(self.slot, "busy")
             if self.binding.prepare is not None:
-                await self._rom_phase(self.binding.prepare)
+                finished = await self._rom_phase(self.binding.prepare)
+                if finished is not None:
+                    return self.result(*finished)
             self._phase("connect")
             client = await self.binding.open_dut(self._dut_log)
             dut = TestFirmwareClient(
                 client,
                 timeout=self.options.request_timeout,
                 attempts=self.options.request_attempts,
+                crypto_s=self.options.crypto_s,
             )
             verdict, reason = await self._bring_up(dut, powered=self.binding.prepare is not None)
             if verdict is Verdict.PASS:
                 self._phase("test")
                 verdict, reason = await self._run_steps(dut)
+            if verdict is Verdict.PASS and self.binding.provision is not None:
+                verdict, reason = await self._provision(self.binding.provision, dut, client)
             return self.result(verdict, reason)
         except asyncio.CancelledError:
             raise
@@ -180,7 +237,34 @@ class SlotRun:
         finally:
             await self._power_down(client)
 
-    async def _rom_phase(self, prepare: Prepare) -> None:
+    async def _provision(
+        self, provision: Provision, dut: TestFirmwareClient, client: LineClient
+    ) -> tuple[Verdict, str]:
+        """The unit passed every step of this run: provision it. Only here, only now."""
+        assert self.unit is not None  # bring-up identified it
+        self._phase("provision")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.emit(FlashProgress(self.panel_id, self.slot, stage, done, total))
+
+        access = SlotAccess(
+            panel_id=self.panel_id,
+            slot=self.slot,
+            unit=self.unit,
+            dut=dut,
+            controller=self.controller,
+            rom=dict(self.extra.get("rom", {})),
+            tool_log=self._tool_log,
+            progress=progress,
+            emit=self.emit,
+            phase=self._phase,
+            release_port=client.close,
+        )
+        outcome = await provision(access)
+        self.extra["provisioning"] = outcome.record
+        return outcome.verdict, outcome.reason
+
+    async def _rom_phase(self, prepare: Prepare) -> tuple[Verdict, str] | None:
         """Power the unit into its ROM loader and let the station identify and flash it."""
         self._phase("rom")
         await self.controller.power(self.slot, True)
@@ -190,10 +274,15 @@ class SlotRun:
         def progress(stage: str, done: int, total: int) -> None:
             self.emit(FlashProgress(self.panel_id, self.slot, stage, done, total))
 
-        prepared = await prepare(self._tool_log, progress)
+        prepared = await prepare(
+            RomAccess(self.panel_id, self.slot, self._tool_log, progress, self.emit)
+        )
         self.unit = prepared.unit
         self.extra["rom"] = prepared.record
-        self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+        self.extra.update(prepared.sections)
+        if self.unit is not None:
+            self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+        return prepared.finished
 
     async def _bring_up(self, dut: TestFirmwareClient, *, powered: bool) -> tuple[Verdict, str]:
         self._phase("power")

@@ -1,18 +1,25 @@
 """A slot's ROM-loader phase: identify the chip through esptool and put the sequence's
-test firmware in place (or find it already there), for the scheduler's prepare hook."""
+test firmware in place (or find it already there), for the scheduler's prepare hook.
+
+With a provisioner, a unit is first looked up: a locked unit is recognised, and a unit
+whose provisioning had passed the point of re-testing is finished right here."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ate.config.fixture import FlashingSpec
 from ate.config.loader import LoadedSequence
 from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
+from ate.drivers.esp.efuse import EfuseSession
 from ate.drivers.esp.flasher import check_images
 from ate.model.results import UnitIdentity
-from ate.scheduler.slot import BringUpFailed, LogSink, Prepare, Prepared, ProgressSink
+from ate.scheduler.slot import BringUpFailed, Prepare, Prepared, RomAccess
+
+if TYPE_CHECKING:
+    from ate.provision.flow import Provisioner
 
 
 def prepare_test_firmware(
@@ -21,23 +28,25 @@ def prepare_test_firmware(
     flashing: FlashingSpec,
     endpoint: Callable[[], str],
     label: str,
+    provisioner: Provisioner | None = None,
 ) -> Prepare:
     """The prepare hook for one slot. `endpoint` resolves the port when the phase starts,
     so an adapter re-plugged between panels is found under its new name."""
     fw = sequence.model.test_firmware
 
-    async def prepare(log: LogSink, progress: ProgressSink) -> Prepared:
+    async def prepare(rom: RomAccess) -> Prepared:
         def on_progress(p: FlashProgress) -> None:
-            progress(p.stage, p.done_bytes, p.total_bytes)
+            rom.progress(p.stage, p.done_bytes, p.total_bytes)
 
         started = time.monotonic()
         record: dict[str, Any] = {}
+        port = endpoint()
         try:
             flasher = EspFlasher(
-                endpoint(),
+                port,
                 chip=sequence.model.chip,
                 baud=flashing.baud,
-                log=log,
+                log=rom.log,
                 progress=on_progress,
                 stub=flashing.stub,
                 label=label,
@@ -45,6 +54,8 @@ def prepare_test_firmware(
             async with flasher:
                 info = flasher.info
                 record = {
+                    "endpoint": port,
+                    "baud_setting": flashing.baud,
                     "chip": info.chip,
                     "description": info.description,
                     "mac": info.mac,
@@ -55,6 +66,23 @@ def prepare_test_firmware(
                     "flash_encryption": info.security.flash_encryption,
                     "secure_boot": info.security.secure_boot,
                 }
+                if provisioner is not None:
+                    done = await provisioner.in_rom_before_tests(
+                        flasher, rom.panel_id, rom.slot, rom.emit
+                    )
+                    if done is not None:
+                        verdict, reason, section = done
+                        unit = UnitIdentity(mac=info.mac, chip=info.chip) if info.mac else None
+                        return Prepared(
+                            unit,
+                            record,
+                            finished=(verdict, reason),
+                            sections={"provisioning": section},
+                        )
+                    if provisioner.profile.model.serial.source == "optional_unique_id":
+                        uid = await EfuseSession(flasher).read("OPTIONAL_UNIQUE_ID")
+                        if isinstance(uid, bytes):
+                            record["optional_unique_id"] = uid.hex()
                 # Refuse a plan that cannot fit before touching the flash at all.
                 check_images([(fw.offset, image)], info.flash_size)
                 if fw.flash == "if_changed" and await flasher.image_present(fw.offset, image):

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ate.config.fixture import SlotSpec
 from ate.config.loader import LoadedFixture, LoadedSequence
@@ -23,6 +23,9 @@ from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
 from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
 from ate.sequence.plan import compile_plan
 from ate.station.flashing import prepare_test_firmware
+
+if TYPE_CHECKING:
+    from ate.provision.flow import Provisioner
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,10 @@ async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> Line
 
 
 def slot_bindings(
-    fixture: LoadedFixture, sequence: LoadedSequence, sim: Endpoints | None
+    fixture: LoadedFixture,
+    sequence: LoadedSequence,
+    sim: Endpoints | None,
+    provisioner: Provisioner | None = None,
 ) -> list[SlotBinding]:
     flash = sequence.model.test_firmware.flash != "never"
     image = sequence.firmware_image
@@ -118,12 +124,18 @@ def slot_bindings(
 
         prepare = (
             prepare_test_firmware(
-                sequence, image, fixture.model.flashing, endpoint, label=f"slot{spec.slot}"
+                sequence,
+                image,
+                fixture.model.flashing,
+                endpoint,
+                label=f"slot{spec.slot}",
+                provisioner=provisioner,
             )
             if flash
             else None
         )
-        bindings.append(SlotBinding(spec.slot, opener(), prepare))
+        provision = provisioner.after_tests if provisioner is not None else None
+        bindings.append(SlotBinding(spec.slot, opener(), prepare, provision))
     return bindings
 
 
@@ -137,6 +149,7 @@ async def run_one_panel(
     operator: str,
     options: SlotOptions | None = None,
     controller: LineFixtureController | None = None,
+    provisioner: Provisioner | None = None,
 ) -> PanelResult:
     """One panel on `fixture`; opens (and closes) the controller unless one is given."""
     own = controller is None
@@ -149,7 +162,7 @@ async def run_one_panel(
             operator=operator,
             plan=compile_plan(sequence.model),
             sequence_info=sequence_info(sequence),
-            bindings=slot_bindings(fixture, sequence, sim),
+            bindings=slot_bindings(fixture, sequence, sim, provisioner),
             controller=ctrl,
             resources={n: r.capacity for n, r in fixture.model.resources.items()},
             options=options or SlotOptions(),

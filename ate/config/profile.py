@@ -1,0 +1,209 @@
+"""The provisioning profile (YAML): what a unit that passed becomes, per product and
+environment. Validation only; ate.provision turns a profile into actions.
+
+May import ate.config.common and pydantic only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ate.config.common import FieldError, Strict
+
+Environment = Literal["dev", "test", "production"]
+HexInt = Annotated[int, Field(ge=0)]
+SERIAL_CHARS = 16  # bytes 2-17 of BLOCK_USR_DATA (firmware/test_fw/PROVISIONING.md)
+
+# Where a secret comes from. Never inline: a profile is reviewed, diffed and committed.
+_SECRET_REF = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"
+SecretRef = Annotated[
+    str,
+    Field(
+        pattern=_SECRET_REF,
+        description="env:VARIABLE or file:PATH (relative to the profile); never the secret itself",
+    ),
+]
+
+
+class Product(Strict):
+    name: str = Field(min_length=1, pattern=r"^[^\s,=*]+$", description="no spaces; in the CN")
+    id: int = Field(ge=0, le=0xFFFFFFFF, description="product id burned with the serial")
+    chip: Literal["esp32s3", "esp32c3"]
+
+
+class SerialScheme(Strict):
+    source: Literal["mac", "optional_unique_id"] = Field(
+        "mac", description="the chip id the serial is derived from"
+    )
+    prefix: str = Field(pattern=r"^[A-Z0-9]{1,4}$", description="1-4 of A-Z 0-9")
+    digits: int = Field(10, ge=6, le=10, description="serial characters before the check digit")
+    secret: SecretRef = Field(description="the factory secret that keys the HMAC")
+
+    @model_validator(mode="after")
+    def _fits(self) -> SerialScheme:
+        # PREFIX-XXXXX-XXXXX-C: groups of five, a check character; BLOCK_USR_DATA holds 16.
+        groups = -(-self.digits // 5)
+        length = len(self.prefix) + 1 + self.digits + (groups - 1) + 2
+        if length > SERIAL_CHARS:
+            raise FieldError(
+                f"prefix {self.prefix!r} with {self.digits} digits makes a {length}-character "
+                f"serial; at most {SERIAL_CHARS} fit in the eFuse (shorten prefix or digits)",
+                ("digits",),
+            )
+        return self
+
+
+class FileCaSpec(Strict):
+    cert: str = Field(description="the issuing CA's certificate (PEM)")
+    key: str = Field(description="its private key (PEM); development only")
+    password: SecretRef | None = None
+
+
+class Pkcs11CaSpec(Strict):
+    module: str = Field(description="PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    token: str = Field(description="token label")
+    key: str = Field(description="label of the CA's private key in the token")
+    cert: str = Field(description="the issuing CA's certificate (PEM)")
+    pin: SecretRef
+
+
+class CaSpec(Strict):
+    backend: Literal["file", "pkcs11"]
+    chain: tuple[str, ...] = Field(
+        (), description="CA certificates between the issuing CA and the root (PEM files)"
+    )
+    root: str = Field(description="the trust anchor (PEM)")
+    root_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="pin of the root (required in production)"
+    )
+    file: FileCaSpec | None = None
+    pkcs11: Pkcs11CaSpec | None = None
+
+    @model_validator(mode="after")
+    def _backend_section(self) -> CaSpec:
+        if self.backend == "file" and self.file is None:
+            raise ValueError("backend 'file' needs a 'file:' section (cert, key)")
+        if self.backend == "pkcs11" and self.pkcs11 is None:
+            raise ValueError("backend 'pkcs11' needs a 'pkcs11:' section (module, token, key)")
+        return self
+
+
+class CertificateSpec(Strict):
+    common_name: str = Field(
+        "{product}-{serial}", description="format string: {product} {serial} {mac}"
+    )
+    organization: str | None = None
+    organizational_unit: str | None = None
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    validity_days: int = Field(7300, ge=1, le=36500)
+    key_type: Literal["ec-p256"] = "ec-p256"
+
+    @field_validator("common_name")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        unknown = set(re.findall(r"{(\w*)}", value)) - {"product", "serial", "mac"}
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(sorted(unknown))}; allowed: product, serial, mac"
+            )
+        return value
+
+
+class PartitionSpec(Strict):
+    offset: HexInt
+    size: HexInt
+
+    @model_validator(mode="after")
+    def _aligned(self) -> PartitionSpec:
+        if self.offset % 0x1000 or self.size % 0x1000 or self.size == 0:
+            raise ValueError("offset and size must be non-zero multiples of 0x1000 (4 KiB)")
+        return self
+
+
+class PartitionsSpec(Strict):
+    esp_secure_cert: PartitionSpec = PartitionSpec(offset=0xD000, size=0x2000)
+    dev_key: PartitionSpec = PartitionSpec(offset=0xF000, size=0x1000)
+    fctry: PartitionSpec = PartitionSpec(offset=0x310000, size=0x6000)
+    nvs_namespace: str = Field("ate", pattern=r"^[A-Za-z0-9_]{1,15}$")
+
+
+class CloudSpec(Strict):
+    output: Literal["none", "jitr", "jitp", "bulk"] = "none"
+    endpoint: str = Field("", pattern=r"^[^\s,]*$", description="written into the fctry NVS")
+    thing_name: str = Field("{serial}", description="format string: {product} {serial} {mac}")
+
+
+class FlashEncryptionSpec(Strict):
+    key: Literal["off", "host", "device"] = Field(
+        "host",
+        description=(
+            "host: generated by the station in memory, burned read-protected, used to encrypt "
+            "the production images, then forgotten (risk: it exists in station memory for "
+            "seconds). device: generated by the production bootloader on first boot (risk: "
+            "the unit leaves the line with encryption not yet on until its first boot)"
+        ),
+    )
+    block: str = Field("BLOCK_KEY0", pattern=r"^BLOCK_KEY[0-4]$")
+
+
+class SecureBootSpec(Strict):
+    keys: tuple[str, ...] = Field(
+        (), max_length=3, description="RSA-3072 public keys (PEM); none: no secure boot"
+    )
+    blocks: tuple[str, ...] = ("BLOCK_KEY1", "BLOCK_KEY2", "BLOCK_KEY3")
+    aggressive_revoke: bool = False
+    revoke_unused: bool = True
+
+
+class SecuritySpec(Strict):
+    flash_encryption: FlashEncryptionSpec = FlashEncryptionSpec()
+    secure_boot: SecureBootSpec = SecureBootSpec()
+    disable_jtag: bool = True
+    download: Literal["secure", "disable", "leave"] = Field(
+        "secure",
+        description="last of all: ENABLE_SECURITY_DOWNLOAD (secure) or DIS_DOWNLOAD_MODE",
+    )
+
+
+class Profile(Strict):
+    profile: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="profile name")
+    environment: Environment
+    product: Product
+    serial: SerialScheme
+    ca: CaSpec
+    certificate: CertificateSpec = CertificateSpec()
+    partitions: PartitionsSpec = PartitionsSpec()
+    release: str = Field(description="production firmware release manifest (YAML)")
+    security: SecuritySpec = SecuritySpec()
+    cloud: CloudSpec = CloudSpec()
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Profile:
+        if self.environment != "production":
+            return self
+        if self.ca.backend != "pkcs11":
+            raise FieldError(
+                "environment 'production' needs ca.backend 'pkcs11': a file-based CA is for "
+                "development only",
+                ("ca", "backend"),
+            )
+        if self.ca.root_sha256 is None:
+            raise FieldError(
+                "environment 'production' needs ca.root_sha256 (pin the root)", ("ca",)
+            )
+        if self.security.download == "leave":
+            raise FieldError(
+                "environment 'production' cannot leave the download mode open",
+                ("security", "download"),
+            )
+        if not self.security.secure_boot.keys:
+            raise FieldError("environment 'production' needs secure_boot.keys", ("security",))
+        if self.security.flash_encryption.key == "off":
+            raise FieldError(
+                "environment 'production' needs flash encryption",
+                ("security", "flash_encryption", "key"),
+            )
+        return self

@@ -1,0 +1,90 @@
+"""Per-lot cloud outputs, rebuilt from the ledger after each panel and written atomically:
+the CA bundle and the subject fields a JITR/JITP template reads, or a bulk-registration
+manifest (newline-delimited JSON, one locked unit a line).
+
+May import ate.provision.ledger, ate.provision.profile and ate.records (atomic writes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ate.provision.ledger import Ledger
+from ate.provision.profile import LoadedProfile
+from ate.records.unit_record import write_bytes_atomic, write_json_atomic
+
+# The certificate subject fields a JITP template can take parameters from.
+_JITP_PARAMETERS = {
+    "common_name": "AWS::IoT::Certificate::CommonName",
+    "serial": "AWS::IoT::Certificate::SerialNumber",
+    "organization": "AWS::IoT::Certificate::Organization",
+    "organizational_unit": "AWS::IoT::Certificate::OrganizationalUnit",
+    "country": "AWS::IoT::Certificate::Country",
+}
+
+
+def lot_dir(out_dir: Path, lot: str) -> Path:
+    return out_dir / "cloud" / re.sub(r"[^A-Za-z0-9_.-]", "_", lot)
+
+
+def thing_name(profile: LoadedProfile, serial: str, mac: str) -> str:
+    return profile.model.cloud.thing_name.format(
+        serial=serial, mac=mac.replace(":", ""), product=profile.model.product.name
+    )
+
+
+def write_cloud_outputs(
+    profile: LoadedProfile, ledger: Ledger, out_dir: Path, lot: str
+) -> list[Path]:
+    """Write (again) this lot's outputs; returns the files written."""
+    kind = profile.model.cloud.output
+    if kind == "none":
+        return []
+    folder = lot_dir(out_dir, lot)
+    written: list[Path] = []
+    if kind in ("jitr", "jitp"):
+        bundle = folder / "ca-bundle.pem"
+        write_bytes_atomic(bundle, profile.chain_pem())
+        written.append(bundle)
+        cert = profile.model.certificate
+        fields = {
+            "subject": {
+                "CommonName": cert.common_name,
+                "SerialNumber": "{serial}",
+                "Organization": cert.organization,
+                "OrganizationalUnit": cert.organizational_unit,
+                "Country": cert.country,
+            },
+            "template_parameters": {
+                k: v
+                for k, v in _JITP_PARAMETERS.items()
+                if k in ("common_name", "serial") or getattr(cert, k, None)
+            },
+            "thing_name": profile.model.cloud.thing_name,
+            "mode": kind,
+        }
+        path = folder / f"{kind}-subject-fields.json"
+        write_json_atomic(path, fields)
+        written.append(path)
+        return written
+    locked = {u.chip_id: u for u in ledger.units(lot) if u.state == "locked"}
+    lines = []
+    for row in ledger.certificates(lot):
+        if row.chip_id not in locked:
+            continue
+        lines.append(
+            json.dumps(
+                {
+                    "ThingName": thing_name(profile, row.serial, row.chip_id),
+                    "SerialNumber": row.serial,
+                    "CertificatePem": row.pem,
+                },
+                sort_keys=False,
+            )
+        )
+    path = folder / "bulk-registration.ndjson"
+    write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode())
+    written.append(path)
+    return written

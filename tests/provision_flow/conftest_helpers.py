@@ -1,0 +1,44 @@
+"""Reading a simulated unit's truth (its eFuses and flash) for provisioning tests."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ate.provision.identity import decode_usr_data
+from ate.provision.partitions import read_secure_cert
+
+SECURE_CERT = (0xD000, 0x2000)
+
+
+def usr_block(bench: Any, slot: int) -> bytes:
+    """BLOCK_USR_DATA (block 3) as the chip holds it, in espefuse's byte order."""
+    words = bench.efuses(slot)._block_words(3)
+    return b"".join(int(w).to_bytes(4, "little") for w in words)
+
+
+def usr_serial(bench: Any, slot: int) -> str | None:
+    usr = decode_usr_data(usr_block(bench, slot))
+    return usr.serial if usr else None
+
+
+def openssl_verify(chain: Path, cert: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", str(chain), str(cert)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def secure_cert_of(bench: Any, slot: int) -> dict[str, bytes]:
+    return read_secure_cert(bench.flash(slot).read(*SECURE_CERT))
+
+
+def locked_fuses_ok(bench: Any, slot: int) -> None:
+    e = bench.efuses(slot)
+    assert e.field("SECURE_BOOT_EN")
+    assert bin(int(e.field("SPI_BOOT_CRYPT_CNT"))).count("1") % 2 == 1
+    assert e.field("ENABLE_SECURITY_DOWNLOAD")
+    assert e.field("DIS_PAD_JTAG")

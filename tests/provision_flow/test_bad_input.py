@@ -1,0 +1,239 @@
+"""Bad input gets a clear answer and nothing irreversible happens: a CA that cannot sign,
+a wrong PIN, a bad CSR, a bad proof, a serial that exists, an altered release, a profile
+that mixes test and production trust."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import write_sequence
+from conftest_helpers import usr_serial
+
+from ate.cli.main import main
+from ate.config.errors import InputError
+from ate.config.loader import load_sequence
+from ate.model.verdict import Verdict
+from ate.pki.devpki import make_production_like_root
+from ate.pki.softhsm import SoftHsmToken
+from ate.provision.ledger import Ledger
+from ate.provision.profile import CaNotReady
+from ate.sim.devkit import PIN_ENV, make_dev_profile
+from ate.station.provisioning import LEDGER_FILE, open_provisioning
+
+
+def nothing_burned(bench: Any, slot: int) -> None:
+    assert usr_serial(bench, slot) is None
+    for fuse in ("SECURE_BOOT_EN", "ENABLE_SECURITY_DOWNLOAD", "DIS_PAD_JTAG"):
+        assert not bench.efuse(slot, fuse), fuse
+    assert bench.efuse(slot, "SPI_BOOT_CRYPT_CNT") == 0
+
+
+def edit_profile(profile: Path, name: str, change: Any) -> Path:
+    doc = yaml.safe_load(profile.read_text())
+    change(doc)
+    out = profile.with_name(name)
+    out.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        ({"prov_key_type": "p384"}, "CSR rejected"),
+        ({"prov_subject_tamper": True}, "CSR rejected"),
+        ({"prov_bad_signature": True}, "does not verify"),
+    ],
+    ids=["csr-key-type", "csr-subject", "bad-proof"],
+)
+async def test_a_misbehaving_device_fails_before_anything_is_issued(
+    make_prov_bench: Any, fault: dict[str, Any], words: str
+) -> None:
+    bench = make_prov_bench(slots=1, sim_slots={1: {"faults": fault}})
+    result = await bench.run()
+    r = result.slots[1]
+    assert r.verdict is Verdict.FAIL and words in r.reason, r.reason
+    assert all(s.verdict is Verdict.PASS for s in r.steps)
+    ledger = Ledger(bench.state_dir / LEDGER_FILE)
+    try:
+        assert ledger.certificates() == []
+    finally:
+        ledger.close()
+    nothing_burned(bench, 1)
+
+
+async def test_a_serial_that_belongs_to_another_unit_is_refused(make_prov_bench: Any) -> None:
+    bench = make_prov_bench(slots=1)
+    station = bench.open_station()
+    mac = bench.efuses(1).mac.hex(":")
+    serial = station.provisioner.derive(mac, None)
+    ledger = station.ledger
+    ledger.advance("aa:bb:cc:00:00:01", "tested", profile="other")
+    ledger.claim_serial("aa:bb:cc:00:00:01", serial)
+    try:
+        result = await bench.run(station=station)
+    finally:
+        station.close()
+    r = result.slots[1]
+    assert r.verdict is Verdict.ERROR
+    assert f"serial {serial} already belongs to unit aa:bb:cc:00:00:01" in r.reason
+    nothing_burned(bench, 1)
+
+
+def test_an_altered_release_refuses_the_run(tmp_path: Path) -> None:
+    kit = make_dev_profile(tmp_path / "kit")
+    doc = yaml.safe_load(kit.profile.read_text())
+    app = (kit.profile.parent / doc["release"]).parent / "app.bin"
+    app.write_bytes(app.read_bytes()[:-1] + b"\x00")
+    seq = load_sequence(write_sequence(tmp_path))
+    with pytest.raises(InputError) as err:
+        open_provisioning(
+            kit.profile,
+            seq,
+            state_dir=tmp_path / "st",
+            out_dir=tmp_path / "o",
+            station="s",
+            operator="o",
+        )
+    text = str(err.value)
+    assert str(kit.profile) in text and "app.bin" in text and "sha256" in text
+
+
+def test_a_missing_release_file_refuses_the_run(tmp_path: Path) -> None:
+    kit = make_dev_profile(tmp_path / "kit")
+    doc = yaml.safe_load(kit.profile.read_text())
+    ((kit.profile.parent / doc["release"]).parent / "bootloader.bin").unlink()
+    seq = load_sequence(write_sequence(tmp_path))
+    with pytest.raises(InputError, match=r"bootloader\.bin"):
+        open_provisioning(
+            kit.profile,
+            seq,
+            state_dir=tmp_path / "st",
+            out_dir=tmp_path / "o",
+            station="s",
+            operator="o",
+        )
+
+
+def test_production_profile_with_a_test_root_is_refused(
+    tmp_path: Path, hsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PIN_ENV, hsm_token.pin)
+    kit = make_dev_profile(tmp_path / "kit", token=hsm_token, ica_key_label="prod-mix")
+    root = kit.profile.parent / yaml.safe_load(kit.profile.read_text())["ca"]["root"]
+    pin = hashlib.sha256(_der(root)).hexdigest()
+
+    def production(doc: dict[str, Any]) -> None:
+        doc["environment"] = "production"
+        doc["ca"]["root_sha256"] = pin
+
+    profile = edit_profile(kit.profile, "production.yaml", production)
+    seq = load_sequence(write_sequence(tmp_path))
+    with pytest.raises(InputError, match=r"test root|TEST") as err:
+        open_provisioning(
+            profile,
+            seq,
+            state_dir=tmp_path / "st",
+            out_dir=tmp_path / "o",
+            station="s",
+            operator="o",
+        )
+    assert "production.yaml" in str(err.value)
+
+
+def test_dev_profile_with_a_production_root_is_refused(tmp_path: Path) -> None:
+    kit = make_dev_profile(tmp_path / "kit")
+    cert, _key = make_production_like_root(tmp_path / "prodroot", "ACME Device Root CA")
+
+    def swap_root(doc: dict[str, Any]) -> None:
+        doc["ca"]["root"] = str(cert)
+
+    profile = edit_profile(kit.profile, "mixed.yaml", swap_root)
+    seq = load_sequence(write_sequence(tmp_path))
+    with pytest.raises(InputError, match="trust"):
+        open_provisioning(
+            profile,
+            seq,
+            state_dir=tmp_path / "st",
+            out_dir=tmp_path / "o",
+            station="s",
+            operator="o",
+        )
+
+
+def test_wrong_pin_refuses_to_start_with_exit_3(
+    tmp_path: Path,
+    hsm_token: SoftHsmToken,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    kit = make_dev_profile(tmp_path / "kit", token=hsm_token, ica_key_label="wrong-pin")
+    monkeypatch.setenv(PIN_ENV, "not-the-pin")
+    seq = load_sequence(write_sequence(tmp_path))
+    with pytest.raises(CaNotReady, match="wrong PIN"):
+        open_provisioning(
+            kit.profile,
+            seq,
+            state_dir=tmp_path / "st",
+            out_dir=tmp_path / "o",
+            station="s",
+            operator="o",
+        )
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "sim-quad.yaml"
+    code = main(
+        [
+            "run",
+            "-f",
+            str(fixture),
+            "-s",
+            str(seq.path),
+            "--profile",
+            str(kit.profile),
+            "--state",
+            str(tmp_path / "st"),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-live",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "wrong PIN" in err and "not-the-pin" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_profile_is_one_line_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = make_dev_profile(tmp_path / "kit")
+    profile = edit_profile(kit.profile, "typo.yaml", lambda d: d["serial"].update(prefix="toolong"))
+    seq = write_sequence(tmp_path)
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "sim-quad.yaml"
+    code = main(
+        [
+            "run",
+            "-f",
+            str(fixture),
+            "-s",
+            str(seq),
+            "--profile",
+            str(profile),
+            "--state",
+            str(tmp_path / "st"),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-live",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "typo.yaml:" in err and "prefix" in err
+
+
+def _der(pem_path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return x509.load_pem_x509_certificate(pem_path.read_bytes()).public_bytes(Encoding.DER)

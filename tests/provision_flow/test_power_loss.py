@@ -1,0 +1,192 @@
+"""Power loss at every step boundary and in the middle of every step, including each
+eFuse burn: re-running the panel finishes every unit with one identity, one certificate
+and the full lock-down, never burns twice, and never leaves a PASS that is not locked.
+
+Between steps the station's own seam cuts (the unit's power and the station's work on
+it); inside steps the simulated unit loses power in the middle of a command (an eFuse
+program operation, a flash block, a test-firmware request). A few cuts kill the whole
+station process (`ATE_FAILPOINT`), the rest run in-process for speed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from conftest import PowerLoss, ProvBench
+from conftest_helpers import locked_fuses_ok, usr_serial
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ate.model.verdict import Verdict
+from ate.pki.csr import public_key_bytes
+from ate.provision.ledger import Ledger
+from ate.sim import devkey
+from ate.station.provisioning import LEDGER_FILE
+
+PLAN_STEPS = (
+    "fe.key",
+    "fe.crypt_cnt",
+    "fe.lockdown",
+    "fe.dis_jtag",
+    "fe.wp",
+    "sb.digest0",
+    "sb.en",
+    "sb.wp_rd_dis",
+    "sb.revoke1",
+    "sb.revoke2",
+    "jtag.soft_dis",
+    "dl.secure",
+)
+# Every point between two acts a unit passes on its way to locked, in order.
+POINTS = (
+    "serial-claimed",
+    "device-key",
+    "cert-intent",
+    "cert-signed",
+    "proven",
+    "serial-intent",
+    "serial-burned",
+    "serial-protected",
+    "partition-esp_secure_cert",
+    "partition-fctry",
+    "firmware-bootloader",
+    "firmware-partition_table",
+    "firmware-app",
+    "written",
+    *(p for step in PLAN_STEPS for p in (f"efuse-intent:{step}", f"efuse-burned:{step}")),
+    "locked",
+)
+SLOTS = 4
+CHUNKS = [POINTS[i : i + SLOTS] for i in range(0, len(POINTS), SLOTS)]
+
+
+def mac_of(bench: ProvBench, slot: int) -> str:
+    return bench.efuses(slot).mac.hex(":")
+
+
+def device_public_key(bench: ProvBench, slot: int) -> bytes:
+    d = devkey.decode_record(bench.flash(slot).read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE))
+    assert d is not None, "the device has no key"
+    return public_key_bytes(ec.derive_private_key(d, ec.SECP256R1()).public_key())
+
+
+def assert_finished(bench: ProvBench, slot: int, result: Any) -> None:
+    """One identity, one certificate (for the key the device holds), the full lock-down
+    on the chip, and no act done twice."""
+    r = result.slots[slot]
+    assert r.verdict is Verdict.PASS, f"slot {slot}: {r.reason}"
+    mac = mac_of(bench, slot)
+    ledger = Ledger(bench.state_dir / LEDGER_FILE)
+    try:
+        unit = ledger.unit(mac)
+        assert unit is not None and unit.state == "locked"
+        cert = ledger.certificate(mac)
+        assert cert is not None and cert.serial == unit.serial
+        assert [c.chip_id for c in ledger.certificates()].count(mac) == 1
+        done = Counter(
+            a.act for a in ledger.acts(mac) if a.kind == "outcome" and a.status == "done"
+        )
+    finally:
+        ledger.close()
+    twice = {act: n for act, n in done.items() if n > 1 and act != "proof"}
+    assert not twice, f"slot {slot}: done more than once: {twice}"
+    assert done["cert.issue"] == 1
+    assert usr_serial(bench, slot) == unit.serial
+    pem = x509.load_pem_x509_certificate(cert.pem.encode())
+    key = pem.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey)
+    assert public_key_bytes(key) == device_public_key(bench, slot) == cert.public_key
+    locked_fuses_ok(bench, slot)
+
+
+def no_false_pass(bench: ProvBench, result: Any) -> None:
+    for slot, r in result.slots.items():
+        if r.verdict is Verdict.PASS:
+            locked_fuses_ok(bench, slot)
+
+
+async def test_points_are_every_point_a_unit_passes(make_prov_bench: Any) -> None:
+    """The list above is what the flow really does (so the matrix covers all of it)."""
+    bench = make_prov_bench(slots=1)
+    seen: list[str] = []
+
+    async def record(chip_id: str, point: str) -> None:
+        seen.append(point)
+
+    result = await bench.run(checkpoint=record)
+    assert result.slots[1].verdict is Verdict.PASS, result.slots[1].reason
+    assert tuple(seen) == POINTS
+
+
+@pytest.mark.parametrize("points", CHUNKS, ids=[c[0] for c in CHUNKS])
+async def test_power_cut_between_acts_then_rerun_finishes(
+    make_prov_bench: Any, points: tuple[str, ...]
+) -> None:
+    bench = make_prov_bench(slots=SLOTS)
+    target = {mac_of(bench, slot): (slot, point) for slot, point in enumerate(points, 1)}
+    cut: set[int] = set()
+
+    async def power_cut(chip_id: str, point: str) -> None:
+        hit = target.get(chip_id)
+        if hit is not None and hit[1] == point and hit[0] not in cut:
+            cut.add(hit[0])
+            bench.cut_power(hit[0])
+            raise PowerLoss(point)
+
+    first = await bench.run(checkpoint=power_cut)
+    assert cut == set(range(1, len(points) + 1))
+    for slot in cut:
+        assert first.slots[slot].verdict is not Verdict.PASS
+    no_false_pass(bench, first)
+    second = await bench.run()
+    for slot in range(1, SLOTS + 1):
+        assert_finished(bench, slot, second)
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+@pytest.mark.parametrize("command", ["prov.key", "prov.csr", "prov.sign"])
+async def test_power_cut_inside_a_device_request(
+    make_prov_bench: Any, command: str, applied: bool
+) -> None:
+    bench = make_prov_bench(slots=1)
+    fired = bench.twin.arm_power_cut(1, "command", command=command, applied=applied)
+    first = await bench.run()
+    assert fired.is_set()
+    assert first.slots[1].verdict is Verdict.ERROR
+    second = await bench.run()
+    assert_finished(bench, 1, second)
+
+
+async def _cut_nth_inside(bench: ProvBench, at: str, start: int, applied: bool) -> bool:
+    """Cut slot n at the (start + n - 1)th `at` operation; rerun; check. False when no
+    slot's cut fired (the flow has fewer such operations)."""
+    fired = {
+        slot: bench.twin.arm_power_cut(slot, at, nth=start + slot - 1, applied=applied)
+        for slot in range(1, SLOTS + 1)
+    }
+    first = await bench.run()
+    no_false_pass(bench, first)
+    any_fired = any(ev.is_set() for ev in fired.values())
+    second = await bench.run()
+    for slot in range(1, SLOTS + 1):
+        assert_finished(bench, slot, second)
+    return any_fired
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+async def test_power_cut_inside_every_efuse_burn(make_prov_bench: Any, applied: bool) -> None:
+    start = 1
+    while True:
+        bench = make_prov_bench(slots=SLOTS, seed=100 + start)
+        if not await _cut_nth_inside(bench, "efuse-burn", start, applied):
+            break
+        start += SLOTS
+    assert start > 10  # the flow has more than ten eFuse program operations
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+async def test_power_cut_inside_flash_writes(make_prov_bench: Any, applied: bool) -> None:
+    for start in (1, 1 + SLOTS):
+        bench = make_prov_bench(slots=SLOTS, seed=200 + start)
+        assert await _cut_nth_inside(bench, "flash-write", start, applied)
