@@ -1,0 +1,299 @@
+"""The records store's public face: errors, row dataclasses, the `Store` protocol and
+`open_store(url)`. Backends live in ate/store/sqlite.py and ate/store/postgres.py.
+
+May import stdlib and ate.model only (the backends are imported lazily by `open_store`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """The store refuses or fails; the message is one sentence and never holds a password."""
+
+
+class StoreUnavailable(StoreError):
+    """Cannot connect to the database, or the connection was lost: retry later."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer ate than this one."""
+
+
+class InvariantViolation(StoreError):
+    """A line-wide rule would break: a serial or certificate issued twice, a state moving
+    back, a retest the policy forbids."""
+
+
+class BadRecord(StoreError):
+    """A unit record that cannot be stored as it is (wrong schema, a missing field, a
+    private key in it); retrying will not help: set it aside."""
+
+
+# -- the provisioning state order -----------------------------------------------------------
+
+# How far a unit's provisioning got, in order; prov_state only ever moves forward.
+PROV_STATES: tuple[str, ...] = (
+    "new",
+    "tested",
+    "certified",
+    "proven",
+    "serial",
+    "written",
+    "locking",
+    "locked",
+)
+
+# Audit kinds the station writes (others are allowed: any lowercase word).
+AUDIT_KINDS: tuple[str, ...] = ("run", "signin", "issue", "burn", "config")
+
+GENESIS_HASH = "0" * 64
+
+URL_FORMS = (
+    "sqlite:///abs/path/ate.db, sqlite:relative/path.db or postgresql://user@host:5432/dbname"
+)
+
+
+def prov_rank(state: str) -> int:
+    """The position of `state` in PROV_STATES; StoreError for a state that is not one."""
+    try:
+        return PROV_STATES.index(state)
+    except ValueError:
+        raise StoreError(
+            f"unknown provisioning state {state!r}; the states are {', '.join(PROV_STATES)}"
+        ) from None
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run (one unit record). `attempt` counts every run of the unit whatever its
+    verdict (ABORTED too), in started_at order: 1 = first test, 2 = first retest...;
+    0 = no unit (EMPTY). First-pass yield = units whose attempt-1 run is PASS."""
+
+    run_id: str
+    chip_id: str | None
+    serial: str | None
+    station: str
+    fixture: str
+    slot: int
+    operator: str
+    started_at: str
+    verdict: str
+    attempt: int  # 1 = the unit's first run, 2 = its first retest, ...; 0 = no unit (EMPTY)
+    failing_step: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class MeasurementSeries:
+    step: str
+    name: str
+    unit: str
+    low: float | None  # the limits of the latest run in the window
+    high: float | None
+    values: list[float]  # numeric values only, in time order
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    since: str | None
+    until: str | None
+    runs: list[RunRow]
+    series: list[MeasurementSeries]
+
+
+@dataclass(frozen=True)
+class CertificateRow:
+    """An issued device certificate: identifiers only, never a key."""
+
+    fingerprint: str  # sha256:<hex> of the DER
+    chip_id: str
+    serial: str
+    cert_serial: str
+    issuer: str
+    not_after: str
+    station: str
+    operator: str
+    issued_at: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    station: str
+    seq: int
+    at: str
+    kind: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class MeasurementDetail:
+    name: str
+    value: float | None  # numeric readings
+    text: str | None  # anything else: a string reading, NaN
+    unit: str
+    low: float | None
+    high: float | None
+    expect: float | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    idx: int
+    name: str
+    type: str
+    verdict: str
+    reason: str
+    retries: int
+    started_s: float
+    duration_s: float
+    measurements: list[MeasurementDetail] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run_id: str
+    panel_id: str
+    station: str
+    fixture: str
+    slot: int
+    operator: str
+    lot: str | None
+    sequence: str
+    sequence_version: str
+    sequence_sha256: str
+    test_firmware_sha256: str | None
+    started_at: str
+    duration_s: float
+    verdict: str
+    reason: str
+    attempt: int
+    failing_step: str | None
+    steps: list[StepDetail] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProvisioningEvent:
+    run_id: str
+    seq: int
+    chip_id: str
+    act: str
+    kind: str  # intent | outcome
+    status: str
+    detail: dict[str, Any]
+    at: str
+
+
+@dataclass(frozen=True)
+class UnitHistory:
+    chip_id: str
+    serial: str | None
+    chip: str | None
+    product: str | None
+    lot: str | None
+    prov_state: str
+    first_seen: str
+    last_seen: str
+    runs: list[RunDetail]  # in time order
+    certificate: CertificateRow | None
+    events: list[ProvisioningEvent]  # in time order
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """A line's records and provisioning ledger. Sync and blocking: call from a thread.
+    Safe to share between threads of one process; every process opens its own."""
+
+    url: str  # with any password replaced by ***
+    backend: str  # "sqlite" | "postgresql"
+
+    def schema_version(self) -> int: ...
+    def migrate(self) -> list[int]: ...
+    def ingest(self, record: dict[str, Any]) -> bool: ...
+    def ingest_many(self, records: Iterable[dict[str, Any]]) -> list[bool]: ...
+    def has_record(self, record_id: str) -> bool: ...
+    def record(self, record_id: str) -> dict[str, Any] | None: ...
+    def unit_history(self, key: str) -> UnitHistory | None: ...
+    def runs(self, since: str | None, until: str | None) -> Iterator[dict[str, Any]]: ...
+    def report_input(self, since: str | None, until: str | None) -> ReportInput: ...
+    def claim_serial(self, chip_id: str, serial: str) -> None: ...
+    def record_certificate(self, row: CertificateRow) -> None: ...
+    def advance(self, chip_id: str, state: str, *, strict: bool = False) -> str: ...
+    def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]: ...
+    def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry: ...
+    def audit_entries(self, station: str | None = None) -> list[AuditEntry]: ...
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store at `url` (see URL_FORMS), applying pending migrations unless
+    `migrate` is False (then a database behind this ate's schema is refused)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        from ate.store.sqlite import SqliteStore
+
+        return SqliteStore(url, migrate=migrate)
+    if scheme in ("postgresql", "postgres"):
+        from ate.store.postgres import PostgresStore
+
+        return PostgresStore(url, migrate=migrate)
+    raise StoreError(f"store URL {redact_url(url)!r} is not one ate can open; use {URL_FORMS}")
+
+
+# -- helpers shared by the backends -----------------------------------------------------------
+
+_PASSWORD_IN_NETLOC = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@?#]*):[^@/?#]*@", re.I)
+_PASSWORD_IN_QUERY = re.compile(r"(?i)([?&]password=)[^&#]*")
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password (user:pw@ or ?password=) replaced by ***."""
+    url = _PASSWORD_IN_NETLOC.sub(r"\1:***@", url)
+    return _PASSWORD_IN_QUERY.sub(r"\1***", url)
+
+
+_HEX12 = re.compile(r"[0-9a-fA-F]{12}")
+
+
+def normalise_mac(key: str) -> str | None:
+    """'240AC4000001', '24-0a-c4-00-00-01', '24:0A:C4:00:00:01' -> '24:0a:c4:00:00:01';
+    None when `key` is not a MAC address."""
+    bare = re.sub(r"[:\-.\s]", "", key.strip())
+    if not _HEX12.fullmatch(bare):
+        return None
+    bare = bare.lower()
+    return ":".join(bare[i : i + 2] for i in range(0, 12, 2))
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def normalise_time(value: str, what: str = "time") -> str:
+    """An ISO 8601 time (or date) as sortable UTC text, 2026-11-21T07:15:00.123+00:00;
+    a time without a zone is taken as UTC."""
+    try:
+        when = dt.datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError, TypeError):
+        raise StoreError(
+            f"{what} {value!r} is not an ISO 8601 time; use e.g. 2026-11-21 or "
+            "2026-11-21T07:15:00+00:00"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,943 @@
+"""The SQL both backends run: migrations, ingest, the line-wide invariants, the audit
+chain and the queries. A backend (sqlite.py, postgres.py) supplies the connection, its
+transactions, a lock per name and how its errors read; everything else is here.
+
+SQL is written once with `?` placeholders (PostgreSQL gets `%s`). May import stdlib and
+ate.store.api/audit/ingest only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from functools import cache, partial
+from importlib import resources
+from typing import Any, Literal, TypeVar
+
+from ate.store import audit
+from ate.store.api import (
+    GENESIS_HASH,
+    PROV_STATES,
+    AuditEntry,
+    CertificateRow,
+    InvariantViolation,
+    MeasurementDetail,
+    MeasurementSeries,
+    ProvisioningEvent,
+    ReportInput,
+    RunDetail,
+    RunRow,
+    SchemaTooNew,
+    StepDetail,
+    StoreError,
+    StoreUnavailable,
+    UnitHistory,
+    normalise_mac,
+    normalise_time,
+    now_iso,
+    prov_rank,
+)
+from ate.store.ingest import RecordRows, rows_from_record
+
+T = TypeVar("T")
+Mode = Literal["write", "snapshot", "read"]
+ErrorKind = Literal["integrity", "retry", "unavailable"]
+
+PAGE = 5000  # rows per query when runs() pages through a window
+
+# -- migrations ---------------------------------------------------------------------------------
+
+_MIGRATION_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+def split_sql(text: str) -> tuple[str, ...]:
+    """Statements of a migration file: '--' comments dropped, split on ';'."""
+    lines = [line.split("--", 1)[0] for line in text.splitlines()]
+    return tuple(s.strip() for s in "\n".join(lines).split(";") if s.strip())
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    """The migration files shipped in ate/store/migrations, 0001_name.sql, 0002_..., in order."""
+    found: list[Migration] = []
+    for item in (resources.files("ate.store") / "migrations").iterdir():
+        m = _MIGRATION_NAME.fullmatch(item.name)
+        if m:
+            found.append(
+                Migration(int(m[1]), m[2].replace("_", " "), split_sql(item.read_text("utf-8")))
+            )
+    found.sort(key=lambda mig: mig.version)
+    if [mig.version for mig in found] != list(range(1, len(found) + 1)):
+        raise StoreError("the store's migration files are not numbered 1, 2, 3...: reinstall ate")
+    return tuple(found)
+
+
+def known_version() -> int:
+    """The schema version this ate creates and understands."""
+    return migrations()[-1].version
+
+
+_CREATE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+    "applied_at TEXT NOT NULL, description TEXT NOT NULL)"
+)
+
+# The provisioning state's rank, in SQL: an UPDATE only ever moves a unit forward.
+RANK_SQL = (
+    "CASE prov_state "
+    + " ".join(f"WHEN '{state}' THEN {i}" for i, state in enumerate(PROV_STATES))
+    + " ELSE -1 END"
+)
+
+# -- a transaction's cursor ---------------------------------------------------------------------
+
+
+@cache
+def _pg_sql(text: str) -> str:
+    return text.replace("?", "%s")
+
+
+class Tx:
+    """A cursor inside one transaction, with `?` placeholders on both backends."""
+
+    __slots__ = ("_cur", "_pg")
+
+    def __init__(self, cur: Any, *, pg: bool) -> None:
+        self._cur = cur
+        self._pg = pg
+
+    def run(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Execute; the number of rows changed."""
+        self._cur.execute(_pg_sql(sql) if self._pg else sql, tuple(params))
+        return int(self._cur.rowcount)
+
+    def many(self, sql: str, rows: list[Any]) -> None:
+        if rows:
+            self._cur.executemany(_pg_sql(sql) if self._pg else sql, rows)
+
+    def one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        self._cur.execute(_pg_sql(sql) if self._pg else sql, tuple(params))
+        return self._cur.fetchone()
+
+    def all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        self._cur.execute(_pg_sql(sql) if self._pg else sql, tuple(params))
+        return list(self._cur.fetchall())
+
+
+class _Rollback(Exception):
+    """Raised inside a transaction to undo it and return `value`."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+def chip_key(chip_id: str) -> str:
+    """A MAC in any common form as stored (aa:bb:cc:dd:ee:ff); StoreError otherwise."""
+    mac = normalise_mac(chip_id) if isinstance(chip_id, str) else None
+    if mac is None:
+        raise StoreError(f"chip id {chip_id!r} is not a MAC address; use aa:bb:cc:dd:ee:ff")
+    return mac
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+class SqlStore:
+    """The store over one DB-API connection; subclasses supply the backend hooks."""
+
+    backend = ""
+    # How report_input joins runs to measurements; SQLite's CROSS JOIN keeps the runs
+    # (read in time order from their index) as the outer loop, which saves a sort.
+    _join_in_order = "JOIN"
+
+    def __init__(self, url: str) -> None:
+        self.url = url  # already redacted
+        self._lock = threading.RLock()
+
+    # -- backend hooks ------------------------------------------------------------------
+
+    def _tx(self, mode: Mode) -> AbstractContextManager[Tx]:
+        """ "write": serialised with other writers; "snapshot": one consistent read view
+        for several queries; "read": single statements, no transaction."""
+        raise NotImplementedError
+
+    def _serialise(self, tx: Tx, name: str) -> None:
+        """Hold a lock on `name` until the transaction ends (no-op where writers are
+        serialised anyway)."""
+
+    def _classify(self, exc: BaseException) -> ErrorKind | None:
+        raise NotImplementedError
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        raise NotImplementedError
+
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running a transaction ----------------------------------------------------------------
+
+    def _transact(
+        self,
+        mode: Mode,
+        fn: Callable[[Tx], T],
+        *,
+        what: str,
+        on_integrity: Callable[[], StoreError] | None = None,
+    ) -> T:
+        with self._lock:
+            for attempt in range(3):
+                try:
+                    with self._tx(mode) as tx:
+                        return fn(tx)
+                except _Rollback as rb:
+                    return rb.value  # type: ignore[no-any-return]
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    kind = self._classify(exc)
+                    if kind == "integrity":
+                        if on_integrity is not None:
+                            raise on_integrity() from None
+                        raise StoreError(
+                            f"the database refused to {what}: {_first_line(exc)}"
+                        ) from None
+                    if kind == "retry" and attempt < 2:
+                        continue  # a deadlock or serialisation failure: run it again
+                    if kind in ("retry", "unavailable"):
+                        raise self._unavailable(exc) from None
+                    raise StoreError(f"could not {what}: {_first_line(exc)}") from None
+            raise AssertionError("unreachable")
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def _version(self, tx: Tx) -> int:
+        if not self._has_table(tx, "schema_migrations"):
+            return 0
+        row = tx.one("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def schema_version(self) -> int:
+        return self._transact("read", self._version, what="read the schema version")
+
+    def _too_new(self, version: int) -> SchemaTooNew:
+        return SchemaTooNew(
+            f"{self.url}: database schema is version {version}, this ate knows up to "
+            f"{known_version()}; upgrade ate"
+        )
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations in one transaction; the versions applied."""
+
+        def apply(tx: Tx) -> list[int]:
+            self._serialise(tx, "ate.store.migrate")
+            tx.run(_CREATE_MIGRATIONS)
+            current = self._version(tx)
+            if current > known_version():
+                raise self._too_new(current)
+            done: list[int] = []
+            for mig in migrations():
+                if mig.version <= current:
+                    continue
+                for statement in mig.statements:
+                    tx.run(statement)
+                tx.run(
+                    "INSERT INTO schema_migrations (version, applied_at, description) "
+                    "VALUES (?, ?, ?)",
+                    (mig.version, now_iso(), mig.description),
+                )
+                done.append(mig.version)
+            return done
+
+        return self._transact("write", apply, what="migrate the schema")
+
+    def _check_schema(self, migrate: bool) -> None:
+        """Called by a backend once connected."""
+        if migrate:
+            self.migrate()
+            return
+        version = self.schema_version()
+        if version > known_version():
+            raise self._too_new(version)
+        if version < known_version():
+            raise StoreError(
+                f"{self.url}: database schema is version {version}, this ate needs "
+                f"{known_version()}; open it with migrations enabled to upgrade it"
+            )
+
+    # -- ingest ---------------------------------------------------------------------------------
+
+    def ingest(self, record: dict[str, Any]) -> bool:
+        """Store one unit record in one transaction; True if new, False if its record_id
+        was already stored (then nothing changes). InvariantViolation (nothing stored)
+        when its serial or certificate belongs to another unit."""
+        rows = rows_from_record(record)
+
+        def fn(tx: Tx) -> bool:
+            if not self._ingest(tx, rows):
+                raise _Rollback(False)
+            return True
+
+        return self._transact(
+            "write",
+            fn,
+            what=f"store record {rows.run_id}",
+            on_integrity=lambda: self._explain([rows]),
+        )
+
+    def ingest_many(self, records: Iterable[dict[str, Any]]) -> list[bool]:
+        """Store several records in one transaction (all or none); per record, True if new."""
+        batch = [rows_from_record(r) for r in records]
+        return self._transact(
+            "write",
+            lambda tx: [self._ingest(tx, rows) for rows in batch],
+            what=f"store {len(batch)} records",
+            on_integrity=lambda: self._explain(batch),
+        )
+
+    def _explain(self, batch: list[RecordRows]) -> StoreError:
+        """After a unique-constraint failure: which invariant, in a sentence."""
+
+        def find(tx: Tx) -> StoreError:
+            for rows in batch:
+                if rows.chip_id and rows.serial:
+                    msg = _serial_conflict(tx, rows.chip_id, rows.serial)
+                    if msg:
+                        return InvariantViolation(f"record {rows.run_id}: {msg}")
+                if rows.certificate:
+                    msg = _cert_conflict(tx, rows.certificate)
+                    if msg and msg != "same":
+                        return InvariantViolation(f"record {rows.run_id}: {msg}")
+            ids = ", ".join(r.run_id for r in batch[:3])
+            return StoreError(f"the database refused record {ids}: a unique value clashed")
+
+        return self._transact("read", find, what="explain a refused record")
+
+    def _ingest(self, tx: Tx, r: RecordRows) -> bool:
+        """The rows of one record; False when its run_id is already stored. The upserts
+        before the run's own INSERT are idempotent, so a duplicate changes nothing."""
+        at = r.started_at
+        seen = (
+            "first_seen = CASE WHEN excluded.first_seen < {t}.first_seen "
+            "THEN excluded.first_seen ELSE {t}.first_seen END, "
+            "last_seen = CASE WHEN excluded.last_seen > {t}.last_seen "
+            "THEN excluded.last_seen ELSE {t}.last_seen END"
+        )
+        tx.run(
+            "INSERT INTO stations (station, first_seen, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (station) DO UPDATE SET " + seen.format(t="stations"),
+            (r.station, at, at),
+        )
+        tx.run(
+            "INSERT INTO fixtures (fixture, station, first_seen, last_seen) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (fixture) DO UPDATE SET station = CASE WHEN excluded.last_seen >= "
+            "fixtures.last_seen THEN excluded.station ELSE fixtures.station END, "
+            + seen.format(t="fixtures"),
+            (r.fixture, r.station, at, at),
+        )
+        tx.run(
+            "INSERT INTO operators (operator, first_seen, last_seen) VALUES (?, ?, ?) "
+            "ON CONFLICT (operator) DO UPDATE SET " + seen.format(t="operators"),
+            (r.operator, at, at),
+        )
+        if r.lot:
+            tx.run(
+                "INSERT INTO lots (lot, product, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (lot) DO NOTHING",
+                (r.lot, r.product, at),
+            )
+        attempt = 0
+        if r.chip_id:
+            # Locks the unit's row (PostgreSQL) so runs of one unit number one at a time.
+            tx.run(
+                "INSERT INTO units (chip_id, chip, product, lot, prov_state, first_seen, "
+                "last_seen, runs) VALUES (?, ?, ?, ?, 'new', ?, ?, 0) "
+                "ON CONFLICT (chip_id) DO UPDATE SET chip = COALESCE(units.chip, excluded.chip), "
+                "product = COALESCE(units.product, excluded.product), "
+                "lot = COALESCE(units.lot, excluded.lot), " + seen.format(t="units"),
+                (r.chip_id, r.chip, r.product, r.lot, at, at),
+            )
+            before = tx.one(
+                "SELECT COUNT(*) FROM test_runs "
+                "WHERE chip_id = ? AND (started_at, run_id) < (?, ?)",
+                (r.chip_id, at, r.run_id),
+            )
+            attempt = 1 + int(before[0])
+        inserted = tx.run(
+            "INSERT INTO test_runs (run_id, chip_id, panel_id, station, fixture, slot, operator, "
+            "lot, sequence, sequence_version, sequence_sha256, test_firmware_sha256, started_at, "
+            "duration_s, verdict, reason, attempt, failing_step, record) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id) DO NOTHING",
+            (
+                r.run_id,
+                r.chip_id,
+                r.panel_id,
+                r.station,
+                r.fixture,
+                r.slot,
+                r.operator,
+                r.lot,
+                r.sequence,
+                r.sequence_version,
+                r.sequence_sha256,
+                r.test_firmware_sha256,
+                at,
+                r.duration_s,
+                r.verdict,
+                r.reason,
+                attempt,
+                r.failing_step,
+                r.record_json,
+            ),
+        )
+        if inserted != 1:
+            return False
+        if r.chip_id:
+            # A record that arrives late (a spool flushed after a later retest) still
+            # numbers in time order: the unit's later runs move up by one.
+            tx.run(
+                "UPDATE test_runs SET attempt = attempt + 1 "
+                "WHERE chip_id = ? AND (started_at, run_id) > (?, ?)",
+                (r.chip_id, at, r.run_id),
+            )
+            tx.run("UPDATE units SET runs = runs + 1 WHERE chip_id = ?", (r.chip_id,))
+        tx.many(
+            "INSERT INTO steps (run_id, idx, name, type, verdict, reason, retries, started_s, "
+            "duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            r.steps,
+        )
+        tx.many(
+            "INSERT INTO measurements (run_id, step_idx, name, value, text, unit, low, high, "
+            "expect, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            r.measurements,
+        )
+        tx.many(
+            "INSERT INTO provisioning_events (run_id, seq, chip_id, act, kind, status, detail, "
+            "at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            r.events,
+        )
+        if r.chip_id:
+            if r.serial:
+                _claim(tx, r.chip_id, r.serial, f"record {r.run_id}: ")
+            if r.certificate:
+                _certify(tx, r.certificate, f"record {r.run_id}: ")
+            if r.prov_state:
+                _advance(tx, r.chip_id, r.prov_state)
+        return True
+
+    def has_record(self, record_id: str) -> bool:
+        row = self._transact(
+            "read",
+            lambda tx: tx.one("SELECT 1 FROM test_runs WHERE run_id = ?", (record_id,)),
+            what="look up a record",
+        )
+        return row is not None
+
+    def record(self, record_id: str) -> dict[str, Any] | None:
+        """The unit record as ingested, or None."""
+        row = self._transact(
+            "read",
+            lambda tx: tx.one("SELECT record FROM test_runs WHERE run_id = ?", (record_id,)),
+            what="read a record",
+        )
+        return None if row is None else dict(json.loads(row[0]))
+
+    # -- line-wide invariants -------------------------------------------------------------------
+
+    def claim_serial(self, chip_id: str, serial: str) -> None:
+        """Bind `serial` to the unit, once on the whole line. Claiming the unit's own
+        serial again is fine; InvariantViolation names the unit that holds it otherwise."""
+        chip = chip_key(chip_id)
+        if not isinstance(serial, str) or not serial:
+            raise StoreError("a serial is a non-empty text")
+
+        def fn(tx: Tx) -> None:
+            _ensure_unit(tx, chip)
+            _claim(tx, chip, serial, "")
+
+        self._transact(
+            "write",
+            fn,
+            what=f"claim serial {serial}",
+            on_integrity=lambda: self._explain_serial(chip, serial),
+        )
+
+    def _explain_serial(self, chip: str, serial: str) -> StoreError:
+        msg = self._transact(
+            "read", lambda tx: _serial_conflict(tx, chip, serial), what="explain a refused serial"
+        )
+        return InvariantViolation(msg or f"serial {serial} could not be claimed for unit {chip}")
+
+    def record_certificate(self, row: CertificateRow) -> None:
+        """Record an issued certificate, once on the whole line (and claim its serial for
+        the unit). The same row again is fine; InvariantViolation names the holder of a
+        clashing fingerprint, unit or serial."""
+        cert = CertificateRow(**{**row.__dict__, "chip_id": chip_key(row.chip_id)})
+
+        def fn(tx: Tx) -> None:
+            _ensure_unit(tx, cert.chip_id)
+            _claim(tx, cert.chip_id, cert.serial, "")
+            _certify(tx, cert, "")
+
+        def explain() -> StoreError:
+            def find(tx: Tx) -> str | None:
+                return _serial_conflict(tx, cert.chip_id, cert.serial) or _cert_conflict(tx, cert)
+
+            msg = self._transact("read", find, what="explain a refused certificate")
+            return InvariantViolation(
+                msg if msg and msg != "same" else f"certificate {cert.fingerprint} was refused"
+            )
+
+        self._transact(
+            "write", fn, what=f"record certificate {cert.fingerprint}", on_integrity=explain
+        )
+
+    def advance(self, chip_id: str, state: str, *, strict: bool = False) -> str:
+        """Move the unit's provisioning state forward to `state` (creating the unit);
+        a state it already passed changes nothing. Returns the unit's state afterwards.
+        With `strict`, a unit already past `state` is an InvariantViolation."""
+        chip = chip_key(chip_id)
+        prov_rank(state)
+
+        def fn(tx: Tx) -> str:
+            _ensure_unit(tx, chip)
+            now = _advance(tx, chip, state)
+            if strict and now != state:
+                raise InvariantViolation(
+                    f"unit {chip} is already {now}; its provisioning state never moves back "
+                    f"to {state}"
+                )
+            return now
+
+        return self._transact("write", fn, what=f"advance unit {chip}")
+
+    def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]:
+        """Whether the unit may be tested again: not when it is locked, nor when it has
+        had `max_retests` retests already (every run of the unit after its first counts)."""
+        chip = chip_key(chip_id)
+        if isinstance(max_retests, bool) or not isinstance(max_retests, int) or max_retests < 0:
+            raise StoreError(f"max_retests is a count of 0 or more, not {max_retests!r}")
+
+        def fn(tx: Tx) -> tuple[bool, str]:
+            unit = tx.one("SELECT prov_state, serial FROM units WHERE chip_id = ?", (chip,))
+            if unit is None:
+                return True, f"unit {chip} has not been tested on this line"
+            if unit[0] == "locked":
+                return False, (
+                    f"unit {chip} is locked (serial {unit[1]}); a locked unit is never "
+                    "re-tested into a new identity"
+                )
+            tests = int(tx.one("SELECT COUNT(*) FROM test_runs WHERE chip_id = ?", (chip,))[0])
+            if tests == 0:
+                return True, f"unit {chip} has not been tested on this line"
+            retests = tests - 1
+            if retests >= max_retests:
+                return False, (
+                    f"unit {chip} has been tested {tests} times ({retests} retests); the line "
+                    f"allows at most {max_retests} retests"
+                )
+            return True, f"retest {retests + 1} of at most {max_retests} for unit {chip}"
+
+        return self._transact("snapshot", fn, what=f"check the retest policy for {chip}")
+
+    # -- audit log ------------------------------------------------------------------------------
+
+    def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry:
+        """Append one entry to the station's hash chain; concurrent appenders for one
+        station are serialised, so seq has no gaps and no forks."""
+        if not isinstance(station, str) or not station:
+            raise StoreError("an audit entry needs a station name")
+        audit.check_kind(kind)
+        audit.canonical_payload(payload)  # refuse non-JSON before taking any lock
+
+        def fn(tx: Tx) -> AuditEntry:
+            self._serialise(tx, f"ate.store.audit:{station}")
+            head = tx.one(
+                "SELECT seq, hash FROM audit_log WHERE station = ? ORDER BY seq DESC LIMIT 1",
+                (station,),
+            )
+            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
+            entry = audit.make_entry(station, seq, now_iso(), kind, payload, prev)
+            tx.run(
+                "INSERT INTO audit_log (station, seq, at, kind, payload, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.station,
+                    entry.seq,
+                    entry.at,
+                    entry.kind,
+                    audit.canonical_payload(entry.payload),
+                    entry.prev_hash,
+                    entry.hash,
+                ),
+            )
+            return entry
+
+        return self._transact("write", fn, what=f"append to the audit log of {station}")
+
+    def audit_entries(self, station: str | None = None) -> list[AuditEntry]:
+        """Every entry (or one station's), by station then seq; check with verify_chain."""
+        sql = "SELECT station, seq, at, kind, payload, prev_hash, hash FROM audit_log"
+        params: tuple[str, ...] = ()
+        if station is not None:
+            sql += " WHERE station = ?"
+            params = (station,)
+        rows = self._transact(
+            "read", lambda tx: tx.all(sql + " ORDER BY station, seq", params), what="read audit"
+        )
+        return [
+            AuditEntry(str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6])
+            for r in rows
+        ]
+
+    # -- queries ----------------------------------------------------------------------------------
+
+    def unit_history(self, key: str) -> UnitHistory | None:
+        """Everything about one unit, by serial or MAC (any case; ':' '-' or no separators)."""
+        mac = normalise_mac(key) if isinstance(key, str) else None
+        return self._transact(
+            "snapshot", lambda tx: _history(tx, mac, key), what=f"read the history of {key}"
+        )
+
+    def runs(self, since: str | None, until: str | None) -> Iterator[dict[str, Any]]:
+        """One flat row per run in [since, until) (ISO times, until exclusive; None =
+        open), in time order, for CSV/JSONL export. Pages through the window, so a long
+        export holds no transaction open."""
+        where, params = _window(since, until)
+
+        def pages() -> Iterator[dict[str, Any]]:
+            after: tuple[str, str] | None = None
+            while True:
+                cond, args = list(where), list(params)
+                if after is not None:
+                    cond.append("(r.started_at, r.run_id) > (?, ?)")
+                    args.extend(after)
+                sql = (
+                    _EXPORT_SELECT
+                    + (" WHERE " + " AND ".join(cond) if cond else "")
+                    + f" ORDER BY r.started_at, r.run_id LIMIT {PAGE}"
+                )
+                rows = self._transact(
+                    "read", partial(_fetch_all, sql=sql, args=args), what="export"
+                )
+                for row in rows:
+                    yield dict(zip(EXPORT_COLUMNS, row, strict=True))
+                if len(rows) < PAGE:
+                    return
+                after = (rows[-1][1], rows[-1][0])
+
+        return pages()
+
+    def report_input(self, since: str | None, until: str | None) -> ReportInput:
+        """Runs and numeric measurement series in [since, until): two queries, one
+        snapshot. A series is keyed by (step, measurement, unit); its limits are the
+        latest run's."""
+        where, params = _window(since, until)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def fn(tx: Tx) -> ReportInput:
+            runs = [
+                RunRow(*row)
+                for row in tx.all(
+                    "SELECT r.run_id, r.chip_id, u.serial, r.station, r.fixture, r.slot, "
+                    "r.operator, r.started_at, r.verdict, r.attempt, r.failing_step, "
+                    "r.duration_s FROM test_runs r LEFT JOIN units u ON u.chip_id = r.chip_id"
+                    + cond
+                    + " ORDER BY r.started_at, r.run_id",
+                    params,
+                )
+            ]
+            mcond = " AND ".join([*where, "m.value IS NOT NULL"])
+            values: dict[tuple[str, str, str], list[float]] = {}
+            limits: dict[tuple[str, str, str], tuple[float | None, float | None]] = {}
+            for step, name, unit, low, high, value in tx.all(
+                "SELECT s.name, m.name, m.unit, m.low, m.high, m.value FROM test_runs r "
+                f"{self._join_in_order} measurements m ON m.run_id = r.run_id "
+                "JOIN steps s ON s.run_id = m.run_id AND s.idx = m.step_idx WHERE "
+                + mcond
+                + " ORDER BY r.started_at, r.run_id, m.step_idx, m.name",
+                params,
+            ):
+                key = (step, name, unit)
+                got = values.get(key)
+                if got is None:
+                    values[key] = got = []
+                got.append(value)
+                limits[key] = (low, high)  # the latest run's limits win
+            return ReportInput(
+                since=params[0] if since is not None else None,
+                until=params[-1] if until is not None else None,
+                runs=runs,
+                series=[
+                    MeasurementSeries(key[0], key[1], key[2], *limits[key], got)
+                    for key, got in values.items()
+                ],
+            )
+
+        return self._transact("snapshot", fn, what="read the report input")
+
+
+# -- the invariants, inside a write transaction ------------------------------------------------
+
+
+def _ensure_unit(tx: Tx, chip: str) -> None:
+    now = now_iso()
+    tx.run(
+        "INSERT INTO units (chip_id, prov_state, first_seen, last_seen, runs) "
+        "VALUES (?, 'new', ?, ?, 0) ON CONFLICT (chip_id) DO NOTHING",
+        (chip, now, now),
+    )
+
+
+def _serial_conflict(tx: Tx, chip: str, serial: str) -> str | None:
+    holder = tx.one("SELECT chip_id FROM units WHERE serial = ?", (serial,))
+    if holder is not None and holder[0] != chip:
+        return f"serial {serial} already belongs to unit {holder[0]}; a serial is issued once"
+    own = tx.one("SELECT serial FROM units WHERE chip_id = ?", (chip,))
+    if own is not None and own[0] is not None and own[0] != serial:
+        return f"unit {chip} already has serial {own[0]}, not {serial}; a unit gets one serial"
+    return None
+
+
+def _claim(tx: Tx, chip: str, serial: str, prefix: str) -> None:
+    msg = _serial_conflict(tx, chip, serial)
+    if msg:
+        raise InvariantViolation(prefix + msg)
+    tx.run("UPDATE units SET serial = ? WHERE chip_id = ? AND serial IS NULL", (serial, chip))
+    # Read back: a concurrent claim for this unit may have won the row (PostgreSQL).
+    own = tx.one("SELECT serial FROM units WHERE chip_id = ?", (chip,))
+    if own is None or own[0] != serial:
+        held = own[0] if own else None
+        raise InvariantViolation(
+            f"{prefix}unit {chip} already has serial {held}, not {serial}; a unit gets one serial"
+        )
+
+
+def _cert_conflict(tx: Tx, cert: CertificateRow) -> str | None:
+    """A sentence when `cert` clashes with a recorded certificate; "same" when exactly
+    this certificate is recorded; None when it is new."""
+    rows = tx.all(
+        "SELECT fingerprint, chip_id, serial FROM certificates "
+        "WHERE fingerprint = ? OR chip_id = ? OR serial = ?",
+        (cert.fingerprint, cert.chip_id, cert.serial),
+    )
+    same = False
+    for fp, chip, serial in rows:
+        if (fp, chip, serial) == (cert.fingerprint, cert.chip_id, cert.serial):
+            same = True
+        elif fp == cert.fingerprint:
+            return (
+                f"certificate {fp} is already recorded for unit {chip} (serial {serial}); "
+                "a certificate belongs to one unit"
+            )
+        elif chip == cert.chip_id:
+            return (
+                f"unit {chip} already has certificate {fp} (serial {serial}); a unit gets one "
+                "certificate: revoke it before issuing another"
+            )
+        else:
+            return (
+                f"serial {serial} is already on the certificate of unit {chip}; a serial is "
+                "issued once"
+            )
+    return "same" if same else None
+
+
+def _certify(tx: Tx, cert: CertificateRow, prefix: str) -> None:
+    msg = _cert_conflict(tx, cert)
+    if msg == "same":
+        return
+    if msg:
+        raise InvariantViolation(prefix + msg)
+    tx.run(
+        "INSERT INTO certificates (fingerprint, chip_id, serial, cert_serial, issuer, not_after, "
+        "station, operator, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            cert.fingerprint,
+            cert.chip_id,
+            cert.serial,
+            cert.cert_serial,
+            cert.issuer,
+            cert.not_after,
+            cert.station,
+            cert.operator,
+            cert.issued_at,
+        ),
+    )
+
+
+def _advance(tx: Tx, chip: str, state: str) -> str:
+    """Forward only: the UPDATE's WHERE compares ranks, so no writer can move it back."""
+    tx.run(
+        f"UPDATE units SET prov_state = ? WHERE chip_id = ? AND {RANK_SQL} < ?",
+        (state, chip, prov_rank(state)),
+    )
+    row = tx.one("SELECT prov_state FROM units WHERE chip_id = ?", (chip,))
+    return str(row[0])
+
+
+# -- queries -------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "run_id",
+    "started_at",
+    "station",
+    "fixture",
+    "slot",
+    "operator",
+    "chip_id",
+    "serial",
+    "verdict",
+    "reason",
+    "attempt",
+    "failing_step",
+    "duration_s",
+    "sequence",
+    "sequence_version",
+)
+_EXPORT_SELECT = (
+    "SELECT r.run_id, r.started_at, r.station, r.fixture, r.slot, r.operator, r.chip_id, "
+    "u.serial, r.verdict, r.reason, r.attempt, r.failing_step, r.duration_s, r.sequence, "
+    "r.sequence_version FROM test_runs r LEFT JOIN units u ON u.chip_id = r.chip_id"
+)
+
+
+def _window(since: str | None, until: str | None) -> tuple[list[str], list[str]]:
+    where: list[str] = []
+    params: list[str] = []
+    if since is not None:
+        where.append("r.started_at >= ?")
+        params.append(normalise_time(since, "since"))
+    if until is not None:
+        where.append("r.started_at < ?")
+        params.append(normalise_time(until, "until"))
+    return where, params
+
+
+def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
+    cols = "chip_id, serial, chip, product, lot, prov_state, first_seen, last_seen"
+    unit = None
+    if mac is not None:
+        unit = tx.one(f"SELECT {cols} FROM units WHERE chip_id = ?", (mac,))
+    if unit is None and isinstance(key, str) and key.strip():
+        for candidate in dict.fromkeys((key.strip(), key.strip().upper())):
+            unit = tx.one(f"SELECT {cols} FROM units WHERE serial = ?", (candidate,))
+            if unit is not None:
+                break
+    if unit is None:
+        return None
+    chip = unit[0]
+    measurements: dict[tuple[str, int], list[MeasurementDetail]] = {}
+    for row in tx.all(
+        "SELECT m.run_id, m.step_idx, m.name, m.value, m.text, m.unit, m.low, m.high, m.expect, "
+        "m.verdict FROM measurements m JOIN test_runs r ON r.run_id = m.run_id "
+        "WHERE r.chip_id = ? ORDER BY m.run_id, m.step_idx, m.name",
+        (chip,),
+    ):
+        measurements.setdefault((row[0], row[1]), []).append(MeasurementDetail(*row[2:]))
+    steps: dict[str, list[StepDetail]] = {}
+    for row in tx.all(
+        "SELECT s.run_id, s.idx, s.name, s.type, s.verdict, s.reason, s.retries, s.started_s, "
+        "s.duration_s FROM steps s JOIN test_runs r ON r.run_id = s.run_id "
+        "WHERE r.chip_id = ? ORDER BY s.run_id, s.idx",
+        (chip,),
+    ):
+        steps.setdefault(row[0], []).append(
+            StepDetail(
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                measurements.get((row[0], row[1]), []),
+            )
+        )
+    runs = [
+        RunDetail(
+            run_id=row[0],
+            panel_id=row[1],
+            station=row[2],
+            fixture=row[3],
+            slot=row[4],
+            operator=row[5],
+            lot=row[6],
+            sequence=row[7],
+            sequence_version=row[8],
+            sequence_sha256=row[9],
+            test_firmware_sha256=row[10],
+            started_at=row[11],
+            duration_s=row[12],
+            verdict=row[13],
+            reason=row[14],
+            attempt=row[15],
+            failing_step=row[16],
+            steps=steps.get(row[0], []),
+        )
+        for row in tx.all(
+            "SELECT run_id, panel_id, station, fixture, slot, operator, lot, sequence, "
+            "sequence_version, sequence_sha256, test_firmware_sha256, started_at, duration_s, "
+            "verdict, reason, attempt, failing_step FROM test_runs WHERE chip_id = ? "
+            "ORDER BY started_at, run_id",
+            (chip,),
+        )
+    ]
+    cert = tx.one(
+        "SELECT fingerprint, chip_id, serial, cert_serial, issuer, not_after, station, "
+        "operator, issued_at FROM certificates WHERE chip_id = ?",
+        (chip,),
+    )
+    events = [
+        ProvisioningEvent(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7])
+        for r in tx.all(
+            "SELECT e.run_id, e.seq, e.chip_id, e.act, e.kind, e.status, e.detail, e.at "
+            "FROM provisioning_events e JOIN test_runs r ON r.run_id = e.run_id "
+            "WHERE e.chip_id = ? ORDER BY e.at, r.started_at, e.run_id, e.seq",
+            (chip,),
+        )
+    ]
+    return UnitHistory(
+        chip_id=unit[0],
+        serial=unit[1],
+        chip=unit[2],
+        product=unit[3],
+        lot=unit[4],
+        prov_state=unit[5],
+        first_seen=unit[6],
+        last_seen=unit[7],
+        runs=runs,
+        certificate=CertificateRow(*cert) if cert else None,
+        events=events,
+    )
+
+
+def _fetch_all(tx: Tx, *, sql: str, args: list[str]) -> list[Any]:
+    return tx.all(sql, args)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
