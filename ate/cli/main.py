@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--unit", "-u", type=int, required=True, metavar="SLOT", help="slot")
     plan.add_argument("--transport", choices=["pty", "socket"], default="pty")
 
+    rep = sub.add_parser("report", help="write the line's yield report as one HTML file")
+    rep.add_argument("--db", help="line database URL (default: $ATE_DB or ./ate-state/ate.db)")
+    rep.add_argument("--since", metavar="ISO", help="runs started at or after this time")
+    rep.add_argument("--until", metavar="ISO", help="runs started before this time")
+    rep.add_argument("--out", "-o", type=Path, default=Path("ate-report.html"))
+
+    from ate.cli.store_cmds import add_parsers
+
+    add_parsers(sub)  # unit, export, audit verify
+
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
 
@@ -97,6 +107,17 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
         help="the station's state folder (provisioning ledger); keep it across runs",
     )
     p.add_argument("--lot", help="production lot for cloud outputs (default: lot-YYYYMMDD)")
+    p.add_argument(
+        "--max-retests",
+        type=int,
+        default=3,
+        help="a unit tested this many times after its first is not tested again (default 3)",
+    )
+    p.add_argument(
+        "--db",
+        help="line database URL, e.g. postgresql://ate@db.line:5432/ate (default: $ATE_DB, "
+        "else an SQLite file in the state folder)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        from ate.cli.store_cmds import default_db_url, dispatch
+
+        code = dispatch(args)
+        if code is not None:
+            return code
+        if args.command == "report":
+            from ate.cli.report_cmd import run_report
+
+            return run_report(args.db or default_db_url(), args.since, args.until, args.out)
         if args.command == "plan":
             from ate.cli.plan_cmd import run_plan
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import os
 import socket
 import sys
 import tempfile
@@ -32,8 +33,11 @@ from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused, PanelResult
 from ate.sequence.plan import PlanError, compile_plan
+from ate.station.line import LineDb
 from ate.station.provisioning import StationProvisioning, open_provisioning
 from ate.station.runner import Outputs, run_one_panel, simulated_twin
+from ate.station.store_sink import StoreSink
+from ate.store.spool import default_spool_path
 
 EXIT_PASS, EXIT_UNIT_FAILED, EXIT_BAD_INPUT, EXIT_CANNOT_RUN = 0, 1, 2, 3
 
@@ -84,11 +88,21 @@ def execute(
     transport: str = "pty",
     console: Console | None = None,
     provisioning: StationProvisioning | None = None,
+    db_url: str | None = None,
+    state_dir: Path | None = None,
+    line: LineDb | None = None,
 ) -> list[PanelResult | BaseException]:
     """Run one panel on each fixture concurrently, in one event loop, into `out`; with
     `provisioning`, units that pass are provisioned and locked."""
     console = console or _console()
     bus = EventBus()
+    # First subscriber: a unit counts as done only once its record is in the spool.
+    sink = None
+    if db_url is not None and state_dir is not None:
+        sink = StoreSink.start(
+            db_url, default_spool_path(state_dir), station=station, operator=operator
+        )
+        sink.attach(bus)
     outputs = Outputs(out)
     outputs.attach(bus)
     table = SlotTable(len(seq.model.steps), title=f"{seq.model.sequence} {seq.model.version}")
@@ -98,6 +112,20 @@ def execute(
         sims = [stack.enter_context(simulated_twin(f, transport)) for f in fixtures]
 
         async def panels() -> list[PanelResult | BaseException]:
+            try:
+                return await run_all()
+            finally:
+                if sink is not None:
+                    left = await sink.drain(10.0)
+                    if left:
+                        console.print(
+                            f"[yellow]{left} record(s) wait in the station spool "
+                            f"({sink.status().spool}); they go to the line database when "
+                            "it can be reached[/yellow]"
+                        )
+                    await sink.aclose()
+
+        async def run_all() -> list[PanelResult | BaseException]:
             return await asyncio.gather(
                 *(
                     run_one_panel(
@@ -108,6 +136,7 @@ def execute(
                         station=station,
                         operator=operator,
                         provisioner=provisioning.provisioner if provisioning else None,
+                        admit=line.admit if line is not None else None,
                     )
                     for f, sim in zip(fixtures, sims, strict=True)
                 ),
@@ -123,6 +152,8 @@ def execute(
                 console.print(table.render())
         finally:
             outputs.close()
+            if sink is not None:
+                sink.close()
             if provisioning is not None:
                 provisioning.after_panel()
     return results
@@ -161,6 +192,12 @@ def run_panels(args: argparse.Namespace) -> int:
     return code
 
 
+def _db_default(state: Path) -> str:
+    """$ATE_DB, else the embedded default: an SQLite file in the station's state folder."""
+    env = os.environ.get("ATE_DB", "").strip()
+    return env or f"sqlite://{(state / 'ate.db').resolve()}"
+
+
 def _labels(given: list[str]) -> dict[int, str]:
     labels: dict[int, str] = {}
     for item in given:
@@ -181,6 +218,8 @@ def _execute_and_report(
 ) -> tuple[list[PanelResult | BaseException], int]:
     out = _out_dir(args.out)
     station = args.station or socket.gethostname()
+    db_url = args.db or _db_default(Path(args.state))
+    line = LineDb(db_url, max_retests=args.max_retests)
     provisioning = None
     if profile is not None:
         try:
@@ -193,11 +232,14 @@ def _execute_and_report(
                 operator=args.operator,
                 lot=args.lot,
                 labels=labels,
+                line=line,
             )
         except InputError as exc:
+            line.close()
             print(f"ate: {exc}", file=sys.stderr)
             return [], EXIT_BAD_INPUT
         except (CaNotReady, LedgerError) as exc:
+            line.close()
             print(f"ate: cannot provision: {exc}", file=sys.stderr)
             return [], EXIT_CANNOT_RUN
     try:
@@ -211,10 +253,14 @@ def _execute_and_report(
             transport=args.transport,
             console=console,
             provisioning=provisioning,
+            db_url=db_url,
+            state_dir=Path(args.state),
+            line=line,
         )
     finally:
         if provisioning is not None:
             provisioning.close()
+        line.close()
     return results, _report(results, fixtures, out, console)
 
 
@@ -239,12 +285,15 @@ def run_demo(args: argparse.Namespace) -> int:
         f"[cyan]{seq.model.sequence}[/cyan]; slot(s) {sorted(faulted)} carry a fault. Units "
         "that pass are provisioned with a development TEST PKI made for this run, then locked."
     )
+    args.out = _out_dir(args.out)
+    # The station's state (ledger, spool, records database) goes with the outputs so that
+    # `ate unit` and `ate report` can be tried on it; it holds no secret.
+    args.state = str(args.out / "state")
+    args.lot = args.lot or "demo"
     with tempfile.TemporaryDirectory(prefix="ate-demo-") as private:
         from ate.sim.devkit import make_dev_profile
 
         kit = make_dev_profile(Path(private) / "devkit", chip=seq.model.chip)
-        args.state = str(Path(private) / "state")
-        args.lot = args.lot or "demo"
         results, code = _execute_and_report(args, seq, fixtures, console, kit.profile)
     if not results or code == EXIT_CANNOT_RUN or isinstance(results[0], BaseException):
         return code or EXIT_CANNOT_RUN
@@ -257,10 +306,21 @@ def run_demo(args: argparse.Namespace) -> int:
         return r.verdict is Verdict.PASS and state == "locked"
 
     if all(as_designed(slot, r) for slot, r in res.slots.items()):
+        db = _db_default(Path(args.state))
+        serial = next(
+            (
+                r.extra["provisioning"]["serial"]
+                for r in res.slots.values()
+                if r.extra.get("provisioning", {}).get("serial")
+            ),
+            "SERIAL",
+        )
         console.print(
             "demo: as designed: the faulted slot failed with its reason and was left "
             "untouched; the others passed, were provisioned and locked. Device certificates, "
-            "the CA chain and the cloud manifest are under certs/ and cloud/."
+            "the CA chain and the cloud manifest are under certs/ and cloud/.\n"
+            f"  a unit's history:  ate unit {serial} --db {db}\n"
+            f"  the yield report:  ate report --db {db} -o {args.out / 'report.html'}"
         )
         return EXIT_PASS
     console.print("[bold red]demo: unexpected verdicts[/bold red] (see the table above)")

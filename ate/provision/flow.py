@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -31,6 +31,7 @@ from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
 from ate.drivers.esp.efuse import EfuseSession
 from ate.drivers.esp.errors import EfuseRefused
+from ate.drivers.esp.log_capture import SlotCapture, captured
 from ate.drivers.line_client import DeviceError
 from ate.model.events import Event, ProvisionAct
 from ate.model.verdict import Verdict
@@ -52,11 +53,21 @@ from ate.provision.profile import LoadedProfile, file_sha256
 from ate.provision.release import encrypt_for_flash
 from ate.scheduler.slot import LogSink, ProgressSink, Provisioned, SlotAccess
 
+T = TypeVar("T")
 PROOF_PREFIX = b"ate-proof/1:"
 USR_BLOCK = "BLOCK_USR_DATA"
 
 # A named point between two acts, where the fault-injection seam may cut the power.
 Checkpoint = Callable[[str, str], Awaitable[None]]  # (chip id, point)
+
+
+class LineClaims(Protocol):
+    """Line-wide claims in the shared database (ate.station.line), raising Refused when
+    another unit holds the serial or the database cannot be reached."""
+
+    async def claim_serial(self, chip_id: str, serial: str) -> None: ...
+
+    async def record_certificate(self, row: CertRow) -> None: ...
 
 
 class Refused(Exception):
@@ -94,15 +105,21 @@ class UnitContext:
     panel_id: str
     slot: int
     emit: Callable[[Event], None]
+    log: LogSink = lambda line: None  # host tool output about this unit
     acts: list[dict[str, Any]] = field(default_factory=list)
     serial: str | None = None
     cert: CertRow | None = None
+
+    product: str | None = None
+    lot: str | None = None
 
     def section(self, state: str) -> dict[str, Any]:
         cert = self.cert
         return {
             "serial": self.serial,
             "state": state,
+            "product": self.product,
+            "lot": self.lot,
             "certificate": {
                 "fingerprint": cert.fingerprint,
                 "cert_serial": cert.cert_serial,
@@ -130,6 +147,7 @@ class Provisioner:
         out_dir: Path | None = None,
         checkpoint: Checkpoint | None = None,
         labels: dict[int, str] | None = None,
+        line: LineClaims | None = None,
     ) -> None:
         self.profile = profile
         self.ledger = ledger
@@ -140,7 +158,15 @@ class Provisioner:
         self.out_dir = out_dir
         self._checkpoint = checkpoint
         self.labels = labels or {}
+        self.line = line
         self._issue_lock = asyncio.Lock()  # one CA signature at a time per station
+
+    def _unit(
+        self, mac: str, panel_id: str, slot: int, emit: Callable[[Event], None], log: LogSink
+    ) -> UnitContext:
+        unit = UnitContext(mac, panel_id, slot, emit, log)
+        unit.product, unit.lot = self.profile.model.product.name, self.lot
+        return unit
 
     # -- the seams ----------------------------------------------------------------------
 
@@ -176,7 +202,9 @@ class Provisioner:
     # -- after the tests: the app phase, then the ROM phase -------------------------------
 
     async def after_tests(self, access: SlotAccess) -> Provisioned:
-        unit = UnitContext(access.unit.mac, access.panel_id, access.slot, access.emit)
+        unit = self._unit(
+            access.unit.mac, access.panel_id, access.slot, access.emit, access.tool_log
+        )
         try:
             changed = self.gate.changed()
             if changed:
@@ -254,6 +282,9 @@ class Provisioner:
             await self.ledger.call(self.ledger.claim_serial, mac, serial)
         except LedgerError as exc:
             raise Refused(f"serial: {exc}") from None
+        if self.line is not None:
+            # Line-wide, in the shared database: another station may hold this serial.
+            await self.line.claim_serial(mac, serial)
         await self.point(unit, "serial-claimed")
 
         pub, new = await dut.prov_key()
@@ -280,6 +311,8 @@ class Provisioner:
                 )
         else:
             cert_row = await self._issue(unit, dut, pub)
+        if self.line is not None:  # again after a re-run: the same row is no second claim
+            await self.line.record_certificate(cert_row)
         unit.cert = cert_row
         await self._advance(unit, "certified")
         await self._prove(unit, dut, cert_row, slot, challenge, signature)
@@ -432,7 +465,12 @@ class Provisioner:
     # -- before the tests, in the ROM loader: finish or recognise a unit -------------------
 
     async def in_rom_before_tests(
-        self, flasher: EspFlasher, panel_id: str, slot: int, emit: Callable[[Event], None]
+        self,
+        flasher: EspFlasher,
+        panel_id: str,
+        slot: int,
+        emit: Callable[[Event], None],
+        log: LogSink | None = None,
     ) -> tuple[Verdict, str, dict[str, Any]] | None:
         """None: test the unit as usual. Otherwise the slot's verdict, reason and record
         section, without testing: a locked unit is recognised; a unit whose production
@@ -452,7 +490,8 @@ class Provisioner:
             return None
         if rank(row.state) < rank("written"):
             return None
-        unit = UnitContext(info.mac, panel_id, slot, emit, serial=row.serial)
+        unit = self._unit(info.mac, panel_id, slot, emit, log or (lambda line: None))
+        unit.serial = row.serial
         if row.state == "locked":
             statuses = await efuse_plan.inspect(self.profile.plan, EfuseSession(flasher))
             todo = [s.step.id for s in statuses if s.state != "done"]
@@ -499,7 +538,7 @@ class Provisioner:
         pending = await self.ledger.call(self.ledger.pending_final_burn, fixture, slot)
         if len(pending) == 1:
             mac, act = pending[0]
-            unit = UnitContext(mac, panel_id, slot, emit)
+            unit = self._unit(mac, panel_id, slot, emit, lambda line: None)
             await self._act(
                 unit,
                 act,
@@ -663,7 +702,9 @@ class Provisioner:
         elif fe_todo:
             key = os.urandom(32)
         if key is not None:
-            encrypted = dict(encrypt_for_flash(release, key))
+            encrypted = dict(
+                await asyncio.to_thread(quietly, unit.log, encrypt_for_flash, release, key)
+            )
             images = [(off, encrypted[off], role) for off, _, role in images]
         elif fe_done:
             # The key is in the chip and gone from everywhere else: what was written with
@@ -728,6 +769,13 @@ class _Journal:
             "done" if status == "burned" else status,
             {"after": _plain(after), "detail": detail},
         )
+
+
+def quietly(log: LogSink, fn: Callable[..., T], *args: Any) -> T:
+    """Run an espsecure-based call with its console output in `log` (call it on a worker
+    thread: esptool's logger is routed per thread)."""
+    with captured(SlotCapture("espsecure", log)):
+        return fn(*args)
 
 
 def _verifies(point: bytes, signature: bytes, challenge: bytes) -> bool:

@@ -2,7 +2,8 @@
 keys, check trust, build the eFuse plan and open the CA. Everything that can refuse a
 run refuses here, before the first panel, with the profile's file and line.
 
-May import ate.config, ate.pki and ate.provision's pure modules.
+May import ate.config, ate.pki, ate.provision's pure modules and the esp driver's log
+capture.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ate.config.errors import InputError
 from ate.config.loader import Loaded, load_document
 from ate.config.profile import Profile
+from ate.drivers.esp.log_capture import SlotCapture, captured
 from ate.pki.ca import IssuingCA, load_pem_chain
 from ate.pki.csr import CertTemplate
 from ate.pki.errors import CaUnavailable, PkiError, TrustError
@@ -148,7 +150,9 @@ def open_profile(
         from ate.provision.release import verify_signatures
 
         try:
-            verify_signatures(release, keys)
+            # espsecure reports each signature block on the console; not ours to print.
+            with captured(SlotCapture("espsecure", lambda line: None)):
+                verify_signatures(release, keys)
         except ReleaseError as exc:
             raise _field_error(
                 loaded,

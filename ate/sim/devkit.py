@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ate.drivers.esp.log_capture import SlotCapture, captured
 from ate.pki.devpki import make_dev_pki
 from ate.pki.softhsm import SoftHsmToken
 from ate.sim.release import make_signing_key, make_sim_release, public_key_pem
@@ -58,7 +59,8 @@ def make_dev_profile(
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     signing_key = make_signing_key(directory / "secure-boot-signing.pem") if secure_boot else None
-    release = make_sim_release(directory / "release", chip, signing_key=signing_key)
+    with captured(SlotCapture("espsecure", lambda line: None)):  # its console chatter
+        release = make_sim_release(directory / "release", chip, signing_key=signing_key)
     keys: list[str] = []
     if signing_key is not None:
         pub = directory / "secure-boot-public.pem"

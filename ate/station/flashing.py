@@ -7,7 +7,7 @@ whose provisioning had passed the point of re-testing is finished right here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ate.config.fixture import FlashingSpec
@@ -16,7 +16,11 @@ from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
 from ate.drivers.esp.efuse import EfuseSession
 from ate.drivers.esp.flasher import check_images
 from ate.model.results import UnitIdentity
+from ate.model.verdict import Verdict
 from ate.scheduler.slot import BringUpFailed, Prepare, Prepared, RomAccess
+
+# The line's word on a unit before it is tested: None, or its verdict without testing.
+Admit = Callable[[str], Awaitable[tuple[Verdict, str] | None]]
 
 if TYPE_CHECKING:
     from ate.provision.flow import Provisioner
@@ -29,6 +33,7 @@ def prepare_test_firmware(
     endpoint: Callable[[], str],
     label: str,
     provisioner: Provisioner | None = None,
+    admit: Admit | None = None,
 ) -> Prepare:
     """The prepare hook for one slot. `endpoint` resolves the port when the phase starts,
     so an adapter re-plugged between panels is found under its new name."""
@@ -68,7 +73,7 @@ def prepare_test_firmware(
                 }
                 if provisioner is not None:
                     done = await provisioner.in_rom_before_tests(
-                        flasher, rom.panel_id, rom.slot, rom.emit
+                        flasher, rom.panel_id, rom.slot, rom.emit, rom.log
                     )
                     if done is not None:
                         verdict, reason, section = done
@@ -79,10 +84,18 @@ def prepare_test_firmware(
                             finished=(verdict, reason),
                             sections={"provisioning": section},
                         )
-                    if provisioner.profile.model.serial.source == "optional_unique_id":
-                        uid = await EfuseSession(flasher).read("OPTIONAL_UNIQUE_ID")
-                        if isinstance(uid, bytes):
-                            record["optional_unique_id"] = uid.hex()
+                if admit is not None and info.mac is not None:
+                    refused = await admit(info.mac)
+                    if refused is not None:
+                        unit = UnitIdentity(mac=info.mac, chip=info.chip)
+                        return Prepared(unit, record, finished=refused)
+                by_uid = provisioner is not None and (
+                    provisioner.profile.model.serial.source == "optional_unique_id"
+                )
+                if by_uid:  # the serial is derived from it after the tests
+                    uid = await EfuseSession(flasher).read("OPTIONAL_UNIQUE_ID")
+                    if isinstance(uid, bytes):
+                        record["optional_unique_id"] = uid.hex()
                 # Refuse a plan that cannot fit before touching the flash at all.
                 check_images([(fw.offset, image)], info.flash_size)
                 if fw.flash == "if_changed" and await flasher.image_present(fw.offset, image):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ate.config.loader import LoadedSequence
 from ate.provision import failpoints
 from ate.provision.cloud import write_cloud_outputs
-from ate.provision.flow import Checkpoint, Gate, Provisioner
+from ate.provision.flow import Checkpoint, Gate, LineClaims, Provisioner
 from ate.provision.ledger import Ledger
 from ate.provision.profile import LoadedProfile, open_profile
 from ate.records.unit_record import write_bytes_atomic
@@ -56,6 +56,7 @@ def open_provisioning(
     lot: str | None = None,
     labels: dict[int, str] | None = None,
     checkpoint: Checkpoint | None = None,
+    line: LineClaims | None = None,
 ) -> StationProvisioning:
     """InputError for a bad profile, CaNotReady when the CA cannot sign, LedgerError for
     an unusable ledger: all before the first panel."""
@@ -83,5 +84,6 @@ def open_provisioning(
         out_dir=out_dir,
         checkpoint=checkpoint or failpoints.from_env(),
         labels=labels,
+        line=line,
     )
     return StationProvisioning(profile, ledger, provisioner, out_dir, lot)

@@ -22,7 +22,7 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
 from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
 from ate.sequence.plan import compile_plan
-from ate.station.flashing import prepare_test_firmware
+from ate.station.flashing import Admit, prepare_test_firmware
 
 if TYPE_CHECKING:
     from ate.provision.flow import Provisioner
@@ -103,6 +103,7 @@ def slot_bindings(
     sequence: LoadedSequence,
     sim: Endpoints | None,
     provisioner: Provisioner | None = None,
+    admit: Admit | None = None,
 ) -> list[SlotBinding]:
     flash = sequence.model.test_firmware.flash != "never"
     image = sequence.firmware_image
@@ -130,6 +131,7 @@ def slot_bindings(
                 endpoint,
                 label=f"slot{spec.slot}",
                 provisioner=provisioner,
+                admit=admit,
             )
             if flash
             else None
@@ -150,6 +152,7 @@ async def run_one_panel(
     options: SlotOptions | None = None,
     controller: LineFixtureController | None = None,
     provisioner: Provisioner | None = None,
+    admit: Admit | None = None,
 ) -> PanelResult:
     """One panel on `fixture`; opens (and closes) the controller unless one is given."""
     own = controller is None
@@ -162,7 +165,7 @@ async def run_one_panel(
             operator=operator,
             plan=compile_plan(sequence.model),
             sequence_info=sequence_info(sequence),
-            bindings=slot_bindings(fixture, sequence, sim, provisioner),
+            bindings=slot_bindings(fixture, sequence, sim, provisioner, admit),
             controller=ctrl,
             resources={n: r.capacity for n, r in fixture.model.resources.items()},
             options=options or SlotOptions(),
