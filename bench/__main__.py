@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import flashing, overhead, panel, transport
+from bench import flashing, overhead, panel, pki, provision, report, store, transport
 from bench.simproc import SEQUENCE
 
 
@@ -41,6 +41,20 @@ def _variant(tmp: Path, name: str, **changes: object) -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def _store_rows(tmp: Path) -> list[tuple[str, str, str]]:
+    """Unit records written per second, one transaction each as a station writes them."""
+    rows = []
+    rate = store.records_per_second(f"sqlite:///{tmp / 'ingest.db'}", 500)
+    rows.append(("unit records written, SQLite", f"{rate:,.0f} records/s", "WAL, fsync"))
+    try:
+        with store.pg_schema() as url:
+            rate = store.records_per_second(url, 500)
+        rows.append(("unit records written, PostgreSQL", f"{rate:,.0f} records/s", "127.0.0.1"))
+    except Exception as exc:  # no server here: say so, the other rows still count
+        rows.append(("unit records written, PostgreSQL", "not reachable", str(exc)[:60]))
+    return rows
 
 
 def main() -> None:
@@ -139,6 +153,26 @@ def main() -> None:
             )
         )
         rows += flashing.run(tmp)
+        rows += provision.run(tmp)
+        issued = pki.issuance_throughput(500)
+        rows.append(
+            (
+                "certificate issuance through PKCS#11 (SoftHSM2)",
+                f"{issued['certs_per_s']:.0f} certs/s",
+                f"{issued['ms_per_cert']:.2f} ms each, one thread; file CA "
+                f"{issued['file_ca_certs_per_s']:.0f} certs/s",
+            )
+        )
+        rows += _store_rows(tmp)
+        built = report.report_build_seconds(100_000)
+        rows.append(
+            (
+                "yield report, 100,000 units (SQLite)",
+                f"{built['total_s']:.2f} s",
+                f"goal < 10 s; load {built['report_input_s']:.2f} s, render "
+                f"{built['render_s']:.2f} s",
+            )
+        )
     print(
         f"ate bench on {platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} cores, {platform.machine()}\n"

@@ -31,5 +31,3 @@ def hsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsmToken
         os.environ.pop("SOFTHSM2_CONF", None)
     else:
         os.environ["SOFTHSM2_CONF"] = saved
-
-

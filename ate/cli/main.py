@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -103,15 +104,17 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--state",
-        default="ate-state",
-        help="the station's state folder (provisioning ledger); keep it across runs",
+        default=os.environ.get("ATE_STATE", "ate-state"),
+        help="the station's state folder: provisioning ledger, spool, default records "
+        "database; keep it across runs (default: $ATE_STATE, else ./ate-state)",
     )
     p.add_argument("--lot", help="production lot for cloud outputs (default: lot-YYYYMMDD)")
     p.add_argument(
         "--max-retests",
         type=int,
-        default=3,
-        help="a unit tested this many times after its first is not tested again (default 3)",
+        default=None,
+        help="the line's retest policy: a unit already retested this many times is not "
+        "tested again (default: no limit; a locked unit is never re-tested)",
     )
     p.add_argument(
         "--db",

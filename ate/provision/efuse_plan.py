@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import importlib
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -609,7 +609,12 @@ def _judge_protect(step: BurnStep, snap: _Snapshot) -> StepStatus:
     return StepStatus(step, "done", observed, "already write-protected")
 
 
-def _judge_key(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, str]]) -> StepStatus:
+def _judge_key(
+    step: BurnStep,
+    snap: _Snapshot,
+    planned: frozenset[tuple[str, str]],
+    interrupted: frozenset[str] = frozenset(),
+) -> StepStatus:
     assert step.block is not None and step.purpose is not None
     blk = snap.defs.key_block(step.block)
     assert blk is not None
@@ -654,7 +659,13 @@ def _judge_key(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, st
             return conflict(f"{blk.name} holds a different secure boot digest")
         if digest is None and readable and empty:
             return conflict(f"{blk.name} has purpose {step.purpose} but holds no key")
-        if (digest is None and readable) or writeable or snap.writeable(blk.purpose_field):
+        unfinished = (digest is None and readable) or writeable or snap.writeable(blk.purpose_field)
+        if unfinished and step.id not in interrupted:
+            return conflict(
+                f"{blk.name} holds its {step.purpose} but it or its purpose is still "
+                "unprotected, and this station did not leave it so: someone must decide"
+            )
+        if unfinished:
             # espefuse burns the key block, then the purpose, then (postponed to the end of
             # its batch) read and write protection: the power went in between.
             observed["interrupted"] = True
@@ -676,7 +687,7 @@ def _judge_key(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, st
         # in between leaves the key in place, still readable, its purpose still USER.
         if digest is not None and data != digest:
             return conflict(f"{blk.name} holds user data, not this plan's digest")
-        if planned_partial(step, snap) is None:
+        if step.id not in interrupted or planned_partial(step, snap) is None:
             return conflict(f"{blk.name} holds user data")
         observed["interrupted"] = True
         observed["needs_key"] = digest is None
@@ -746,20 +757,27 @@ def _planned_keys(plan: EfusePlan) -> frozenset[tuple[str, str]]:
     )
 
 
-def _judge(step: BurnStep, snap: _Snapshot, planned: frozenset[tuple[str, str]]) -> StepStatus:
+def _judge(
+    step: BurnStep,
+    snap: _Snapshot,
+    planned: frozenset[tuple[str, str]],
+    interrupted: frozenset[str] = frozenset(),
+) -> StepStatus:
     if step.action == "burn_key":
-        return _judge_key(step, snap, planned)
+        return _judge_key(step, snap, planned, interrupted)
     if step.action == "write_protect":
         return _judge_protect(step, snap)
     return _judge_revoke(step, snap, _judge_burn(step, snap))
 
 
-async def inspect(plan: EfusePlan, session: EfuseSession) -> list[StepStatus]:
+async def inspect(
+    plan: EfusePlan, session: EfuseSession, *, interrupted: Collection[str] = ()
+) -> list[StepStatus]:
     """Each step's state on the chip behind `session`: done, todo or conflict. One read of
     the eFuses (protection from WR_DIS/RD_DIS and espefuse's tables); never burns."""
     snap = await _snapshot(plan, session)
     planned = _planned_keys(plan)
-    return [_judge(step, snap, planned) for step in plan.steps]
+    return [_judge(step, snap, planned, frozenset(interrupted)) for step in plan.steps]
 
 
 _STATE_TEXT = {"done": "burned", "todo": "to burn"}
@@ -853,9 +871,11 @@ async def _apply(
         await session.burn_key(step.block, material, step.purpose)
 
 
-async def _after(plan: EfusePlan, step: BurnStep, session: EfuseSession) -> StepStatus | None:
+async def _after(
+    plan: EfusePlan, step: BurnStep, session: EfuseSession, cut: frozenset[str]
+) -> StepStatus | None:
     try:
-        return _judge(step, await _snapshot(plan, session), _planned_keys(plan))
+        return _judge(step, await _snapshot(plan, session), _planned_keys(plan), cut)
     except Exception:
         return None
 
@@ -867,6 +887,7 @@ async def execute(
     *,
     fe_key: bytes | None = None,
     stop_before: str | None = None,
+    interrupted: Collection[str] = (),
 ) -> PlanReport:
     """Bring the chip to the plan, step by step, never burning a step twice.
 
@@ -882,7 +903,8 @@ async def execute(
     keys = _key_parts(plan, fe_key)
     planned = _planned_keys(plan)
     snap = await _snapshot(plan, session)
-    first = [_judge(step, snap, planned) for step in plan.steps]
+    cut = frozenset(interrupted)
+    first = [_judge(step, snap, planned, cut) for step in plan.steps]
     conflicts = [s for s in first if s.state == "conflict"]
     if conflicts:
         raise PlanConflict(conflicts)
@@ -916,7 +938,7 @@ async def execute(
         if step.id == stop_before:
             break
         # `snap` is the chip as read after the last burn (nothing else burns in between).
-        status = _judge(step, snap, planned)
+        status = _judge(step, snap, planned, cut)
         if status.state == "done":
             await journal.outcome(step, "already", status.observed, status.detail)
             already.append(step.id)
@@ -927,7 +949,7 @@ async def execute(
         try:
             await _apply(step, session, keys.get(step.id), status, snap)
         except Exception as e:
-            after = await _after(plan, step, session)
+            after = await _after(plan, step, session, cut)
             await journal.outcome(step, "failed", after.observed if after else {}, str(e))
             raise
         if session.link != "normal":
@@ -942,7 +964,7 @@ async def execute(
             burned.append(step.id)
             continue
         snap = await _snapshot(plan, session)
-        result = _judge(step, snap, planned)
+        result = _judge(step, snap, planned, cut)
         if result.state != "done":
             detail = f"read back after burning: {result.detail}"
             await journal.outcome(step, "failed", result.observed, detail)

@@ -576,12 +576,13 @@ class Provisioner:
         await self._advance(unit, "serial")
         await self._write_partitions(unit, flasher)
         await self._check_identity(unit, flasher, efuses)
-        statuses = await efuse_plan.inspect(self.profile.plan, efuses)
+        cut = await self._interrupted_burns(unit)
+        statuses = await efuse_plan.inspect(self.profile.plan, efuses, interrupted=cut)
         fe_key = await self._write_firmware(unit, flasher, efuses, statuses)
         await self._advance(unit, "written")
         await self.point(unit, "written")
         await self._advance(unit, "locking")
-        await self._lock(unit, efuses, fe_key)
+        await self._lock(unit, efuses, fe_key, cut)
         fe_key = None
         state = await self._advance(unit, "locked")
         await self.point(unit, "locked")
@@ -727,10 +728,30 @@ class Provisioner:
             )
         return key
 
-    async def _lock(self, unit: UnitContext, efuses: EfuseSession, fe_key: bytes | None) -> None:
+    async def _interrupted_burns(self, unit: UnitContext) -> frozenset[str]:
+        """Plan steps this station began on this unit and saw no end of (the intent is its
+        last act, or the outcome failed): only such a half-burned key block is finished;
+        any other is someone else's and a conflict."""
+        last: dict[str, tuple[str, str]] = {}
+        for a in await self.ledger.call(self.ledger.acts, unit.mac):
+            if a.act.startswith("efuse:"):
+                last[a.act.removeprefix("efuse:")] = (a.kind, a.status)
+        return frozenset(
+            step for step, (kind, status) in last.items() if kind == "intent" or status == "failed"
+        )
+
+    async def _lock(
+        self,
+        unit: UnitContext,
+        efuses: EfuseSession,
+        fe_key: bytes | None,
+        interrupted: frozenset[str],
+    ) -> None:
         journal = _Journal(self, unit)
         try:
-            await efuse_plan.execute(self.profile.plan, efuses, journal, fe_key=fe_key)
+            await efuse_plan.execute(
+                self.profile.plan, efuses, journal, fe_key=fe_key, interrupted=interrupted
+            )
         except efuse_plan.PlanConflict as exc:
             raise Refused(f"eFuse plan: {exc}") from None
         except EfuseRefused as exc:
