@@ -89,7 +89,8 @@ def public_key_pem(private_key_path: Path) -> bytes:
     )
 
 
-def _filler(tag: str, size: int) -> bytes:
+def filler(tag: str, size: int) -> bytes:
+    """Deterministic bytes that stand for code: SHA-256 of `tag:counter`, chained."""
     out = bytearray()
     counter = 0
     while len(out) < size:
@@ -98,7 +99,7 @@ def _filler(tag: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def _esp_image(
+def esp_image(
     chip_id: int, entry: int, load_addr: int, payload: bytes, size: int, tag: str
 ) -> bytes:
     """One-segment ESP image of exactly `size` bytes: header, extended header (chip id,
@@ -106,7 +107,7 @@ def _esp_image(
     header = struct.pack("<BBBBI", 0xE9, 1, 2, 0x20, entry)  # 1 segment, DIO, 4 MB 40 MHz
     extended = struct.pack("<BBBBHBHHIB", 0xEE, 0, 0, 0, chip_id, 0, 0, 0xFFFF, 0, 1)
     seg_len = size - len(header) - len(extended) - 8 - 16 - 32
-    data = payload + _filler(tag, seg_len - len(payload))
+    data = payload + filler(tag, seg_len - len(payload))
     body = header + extended + struct.pack("<II", load_addr, len(data)) + data
     checksum = 0xEF
     for b in data:
@@ -186,11 +187,11 @@ def make_sim_release(
     directory.mkdir(parents=True, exist_ok=True)
     tag = f"{PROJECT.decode()}:{chip}:{version}"
     files = {
-        "bootloader.bin": _esp_image(
+        "bootloader.bin": esp_image(
             chip_id, boot_entry, boot_addr, _bootloader_desc(), BOOTLOADER_SIZE, f"{tag}:boot"
         ),
         "partition-table.bin": sim_partition_table(),
-        "app.bin": _esp_image(
+        "app.bin": esp_image(
             chip_id, app_entry, drom_addr, _app_desc(raw_version), APP_SIZE, f"{tag}:app"
         ),
     }

@@ -25,6 +25,12 @@ from ate.sim.devkit import PIN_ENV, make_dev_profile
 from ate.station.provisioning import LEDGER_FILE, open_provisioning
 
 
+def open_for(profile: Path, seq: Any, tmp: Path) -> Any:
+    return open_provisioning(
+        profile, seq, state_dir=tmp / "st", out_dir=tmp / "o", station="s", operator="o"
+    )
+
+
 def nothing_burned(bench: Any, slot: int) -> None:
     assert usr_serial(bench, slot) is None
     for fuse in ("SECURE_BOOT_EN", "ENABLE_SECURITY_DOWNLOAD", "DIS_PAD_JTAG"):
@@ -90,14 +96,7 @@ def test_an_altered_release_refuses_the_run(tmp_path: Path) -> None:
     app.write_bytes(app.read_bytes()[:-1] + b"\x00")
     seq = load_sequence(write_sequence(tmp_path))
     with pytest.raises(InputError) as err:
-        open_provisioning(
-            kit.profile,
-            seq,
-            state_dir=tmp_path / "st",
-            out_dir=tmp_path / "o",
-            station="s",
-            operator="o",
-        )
+        open_for(kit.profile, seq, tmp_path)
     text = str(err.value)
     assert str(kit.profile) in text and "app.bin" in text and "sha256" in text
 
@@ -108,14 +107,7 @@ def test_a_missing_release_file_refuses_the_run(tmp_path: Path) -> None:
     ((kit.profile.parent / doc["release"]).parent / "bootloader.bin").unlink()
     seq = load_sequence(write_sequence(tmp_path))
     with pytest.raises(InputError, match=r"bootloader\.bin"):
-        open_provisioning(
-            kit.profile,
-            seq,
-            state_dir=tmp_path / "st",
-            out_dir=tmp_path / "o",
-            station="s",
-            operator="o",
-        )
+        open_for(kit.profile, seq, tmp_path)
 
 
 def test_production_profile_with_a_test_root_is_refused(
@@ -133,14 +125,7 @@ def test_production_profile_with_a_test_root_is_refused(
     profile = edit_profile(kit.profile, "production.yaml", production)
     seq = load_sequence(write_sequence(tmp_path))
     with pytest.raises(InputError, match=r"test root|TEST") as err:
-        open_provisioning(
-            profile,
-            seq,
-            state_dir=tmp_path / "st",
-            out_dir=tmp_path / "o",
-            station="s",
-            operator="o",
-        )
+        open_for(profile, seq, tmp_path)
     assert "production.yaml" in str(err.value)
 
 
@@ -154,14 +139,7 @@ def test_dev_profile_with_a_production_root_is_refused(tmp_path: Path) -> None:
     profile = edit_profile(kit.profile, "mixed.yaml", swap_root)
     seq = load_sequence(write_sequence(tmp_path))
     with pytest.raises(InputError, match="trust"):
-        open_provisioning(
-            profile,
-            seq,
-            state_dir=tmp_path / "st",
-            out_dir=tmp_path / "o",
-            station="s",
-            operator="o",
-        )
+        open_for(profile, seq, tmp_path)
 
 
 def test_wrong_pin_refuses_to_start_with_exit_3(
@@ -174,14 +152,7 @@ def test_wrong_pin_refuses_to_start_with_exit_3(
     monkeypatch.setenv(PIN_ENV, "not-the-pin")
     seq = load_sequence(write_sequence(tmp_path))
     with pytest.raises(CaNotReady, match="wrong PIN"):
-        open_provisioning(
-            kit.profile,
-            seq,
-            state_dir=tmp_path / "st",
-            out_dir=tmp_path / "o",
-            station="s",
-            operator="o",
-        )
+        open_for(kit.profile, seq, tmp_path)
     fixture = Path(__file__).resolve().parents[2] / "fixtures" / "sim-quad.yaml"
     code = main(
         [

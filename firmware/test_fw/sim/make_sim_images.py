@@ -16,6 +16,8 @@ import hashlib
 import struct
 from pathlib import Path
 
+from ate.sim.release import esp_image  # the image layout, shared with the sim release
+
 PROJECT = b"ate_test_fw"
 VERSION = b"1.0.0"
 IDF_VERSION = b"v5.3"
@@ -51,29 +53,9 @@ def app_desc() -> bytes:
     )
 
 
-def filler(chip: str, size: int) -> bytes:
-    out = bytearray()
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"{chip}:{counter}".encode()).digest()
-        counter += 1
-    return bytes(out[:size])
-
-
 def image(chip: str) -> bytes:
     chip_id, entry, load_addr = CHIPS[chip]
-    header = struct.pack("<BBBBI", 0xE9, 1, 2, 0x20, entry)  # 1 segment, DIO, 4 MB 40 MHz
-    extended = struct.pack("<BBBBHBHHIB", 0xEE, 0, 0, 0, chip_id, 0, 0, 0xFFFF, 0, 1)
-    # Segment length chosen so that the whole file is IMAGE_SIZE bytes.
-    seg_len = IMAGE_SIZE - len(header) - len(extended) - 8 - 16 - 32
-    desc = app_desc()
-    data = desc + filler(chip, seg_len - len(desc))
-    body = header + extended + struct.pack("<II", load_addr, len(data)) + data
-    checksum = 0xEF
-    for b in data:
-        checksum ^= b
-    body += b"\0" * (15 - len(body) % 16) + bytes([checksum])  # checksum ends a 16-byte block
-    return body + hashlib.sha256(body).digest()
+    return esp_image(chip_id, entry, load_addr, app_desc(), IMAGE_SIZE, tag=chip)
 
 
 def main() -> None:
