@@ -92,8 +92,10 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 
 def _ticks_to(most: float, count: int) -> list[float]:
-    """Ticks from 0 whose last one is at or above `most` (a count axis)."""
-    ticks = nice_ticks(0, max(most, 1), count)
+    """Ticks from 0 whose last one is at or above `most` (a count axis: whole numbers)."""
+    ticks = [t for t in nice_ticks(0, max(most, 1), count) if t == int(t)]
+    if len(ticks) < 2:
+        ticks = [0.0, float(math.ceil(max(most, 1)))]
     if ticks[-1] < most:
         step = ticks[1] - ticks[0] if len(ticks) > 1 else max(most, 1)
         ticks.append(ticks[-1] + step)
