@@ -328,11 +328,14 @@ class Ledger:
     def pending_final_burn(self, fixture: str, slot: int) -> list[tuple[str, str]]:
         """Units still 'locking' whose last act is the download lock's (the plan's last
         burn) intent or failed outcome, on this fixture and slot: (chip id, act) each."""
+        with self._lock:
+            locking = [
+                str(r[0])
+                for r in self._db.execute("SELECT chip_id FROM units WHERE state='locking'")
+            ]
         out = []
-        for unit in self.units():
-            if unit.state != "locking":
-                continue
-            acts = self.acts(unit.chip_id)
+        for chip_id in locking:
+            acts = self.acts(chip_id)
             last = acts[-1] if acts else None
             # The intent with no outcome (the station went too), or a failed outcome (the
             # station saw the unit go silent in the middle of the burn).
@@ -343,7 +346,7 @@ class Ledger:
                 and last.detail.get("slot") == slot
                 and last.panel_id.rsplit("-", 2)[0] == fixture
             ):
-                out.append((unit.chip_id, last.act))
+                out.append((chip_id, last.act))
         return out
 
     # -- flash images as written (their MD5 is what a re-run compares) -----------------

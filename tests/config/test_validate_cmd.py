@@ -94,14 +94,15 @@ def test_yaml_error_is_reported_once(write: Write, capsys: pytest.CaptureFixture
     assert err.startswith(f"{path}:2:1: not valid YAML") and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("kind", ["sequence", "fixture"])
+@pytest.mark.parametrize("kind", ["sequence", "fixture", "profile"])
 def test_schema_is_json_with_dialect_and_title(
     kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_schema(kind) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["title"] == f"ate {'test ' if kind == 'sequence' else ''}{kind}"
+    title = {"sequence": "ate test sequence", "profile": "ate provisioning profile"}
+    assert schema["title"] == title.get(kind, f"ate {kind}")
     assert schema["additionalProperties"] is False
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import write_sequence
-from conftest_helpers import usr_serial
+from prov_bench import write_sequence
+from prov_helpers import usr_serial
 
 from ate.cli.main import main
 from ate.config.errors import InputError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest_helpers import locked_fuses_ok, openssl_verify, secure_cert_of, usr_serial
 from cryptography import x509
+from prov_helpers import locked_fuses_ok, openssl_verify, secure_cert_of, usr_serial
 
 from ate.model.verdict import Verdict
 from ate.provision.ledger import Ledger

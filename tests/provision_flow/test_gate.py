@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest_helpers import usr_serial
+from prov_helpers import usr_serial
 
 from ate.model.events import Event, ProvisionAct, StepStarted
 from ate.model.verdict import Verdict

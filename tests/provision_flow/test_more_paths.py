@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, ProvBench, write_fixture, write_sequence
-from conftest_helpers import locked_fuses_ok, openssl_verify, usr_serial
+from prov_bench import REPO, ProvBench, write_fixture, write_sequence
+from prov_helpers import locked_fuses_ok, openssl_verify, usr_serial
 
 from ate.model.verdict import Verdict
 from ate.pki.softhsm import SoftHsmToken
@@ -129,3 +129,22 @@ def test_station_process_killed_between_acts_then_rerun(
         assert done.count("cert.issue") == 1 and done.count("efuse:sb.en") <= 1
     finally:
         ledger.close()
+
+
+async def test_flash_encryption_left_to_the_device_burns_no_key(
+    make_prov_bench: Any, tmp_path: Path
+) -> None:
+    """`flash_encryption: {key: device}`: the production bootloader makes the key at first
+    boot; the station burns no key and no SPI_BOOT_CRYPT_CNT, writes the images in the
+    clear, and still locks secure boot, JTAG and the download mode."""
+    kit = make_dev_profile(tmp_path / "kit", flash_encryption="device")
+    bench: ProvBench = make_prov_bench(kit=kit, slots=1)
+    result = await bench.run()
+    r = result.slots[1]
+    assert r.verdict is Verdict.PASS, r.reason
+    assert bench.efuse(1, "SECURE_BOOT_EN") and bench.efuse(1, "ENABLE_SECURITY_DOWNLOAD")
+    assert bench.efuse(1, "SPI_BOOT_CRYPT_CNT") == 0
+    assert bench.efuse(1, "KEY_PURPOSE_0") == 0  # BLOCK_KEY0 left for the bootloader
+    release = yaml.safe_load(kit.profile.read_text())["release"]
+    app = (kit.profile.parent / release).parent / "app.bin"
+    assert bench.flash(1).read(0x10000, 64) == app.read_bytes()[:64]  # in the clear

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_fixture, write_sequence
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
     PrivateFormat,
     load_pem_private_key,
 )
+from prov_bench import write_fixture, write_sequence
 
 from ate.cli.main import main
 from ate.provision import flow

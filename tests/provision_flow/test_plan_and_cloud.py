@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import write_fixture
+from prov_bench import write_fixture
 
 from ate.cli.main import main
 from ate.sim.devkit import make_dev_profile

@@ -13,10 +13,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import PowerLoss, ProvBench
-from conftest_helpers import locked_fuses_ok, usr_serial
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from prov_bench import PowerLoss, ProvBench
+from prov_helpers import locked_fuses_ok, usr_serial
 
 from ate.model.verdict import Verdict
 from ate.pki.csr import public_key_bytes
