@@ -119,8 +119,9 @@ def execute(
                     left = await sink.drain(10.0)
                     if left:
                         console.print(
-                            f"[yellow]{left} record(s) wait in the station spool "
-                            f"({sink.status().spool}); they go to the line database when "
+                            f"[yellow]{left} entries (unit records, audit entries) wait in "
+                            f"the station spool ({sink.status().spool}); they go to the "
+                            "line database when "
                             "it can be reached[/yellow]"
                         )
                     await sink.aclose()
