@@ -3,7 +3,8 @@ provisioning got, and the intent and outcome of every irreversible act, durable 
 the act is done (SQLite, WAL, synchronous=FULL).
 
 Invariants the schema itself enforces: a serial and a certificate belong to one unit;
-a unit has one certificate; a unit's state only moves forward. May import stdlib only.
+a unit has one certificate; a unit's state only moves forward. May import stdlib and
+ate.store.api (the state order).
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ate.store.api import PROV_STATES
+
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
-# How far a unit got, in order. A unit never moves back.
-STATES = ("tested", "serial", "certified", "proven", "written", "locking", "locked")
+# How far a unit got, in the order the flow goes (the line database's order, less its
+# "new"). A unit never moves back.
+STATES = PROV_STATES[1:]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
