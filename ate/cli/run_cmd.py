@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import socket
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from rich.live import Live
 
 import ate
 from ate.cli.live import SlotTable
+from ate.cli.store_cmds import default_db_url
 from ate.config.errors import InputError
 from ate.config.loader import (
     LoadedFixture,
@@ -193,12 +193,6 @@ def run_panels(args: argparse.Namespace) -> int:
     return code
 
 
-def _db_default(state: Path) -> str:
-    """$ATE_DB, else the embedded default: an SQLite file in the station's state folder."""
-    env = os.environ.get("ATE_DB", "").strip()
-    return env or f"sqlite://{(state / 'ate.db').resolve()}"
-
-
 def _labels(given: list[str]) -> dict[int, str]:
     labels: dict[int, str] = {}
     for item in given:
@@ -219,7 +213,7 @@ def _execute_and_report(
 ) -> tuple[list[PanelResult | BaseException], int]:
     out = _out_dir(args.out)
     station = args.station or socket.gethostname()
-    db_url = args.db or _db_default(Path(args.state))
+    db_url = args.db or default_db_url(Path(args.state))
     line = LineDb(db_url, max_retests=args.max_retests)
     provisioning = None
     if profile is not None:
@@ -307,7 +301,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return r.verdict is Verdict.PASS and state == "locked"
 
     if all(as_designed(slot, r) for slot, r in res.slots.items()):
-        db = _db_default(Path(args.state))
+        db = default_db_url(Path(args.state))
         serial = next(
             (
                 r.extra["provisioning"]["serial"]

@@ -44,12 +44,13 @@ EXIT_OK, EXIT_NOT_FOUND, EXIT_BAD_INPUT, EXIT_NO_DB = 0, 1, 2, 3
 COMMANDS = ("unit", "export", "audit")
 
 
-def default_db_url() -> str:
-    """$ATE_DB, else the embedded default: an SQLite file in ./ate-state."""
+def default_db_url(state_dir: Path = Path("ate-state")) -> str:
+    """$ATE_DB, else the embedded default: an SQLite file in the station's state folder
+    (./ate-state unless a run names another)."""
     env = os.environ.get("ATE_DB", "").strip()
     if env:
         return env
-    return f"sqlite://{(Path.cwd() / 'ate-state' / 'ate.db').as_posix()}"
+    return f"sqlite://{(state_dir / 'ate.db').resolve().as_posix()}"
 
 
 class CommandFailed(Exception):
