@@ -8,6 +8,7 @@ capture.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -202,7 +203,7 @@ def open_profile(
         _check_anchors(loaded, base)
         return profile
     ca = _open_ca(loaded, base)
-    return LoadedProfile(**{**profile.__dict__, "ca": ca})
+    return dataclasses.replace(profile, ca=ca)
 
 
 def _anchors(
