@@ -42,8 +42,11 @@ def run_sim_fixture(fixture_path: str, transport: str, *, power_on: bool = False
 async def _serve(sim: SimFixture, power_on: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # SIGINT explicitly too: a parent that runs us with SIGINT ignored (nohup-style
+    # runners, background jobs) leaves Python without its KeyboardInterrupt handler.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
     await sim.start()
     try:
         if power_on:

@@ -304,7 +304,10 @@ def test_thread_reports_bad_input_on_enter(board_dir: Path) -> None:
         pass
 
 
-def test_serve_prints_endpoints_and_stops_on_ctrl_c(board_dir: Path) -> None:
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint", "sigint-ignored"])
+def test_serve_prints_endpoints_and_stops_on_ctrl_c(board_dir: Path, sigint_ignored: bool) -> None:
+    """Ctrl-C stops the served fixture, also when the parent started it with SIGINT
+    ignored (as nohup-style runners and background jobs do)."""
     fixture = {
         "fixture": "served",
         "controller": {"driver": "sim"},
@@ -317,11 +320,15 @@ def test_serve_prints_endpoints_and_stops_on_ctrl_c(board_dir: Path) -> None:
         "import sys; from ate.sim.serve import run_sim_fixture; "
         "sys.exit(run_sim_fixture(sys.argv[1], 'socket'))"
     )
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with subprocess.Popen(
         [sys.executable, "-c", code, str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore_sigint if sigint_ignored else None,
     ) as proc:
         try:
             assert proc.stdout is not None
