@@ -313,10 +313,15 @@ def run_demo(args: argparse.Namespace) -> int:
         console.print(
             "demo: as designed: the faulted slot failed with its reason and was left "
             "untouched; the others passed, were provisioned and locked. Device certificates, "
-            "the CA chain and the cloud manifest are under certs/ and cloud/.\n"
-            f"  a unit's history:  ate unit {serial} --db {db}\n"
-            f"  the yield report:  ate report --db {db} -o {args.out / 'report.html'}"
+            "the CA chain and the cloud manifest are under certs/ and cloud/."
         )
+        # Commands a person copies: one line each, never wrapped mid-command by the
+        # console's width, and no markup or highlighting inside them.
+        for what, command in (
+            ("a unit's history:", f"ate unit {serial} --db {db}"),
+            ("the yield report:", f"ate report --db {db} -o {args.out / 'report.html'}"),
+        ):
+            console.print(f"  {what:<18} {command}", soft_wrap=True, markup=False, highlight=False)
         return EXIT_PASS
     console.print("[bold red]demo: unexpected verdicts[/bold red] (see the table above)")
     return EXIT_UNIT_FAILED

@@ -22,11 +22,12 @@ _STATE = tempfile.mkdtemp(prefix="ate-cli-test-state-")
 
 
 def ate(
-    *args: str | Path, cwd: Path = REPO, timeout: float = 120
+    *args: str | Path, cwd: Path = REPO, timeout: float = 120, columns: int | None = None
 ) -> subprocess.CompletedProcess[str]:
+    width = {} if columns is None else {"COLUMNS": str(columns)}
     return subprocess.run(
         [sys.executable, "-m", "ate.cli.main", *map(str, args)],
-        env={**os.environ, "ATE_STATE": tempfile.mkdtemp(dir=_STATE)},
+        env={**os.environ, "ATE_STATE": tempfile.mkdtemp(dir=_STATE), **width},
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -44,10 +45,16 @@ def _records(out: Path) -> dict[int, dict[str, Any]]:
 
 def test_demo_shows_three_pass_one_fail_and_writes_everything(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = ate("demo", "--out", out, "--no-live")
+    proc = ate("demo", "--out", out, "--no-live", columns=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("PASS") == 3 and proc.stdout.count("FAIL") == 1
     assert "as designed" in proc.stdout
+    # The hint commands survive a narrow terminal whole, one line each, ready to copy.
+    db = f"sqlite://{out / 'state' / 'ate.db'}"
+    hints = [line.split(":", 1)[1].strip() for line in proc.stdout.splitlines() if "  ate " in line]
+    assert len(hints) == 2, proc.stdout
+    assert hints[0].startswith("ate unit ") and hints[0].endswith(f" --db {db}")
+    assert hints[1] == f"ate report --db {db} -o {out / 'report.html'}"
     records = _records(out)
     assert sorted(records) == [1, 2, 3, 4]
     assert [records[s]["verdict"] for s in (1, 2, 3, 4)] == ["PASS", "PASS", "FAIL", "PASS"]

@@ -320,6 +320,7 @@ def test_serve_prints_endpoints_and_stops_on_ctrl_c(board_dir: Path, sigint_igno
         "import sys; from ate.sim.serve import run_sim_fixture; "
         "sys.exit(run_sim_fixture(sys.argv[1], 'socket'))"
     )
+
     def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
