@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from ate.config.common import FieldError
 from ate.config.errors import InputError
+from ate.config.files import YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.sequence import PluginStep, Sequence
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
@@ -170,13 +171,9 @@ def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a YAML file") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+        return read_file(path, YAML_MAX)
+    except FileRefused as exc:
+        raise InputError(path, str(exc)) from None
 
 
 def _at(loaded: Loaded[Sequence], rel: NodePath, message: str) -> InputError:
