@@ -78,7 +78,7 @@ def _pos(node: Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-class _ComposingLoader(Composer, _BaseLoader):  # type: ignore[misc,valid-type]
+class _ComposingLoader(Composer, _BaseLoader):
     """libyaml's parser (fast) with PyYAML's Python composer, so that composing can be
     counted: libyaml's own composer builds the whole node graph before returning."""
 
@@ -115,13 +115,17 @@ class PositionLoader(_ComposingLoader):
                     f"nested too deeply: more than {MAX_DEPTH} levels; an input file may "
                     f"nest at most {MAX_DEPTH}"
                 )
-            node: Node = super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
+            assert node is not None  # only None at the end of the stream, never inside
             return node
         finally:
             self._depth -= 1
 
     def _at_event(self, message: str) -> InputError:
-        mark = self.peek_event().start_mark
+        event = self.peek_event()
+        mark = event.start_mark if event is not None else None
+        if mark is None:
+            return InputError(self.path, message)
         return InputError(self.path, message, mark.line + 1, mark.column + 1)
 
     def load_document(self) -> Any:
