@@ -1,5 +1,6 @@
 """Load sequence and fixture YAML into the config models; every problem is one InputError
-naming file, line and column. Imports ate.config and ate.model only."""
+naming file, line and column. Imports ate.config and ate.model only (and, through
+ate.config.esp_image, esptool's image parser)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from pydantic_core import ErrorDetails
 
 from ate.config.common import FieldError
 from ate.config.errors import InputError
-from ate.config.files import YAML_MAX, FileRefused, read_file
+from ate.config.esp_image import check_app_image
+from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.sequence import PluginStep, Sequence
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
@@ -103,21 +105,21 @@ def load_sequence(path: Path | str) -> LoadedSequence:
     firmware_sha = ""
     image = b""
     try:
-        image = firmware.read_bytes()
+        image = read_file(firmware, IMAGE_MAX)
         firmware_sha = hashlib.sha256(image).hexdigest()
-    except FileNotFoundError:
-        problems.append(
-            _at(
-                loaded,
-                fw_rel,
-                f"test firmware {seq.test_firmware.path!r} not found "
-                f"(looked for {firmware}; the path is relative to the sequence file)",
+        check_app_image(image, seq.chip)
+    except FileRefused as exc:
+        named = f"test firmware {seq.test_firmware.path!r}"
+        if str(exc) == "no such file":
+            message = (
+                f"{named} not found (looked for {firmware}; the path is relative to the "
+                "sequence file)"
             )
-        )
-    except OSError as exc:
-        problems.append(
-            _at(loaded, fw_rel, f"cannot read test firmware {firmware}: {exc.strerror or exc}")
-        )
+        else:
+            message = f"{named} ({firmware}) {exc}"
+        problems.append(_at(loaded, fw_rel, message))
+    except ValueError as exc:
+        problems.append(_at(loaded, fw_rel, f"test firmware {seq.test_firmware.path!r}: {exc}"))
 
     installed = sorted({ep.name for ep in entry_points(group=PLUGIN_GROUP)})
     for i, step in enumerate(seq.steps):

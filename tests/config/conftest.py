@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+# A real ESP32-S3 test firmware image: the loader checks the image against the chip.
+S3_IMAGE = ROOT / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin"
 MARK = "»"  # where the error must point; removed before the file is written
 
 HEADER = """\
@@ -32,7 +35,7 @@ def write(tmp_path: Path) -> Callable[..., Written]:
 
     Also writes fw.bin next to it, the firmware that HEADER names.
     """
-    (tmp_path / "fw.bin").write_bytes(b"\xe9firmware")
+    (tmp_path / "fw.bin").write_bytes(S3_IMAGE.read_bytes())
 
     def _write(text: str, name: str = "seq.yaml") -> Written:
         text = textwrap.dedent(text).lstrip("\n")
