@@ -71,7 +71,7 @@ def read_file(path: str | Path, max_bytes: int) -> bytes:
     except (FileNotFoundError, NotADirectoryError):
         raise FileRefused("no such file") from None
     except OSError as exc:
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
+        raise FileRefused(f"cannot be read: {exc.strerror or exc}") from None
     try:
         _check(os.fstat(fd), max_bytes)
         chunks: list[bytes] = []
@@ -83,6 +83,6 @@ def read_file(path: str | Path, max_bytes: int) -> bytes:
                 raise FileRefused(f"is too large; at most {size_text(max_bytes)} allowed")
         return b"".join(chunks)
     except OSError as exc:
-        raise FileRefused(f"cannot read: {exc.strerror or exc}") from None
+        raise FileRefused(f"cannot be read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)

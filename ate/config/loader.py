@@ -61,6 +61,7 @@ class LoadedFixture:
     sha256: str
     base_dir: Path  # the fixture file's folder, absolute; relative paths in it start here
     positions: Positions
+    data: Any = None  # the plain YAML data (positions index it)
 
 
 def load_model(path: Path, model: type[M]) -> M:
@@ -143,7 +144,31 @@ def load_sequence(path: Path | str) -> LoadedSequence:
 def load_fixture(path: Path | str) -> LoadedFixture:
     loaded = load_document(path, Fixture)
     base_dir = loaded.path.parent.resolve()
-    return LoadedFixture(loaded.model, loaded.path, loaded.sha256, base_dir, loaded.positions)
+    return LoadedFixture(
+        loaded.model, loaded.path, loaded.sha256, base_dir, loaded.positions, loaded.data
+    )
+
+
+def validation_error_at(
+    path: Path,
+    positions: Positions,
+    prefix: NodePath,
+    model: type[BaseModel],
+    data: Any,
+    exc: ValidationError,
+) -> InputError:
+    """One line for a ValidationError of `model` over `data`, a part of a document (at
+    `prefix` in `path`) checked on its own, e.g. a fixture slot's simulated faults."""
+    n = len(prefix)
+    sub = Positions(
+        {p[n:]: pos for p, pos in positions.values.items() if p[:n] == prefix},
+        {p[n:]: pos for p, pos in positions.keys.items() if p[:n] == prefix},
+    )
+    if () not in sub.values:
+        sub.values[()] = positions.value(prefix)
+    err = _validation_error(path, model, data, sub, exc)
+    where = ".".join(str(p) for p in prefix)
+    return InputError(err.path, f"{where}: {err.message}", err.line, err.column)
 
 
 def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ate.config.errors import InputError
+from ate.config.files import PEM_MAX, SECRET_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.loader import Loaded, load_document
 from ate.config.profile import Profile
 from ate.drivers.esp.log_capture import SlotCapture, captured
@@ -71,19 +72,25 @@ def _field_error(loaded: Loaded[Profile], where: tuple[str | int, ...], message:
 
 
 def read_secret(ref: str, base_dir: Path) -> bytes:
-    """`env:NAME` or `file:PATH`; ValueError with a sentence that never holds the value."""
+    """`env:NAME` or `file:PATH`, stripped of surrounding white space; ValueError with a
+    sentence that never holds the value. An empty secret is refused: an unset variable
+    exported as "" or an empty file must not key the serials or unlock the CA."""
     kind, _, name = ref.partition(":")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
             raise ValueError(f"environment variable {name} is not set")
-        data = value.encode()
+        data = value.encode().strip()
+        source = f"environment variable {name}"
     else:
         path = base_dir / name
         try:
-            data = path.read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+            data = read_file(path, SECRET_MAX).strip()
+        except FileRefused as exc:
+            raise ValueError(f"{path} {exc}") from None
+        source = str(path)
+    if not data:
+        raise ValueError(f"{source} is empty (or only white space)")
     return data
 
 
@@ -140,12 +147,12 @@ def open_profile(
     keys: list[bytes] = []
     for i, key in enumerate(sb.keys):
         try:
-            keys.append(rel(key).read_bytes())
-        except OSError as exc:
+            keys.append(read_file(rel(key), PEM_MAX))
+        except FileRefused as exc:
             raise _field_error(
                 loaded,
                 ("security", "secure_boot", "keys", i),
-                f"secure boot key {key}: {exc.strerror or exc}",
+                f"secure boot key {key}: {exc}",
             ) from None
     if keys:
         from ate.provision.release import verify_signatures
@@ -276,4 +283,9 @@ def _open_ca(loaded: Loaded[Profile], base: Path) -> IssuingCA:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of an input file, to see whether it changed; OSError if it cannot be
+    read as one any more."""
+    try:
+        return hashlib.sha256(read_file(path, YAML_MAX)).hexdigest()
+    except FileRefused as exc:
+        raise OSError(f"{path} {exc}") from None

@@ -70,7 +70,7 @@ def test_unreadable_file(
     # chmod does not stop root, which CI containers often are; fake the OS refusing.
     monkeypatch.setattr(os, "open", denied)
     err = error_of(load_sequence, path)
-    assert str(err) == f"{path}: cannot read: Permission denied"
+    assert str(err) == f"{path}: cannot be read: Permission denied"
 
 
 def test_folder_instead_of_file(tmp_path: Path) -> None:
