@@ -201,8 +201,9 @@ class PositionLoader(_ComposingLoader):
             value = self.construct_object(node)
         except yaml.MarkedYAMLError as exc:  # e.g. an unknown !tag
             raise self._yaml_error(exc) from None
-        except (ValueError, TypeError, OverflowError):  # e.g. `!!int x`: the constructor's
-            raise self._error(node, f"cannot read {node.value!r} as {node.tag}") from None
+        except Exception:  # PyYAML's constructors, given any text after a tag (`!!int x`,
+            # an empty `!!int`), raise ValueError, IndexError, ...: all the input's fault
+            raise self._error(node, f"cannot read {_shorten(node.value)!r} as {node.tag}") from None
         plain = node.style in (None, "")  # libyaml says "" for plain, PyYAML None
         if not _finite(value) or (plain and _overflows(value)):
             # A limit of .nan compares false both ways and .inf passes every check: a
