@@ -309,6 +309,9 @@ def _explain(
     error = ctx.get("error")
     if isinstance(error, FieldError) and _exists(data, (*path, *error.at)):
         path = (*path, *error.at)  # a model validator told which part is wrong
+    if not on_key and _exists(data, path) and kind not in ("value_error", "assertion_error"):
+        # What the file says, not what a before-validator made of it ('2min', not 120.0).
+        value = _child_at(data, path)
     subject = _subject(path, data, on_key)
     problem = _problem(kind, ctx, err["msg"], value)
     pos = positions.key(path) if on_key else positions.value(path)
@@ -322,7 +325,9 @@ def _problem(kind: str, ctx: dict[str, Any], msg: str, value: Any) -> str:
         return str(ctx.get("error", msg.removeprefix("Value error, ")))
     if kind in ("int_type", "int_parsing", "int_from_float"):
         hint = ""
-        if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]+", value.removeprefix("0x")):
+        if isinstance(value, str) and value.strip().isdigit():
+            hint = "; write it without quotes"
+        elif isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]+", value.removeprefix("0x")):
             hint = "; write hex numbers as 0x68"
         return f"expected a whole number, got {got}{hint}"
     if kind in ("float_type", "float_parsing", "finite_number"):
@@ -344,7 +349,10 @@ def _problem(kind: str, ctx: dict[str, Any], msg: str, value: Any) -> str:
             "less_than_equal": ("at most", "le"),
             "less_than": ("less than", "lt"),
         }[kind]
-        return f"must be {bound[0]} {ctx.get(bound[1])}, got {got}"
+        limit = ctx.get(bound[1])
+        if isinstance(limit, float):
+            limit = f"{limit:g}"  # 600, not 600.0
+        return f"must be {bound[0]} {limit}, got {got}"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         return f"{got} is not allowed: {_PATTERNS.get(pattern, f'must match {pattern}')}"
@@ -417,6 +425,13 @@ def _match_key(node: dict[Any, Any], element: int | str) -> Any:
         if str(key) == str(element):
             return key
     return _MISSING
+
+
+def _child_at(data: Any, path: NodePath) -> Any:
+    node = data
+    for element in path:
+        node = _child(node, element)
+    return node
 
 
 def _exists(data: Any, path: NodePath) -> bool:

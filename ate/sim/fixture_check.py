@@ -102,5 +102,7 @@ def _check_efuses(
             bank.burn(name, value)
         except (ValueError, KeyError) as exc:
             raise at(
-                ("slots", slot, "efuses", name), f"simulation.slots.{slot}.efuses.{name}: {exc}"
+                ("slots", slot, "efuses", name),
+                f"simulation.slots.{slot}.efuses.{name}: {exc}",
+                key=True,
             ) from None
