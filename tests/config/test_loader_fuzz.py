@@ -63,6 +63,15 @@ documents = st.dictionaries(st.sampled_from(WORDS[:60]), values, max_size=8).map
     lambda d: yaml.safe_dump(d, allow_unicode=True)
 )
 
+# derandomize: the same examples every run, so a failure is reproducible and the suite
+# deterministic.
+FUZZ = {
+    "max_examples": 300,
+    "derandomize": True,
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
+
 MODELS: list[type[BaseModel]] = [Sequence, Fixture, Profile]
 
 # Good files with one value replaced: reaches the models' validators and the error
@@ -115,19 +124,19 @@ def _load_everything(raw: bytes) -> None:
             assert "\n" not in str(exc)
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(**FUZZ)
 @given(fragments)
 def test_arbitrary_text_gives_input_error_only(text: str) -> None:
     _load_everything(text.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(**FUZZ)
 @given(documents)
 def test_arbitrary_documents_give_input_error_only(text: str) -> None:
     _load_everything(text.encode())
 
 
-@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(**FUZZ)
 @given(mutated())
 def test_good_files_with_bad_values_give_input_error_only(text: str) -> None:
     _load_everything(text.encode())
