@@ -21,6 +21,7 @@ YAML_MAX = 1 * MiB  # sequences, fixtures, profiles, boards, manifests: a few Ki
 IMAGE_MAX = 16 * MiB  # a flash image cannot be larger than the largest ESP32 flash
 PEM_MAX = 1 * MiB  # certificates, chains and keys
 SECRET_MAX = 64 * KiB  # a factory secret, a PIN or a key password
+LIBRARY_MAX = 256 * MiB  # a PKCS#11 module, which the HSM library loads itself
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -54,6 +55,17 @@ def _check(st: os.stat_result, max_bytes: int) -> None:
         raise FileRefused(
             f"is too large ({size_text(st.st_size)}); at most {size_text(max_bytes)} allowed"
         )
+
+
+def check_file(path: str | Path, max_bytes: int) -> None:
+    """For a file another library opens (a PKCS#11 module): FileRefused unless it is a
+    regular file within the cap. Opening a FIFO there would hang as surely as here."""
+    try:
+        _check(os.stat(path), max_bytes)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileRefused("no such file") from None
+    except OSError as exc:
+        raise FileRefused(f"cannot be read: {exc.strerror or exc}") from None
 
 
 def read_file(path: str | Path, max_bytes: int) -> bytes:

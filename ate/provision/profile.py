@@ -18,7 +18,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ate.config.errors import InputError
-from ate.config.files import PEM_MAX, SECRET_MAX, YAML_MAX, FileRefused, read_file
+from ate.config.files import (
+    LIBRARY_MAX,
+    PEM_MAX,
+    SECRET_MAX,
+    YAML_MAX,
+    FileRefused,
+    check_file,
+    read_file,
+)
 from ate.config.loader import Loaded, load_document
 from ate.config.profile import Profile
 from ate.drivers.esp.log_capture import SlotCapture, captured
@@ -142,6 +150,18 @@ def open_profile(
         check_layout(release, layout)
     except ReleaseError as exc:
         raise _field_error(loaded, ("partitions",), str(exc)) from None
+
+    if p.ca.pkcs11 is not None:
+        module = Path(p.ca.pkcs11.module)
+        try:
+            check_file(module, LIBRARY_MAX)
+        except FileRefused as exc:
+            # A module that is absent is the station's state (HSM software not installed:
+            # exit 3 when the CA is opened), not the profile's fault.
+            if str(exc) != "no such file":
+                raise _field_error(
+                    loaded, ("ca", "pkcs11", "module"), f"PKCS#11 module {module} {exc}"
+                ) from None
 
     sb = p.security.secure_boot
     keys: list[bytes] = []

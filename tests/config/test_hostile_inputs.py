@@ -506,6 +506,22 @@ def test_a_secret_file_that_is_a_fifo(kit: DevKit, capsys: pytest.CaptureFixture
     )
 
 
+def test_a_pkcs11_module_that_is_a_fifo(kit: DevKit, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = kit.directory / "module.fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    path, line, column = profile_with(
+        kit,
+        "  backend: file\n",
+        f"  backend: pkcs11\n  pkcs11: {{module: »{fifo}, token: t, key: k, cert: pki/ica.pem, "
+        "pin: env:ATE_HSM_PIN}\n",
+        "module.yaml",
+    )
+    assert validate(capsys, path) == (
+        f"{path}:{line}:{column}: PKCS#11 module {fifo} is a FIFO (named pipe), not a regular file"
+    )
+
+
 def test_a_non_finite_number_in_a_profile(kit: DevKit, capsys: pytest.CaptureFixture[str]) -> None:
     path, line, column = profile_with(
         kit, "validity_days: 7300", "validity_days: ».inf", "inf.yaml"
