@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from ate.cli.validate_cmd import run_validate
 from ate.config.errors import InputError
 from ate.config.fixture import Fixture
 from ate.config.loader import load_document, load_sequence
 from ate.config.profile import Profile
 from ate.config.sequence import Sequence
 from ate.config.yaml_source import load_yaml
+from ate.sim.devkit import DevKit, make_dev_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 S3_IMAGE = ROOT / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin"
@@ -95,8 +100,8 @@ def _paths(node: object, path: tuple[object, ...] = ()) -> list[tuple[object, ..
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> str:
-    doc = copy.deepcopy(draw(st.sampled_from(GOOD)))
+def mutated(draw: st.DrawFn, good: list[Any] = GOOD) -> str:
+    doc = copy.deepcopy(draw(st.sampled_from(good)))
     for _ in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(doc)[1:]))
         parent = doc
@@ -122,6 +127,11 @@ def _load_everything(raw: bytes) -> None:
             load_sequence(path)
         except InputError as exc:
             assert "\n" not in str(exc)
+        # The whole command, which also tells the kinds apart and opens profiles.
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run_validate([str(path)])
+        assert (code, len(err.getvalue().splitlines())) in ((0, 0), (2, 1)), err.getvalue()
 
 
 @settings(**FUZZ)
@@ -146,3 +156,23 @@ def test_good_files_with_bad_values_give_input_error_only(text: str) -> None:
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_give_input_error_only(raw: bytes) -> None:
     _load_everything(raw)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> DevKit:
+    return make_dev_profile(tmp_path_factory.mktemp("fuzz") / "kit")
+
+
+@settings(**{**FUZZ, "max_examples": 100})
+@given(data=st.data())
+def test_good_profiles_with_bad_values_give_input_error_only(
+    kit: DevKit, data: st.DataObject
+) -> None:
+    good = [yaml.safe_load(kit.profile.read_text())]
+    text = data.draw(mutated(good), label="profile")
+    path = kit.profile.with_name("fuzzed.yaml")
+    path.write_text(text)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_validate([str(path)])
+    assert (code, len(err.getvalue().splitlines())) in ((0, 0), (2, 1)), err.getvalue()
