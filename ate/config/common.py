@@ -81,19 +81,23 @@ def _parse_duration(value: Any) -> Any:
 
 # Seconds; YAML may say 2, 2.5, "500ms", "2s" or "1min". The JSON Schema says so too, or
 # editors would flag every "2s" (pydantic would describe only the float).
-Duration = Annotated[
-    float,
-    BeforeValidator(_parse_duration),
-    WithJsonSchema(
+def _duration_schema(maximum: float) -> WithJsonSchema:
+    return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": maximum},
                 {"type": "string", "pattern": _DURATION_PATTERN},
             ],
-            "description": "seconds (2.5) or a string: '500ms', '2s', '1min'",
+            "description": f"seconds (2.5) or a string: '500ms', '2s', '1min'; at most "
+            f"{maximum:g} s",
         }
-    ),
-]
+    )
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_TIMEOUT)]
+# A step's timeout and a settle time; the models also bound them with le=.
+Timeout = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_TIMEOUT)]
+Settle = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_SETTLE)]
 
 
 class LimitSpec(Strict):

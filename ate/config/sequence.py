@@ -15,11 +15,12 @@ from ate.config.common import (
     MAX_SETTLE,
     MAX_TIMEOUT,
     Bool,
-    Duration,
     FieldError,
     Int,
     LimitSpec,
+    Settle,
     Strict,
+    Timeout,
     not_bool,
 )
 from ate.model.units import Quantity
@@ -33,7 +34,7 @@ HexBytes = Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})+$", description="byt
 class StepBase(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64, description="unique id")
     description: str = ""
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         None,
         gt=0,
         le=MAX_TIMEOUT,
@@ -49,7 +50,7 @@ class GpioLoopbackStep(StepBase):
     type: Literal["gpio_loopback"]
     pairs: tuple[tuple[Pin, Pin], ...] = Field(min_length=1)
     both_directions: Bool = Field(False, description="also drive the second pin, read the first")
-    settle: Duration = Field(
+    settle: Settle = Field(
         0.0,
         ge=0,
         le=MAX_SETTLE,
@@ -154,7 +155,7 @@ class SupplyCurrentStep(StepBase):
     type: Literal["supply_current"]
     mode: PowerMode
     samples: Int = Field(8, ge=1, le=1000)
-    settle: Duration = Field(
+    settle: Settle = Field(
         0.05,
         ge=0,
         le=MAX_SETTLE,
@@ -234,7 +235,7 @@ class TestFirmware(Strict):
 
 
 class Defaults(Strict):
-    timeout: Duration = Field(
+    timeout: Timeout = Field(
         5.0, gt=0, le=MAX_TIMEOUT, description=f"per attempt, at most {MAX_TIMEOUT:g} s"
     )
     retries: Int = Field(0, ge=0, le=10)
