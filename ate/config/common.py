@@ -74,7 +74,8 @@ def _parse_duration(value: Any) -> Any:
             raise ValueError(f"duration {value!r}: write seconds (2.5), or '500ms', '2s', '1min'")
         seconds = float(m.group(1)) * _SCALE[m.group(2)]
         if not math.isfinite(seconds):
-            raise ValueError(f"duration {value!r} is not a finite number; numbers must be finite")
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise ValueError(f"duration {shown!r} is not a finite number; numbers must be finite")
         return seconds
     return value
 
@@ -94,7 +95,6 @@ def _duration_schema(maximum: float) -> WithJsonSchema:
     )
 
 
-Duration = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_TIMEOUT)]
 # A step's timeout and a settle time; the models also bound them with le=.
 Timeout = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_TIMEOUT)]
 Settle = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_SETTLE)]

@@ -394,9 +394,14 @@ def test_fixture_types_are_strict(
         ("timeout: »2000", "timeout in step 'a': must be at most 600, got the number 2000"),
         ("timeout: »'11min'", "timeout in step 'a': must be at most 600, got '11min'"),
         ("settle: »2min", "settle in step 'a': must be at most 60, got '2min'"),
+        (
+            "timeout: »" + "9" * 400 + "s",
+            f"timeout in step 'a': duration '{'9' * 37}...' is not a finite number; numbers "
+            "must be finite",
+        ),
         ("limits: {low: »true, unit: mA}", "limits.low in step 'a': expected a number, got true"),
     ],
-    ids=["retries-yes", "timeout-big", "timeout-min", "settle-big", "low-true"],
+    ids=["retries-yes", "timeout-big", "timeout-min", "settle-big", "timeout-inf", "low-true"],
 )
 def test_sequence_types_and_bounds(
     write: Write, capsys: pytest.CaptureFixture[str], step: str, message: str
@@ -406,6 +411,16 @@ def test_sequence_types_and_bounds(
         text += "    limits: {low: 20, high: 45, unit: mA}\n"
     path, line, column = write(text + f"    {step}\n")
     assert validate(capsys, path) == f"{path}:{line}:{column}: {message}"
+
+
+def test_the_schema_states_the_time_bounds() -> None:
+    from ate.cli.validate_cmd import schema
+
+    defs = schema("sequence")["$defs"]
+    timeout = defs["Defaults"]["properties"]["timeout"]
+    settle = defs["SupplyCurrentStep"]["properties"]["settle"]
+    assert timeout["anyOf"][0]["maximum"] == 600 and "at most 600 s" in timeout["description"]
+    assert settle["anyOf"][0]["maximum"] == 60 and "at most 60 s" in settle["description"]
 
 
 def test_gpio_expect_is_not_a_boolean(write: Write, capsys: pytest.CaptureFixture[str]) -> None:
