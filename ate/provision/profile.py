@@ -80,15 +80,17 @@ def _field_error(loaded: Loaded[Profile], where: tuple[str | int, ...], message:
 
 
 def read_secret(ref: str, base_dir: Path) -> bytes:
-    """`env:NAME` or `file:PATH`, stripped of surrounding white space; ValueError with a
-    sentence that never holds the value. An empty secret is refused: an unset variable
+    """`env:NAME` (as set) or `file:PATH` (stripped of surrounding white space); ValueError
+    with a sentence that never holds the value. An empty secret is refused: an unset variable
     exported as "" or an empty file must not key the serials or unlock the CA."""
     kind, _, name = ref.partition(":")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
             raise ValueError(f"environment variable {name} is not set")
-        data = value.encode().strip()
+        # Used as given (a change would change every serial derived from it); only a
+        # value that is nothing but white space is refused.
+        data = value.encode()
         source = f"environment variable {name}"
     else:
         path = base_dir / name
@@ -97,7 +99,7 @@ def read_secret(ref: str, base_dir: Path) -> bytes:
         except FileRefused as exc:
             raise ValueError(f"{path} {exc}") from None
         source = str(path)
-    if not data:
+    if not data.strip():
         raise ValueError(f"{source} is empty (or only white space)")
     return data
 
