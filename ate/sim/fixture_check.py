@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ate.config.errors import InputError
-from ate.config.files import IMAGE_MAX, FileRefused, read_file
+from ate.config.files import IMAGE_MAX, FileRefused, MiB, check_file, read_file
 from ate.config.loader import (
     Loaded,
     LoadedFixture,
@@ -24,6 +24,7 @@ from ate.config.yaml_source import NodePath
 from ate.sim.board import BoardSpec, Faults
 
 SIM: NodePath = ("simulation",)
+STATE_FILE_MAX = 64 * MiB  # a kept unit's flash (at most 32 MiB of sectors) or eFuses
 
 
 def check_simulation(fix: LoadedFixture) -> None:
@@ -77,6 +78,14 @@ def check_simulation(fix: LoadedFixture) -> None:
         state = fix.base_dir / sim.state_dir
         if state.exists() and not state.is_dir():
             raise at(("state_dir",), f"simulation.state_dir {state} exists and is not a folder")
+        for s in fix.model.slots:  # the units kept from earlier runs
+            for name in ("flash.bin", "efuse.bin"):
+                kept = state / f"slot{s.slot}" / name
+                try:
+                    check_file(kept, STATE_FILE_MAX)
+                except FileRefused as exc:
+                    if str(exc) != "no such file":  # a new unit: made on the first run
+                        raise at(("state_dir",), f"simulation.state_dir: {kept} {exc}") from None
 
 
 def _check_faults(fix: LoadedFixture, slot: int, spec: BoardSpec, faults: dict[str, Any]) -> None:

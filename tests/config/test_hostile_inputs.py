@@ -594,6 +594,23 @@ def test_simulation_section_errors(
     assert validate(capsys, path) == f"{path}:{line}:{column}: {message}"
 
 
+def test_a_kept_unit_file_that_is_a_fifo(
+    write: Write, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fifo = tmp_path / "units" / "slot1" / "flash.bin"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    path, line, column = write(
+        "fixture: bench\ncontroller: {driver: sim}\nsimulation:\n  board: board.yaml\n"
+        "  state_dir: »units\n" + SLOTS,
+        "fixture.yaml",
+    )
+    assert validate(capsys, path) == (
+        f"{path}:{line}:{column}: simulation.state_dir: {fifo} is a FIFO (named pipe), not a "
+        "regular file"
+    )
+
+
 def test_simulation_errors_stop_a_run_before_it_starts(
     write: Write, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
