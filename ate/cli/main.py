@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 from ate import __version__
+from ate.config.errors import InputError
+
+EXIT_INPUT = 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -161,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             return run_demo(args)
         return run_panels(args)
+    except InputError as exc:
+        # Each command reports its own bad input; this is the net under all of them, so
+        # that bad input is never a traceback.
+        print(f"ate: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("ate: interrupted", file=sys.stderr)
         return 130

@@ -55,6 +55,10 @@ def _load(sequence: Path, fixtures: list[Path]) -> tuple[LoadedSequence, list[Lo
     seq = load_sequence(sequence)
     fixes = [load_fixture(f) for f in fixtures]
     for fix in fixes:
+        if fix.model.simulation is not None:
+            from ate.sim.fixture_check import check_simulation
+
+            check_simulation(fix)
         check_compatible(seq, fix)
     try:
         compile_plan(seq.model)

@@ -1,6 +1,7 @@
 """`ate validate FILE...` and `ate schema [sequence|fixture|profile]`: check YAML inputs,
-print JSON Schema for editors. Imports ate.config, and ate.provision to check a
-provisioning profile with everything it names (release, keys, trust anchors)."""
+print JSON Schema for editors. Imports ate.config, ate.provision to check a
+provisioning profile with everything it names (release, keys, trust anchors), and
+ate.sim.fixture_check for a fixture's simulation section."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ate.config.errors import InputError
+from ate.config.files import YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.loader import (
     LoadedFixture,
@@ -60,6 +62,10 @@ def run_validate(paths: list[str]) -> int:
                 print(f"OK {name} (sequence {m.sequence} {m.version}, {_n(len(m.steps), 'step')})")
             else:
                 fix = load_fixture(name)
+                if fix.model.simulation is not None:
+                    from ate.sim.fixture_check import check_simulation
+
+                    check_simulation(fix)
                 fixtures.append(fix)
                 f = fix.model
                 print(f"OK {name} (fixture {f.fixture}, {_n(len(f.slots), 'slot')})")
@@ -95,8 +101,8 @@ def schema(kind: str) -> dict[str, Any]:
 def _kind(path: Path) -> str:
     """ "sequence" or "fixture", from the file's top-level key."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        text = read_file(path, YAML_MAX).decode("utf-8-sig")
+    except (FileRefused, UnicodeDecodeError):
         return "sequence"  # the loader reports unreadable files with the right words
     try:
         data, positions = load_yaml(text, path)

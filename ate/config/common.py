@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+    model_validator,
+)
 
 from ate.model.limits import Limits
 from ate.model.units import ALLOWED_UNITS, Quantity
@@ -13,6 +22,10 @@ from ate.model.units import ALLOWED_UNITS, Quantity
 _DURATION_PATTERN = r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|min)?\s*$"
 _DURATION_RE = re.compile(_DURATION_PATTERN)
 _SCALE = {"ms": 1e-3, "s": 1.0, "min": 60.0, None: 1.0}
+# Upper bounds, in seconds. A step that needs longer is a hung DUT, not a test; a typo
+# (`timeout: 2000` for 2 s) must not hold a panel for half an hour.
+MAX_TIMEOUT = 600.0
+MAX_SETTLE = 60.0
 
 
 class FieldError(ValueError):
@@ -30,44 +43,70 @@ class FieldError(ValueError):
 
 
 class Strict(BaseModel):
-    """Unknown fields are errors: a typo in a sequence must not pass silently."""
+    """Unknown fields are errors: a typo in a sequence must not pass silently. Numbers are
+    finite: a NaN limit compares false both ways, an infinite one passes everything."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
+
+
+def not_bool(value: Any) -> Any:
+    # pydantic's lax number types read true as 1: `retries: yes` must not mean one retry.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {'true' if value else 'false'}")
+    return value
+
+
+# Whole numbers and flags as YAML wrote them: no true for 1, no "5" for 5, no 1 for true.
+Int = StrictInt
+Bool = StrictBool
+# A number: YAML's int or float, or text that reads as one (YAML 1.1 keeps `1e-3` text);
+# never a boolean, never NaN or infinity.
+Number = Annotated[float, BeforeValidator(not_bool)]
 
 
 def _parse_duration(value: Any) -> Any:
+    not_bool(value)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m:
             raise ValueError(f"duration {value!r}: write seconds (2.5), or '500ms', '2s', '1min'")
-        return float(m.group(1)) * _SCALE[m.group(2)]
+        seconds = float(m.group(1)) * _SCALE[m.group(2)]
+        if not math.isfinite(seconds):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise ValueError(f"duration {shown!r} is not a finite number; numbers must be finite")
+        return seconds
     return value
 
 
 # Seconds; YAML may say 2, 2.5, "500ms", "2s" or "1min". The JSON Schema says so too, or
 # editors would flag every "2s" (pydantic would describe only the float).
-Duration = Annotated[
-    float,
-    BeforeValidator(_parse_duration),
-    WithJsonSchema(
+def _duration_schema(maximum: float) -> WithJsonSchema:
+    return WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": maximum},
                 {"type": "string", "pattern": _DURATION_PATTERN},
             ],
-            "description": "seconds (2.5) or a string: '500ms', '2s', '1min'",
+            "description": f"seconds (2.5) or a string: '500ms', '2s', '1min'; at most "
+            f"{maximum:g} s",
         }
-    ),
-]
+    )
+
+
+# A step's timeout and a settle time; the models also bound them with le=.
+Timeout = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_TIMEOUT)]
+Settle = Annotated[float, BeforeValidator(_parse_duration), _duration_schema(MAX_SETTLE)]
 
 
 class LimitSpec(Strict):
     """`limits: {low: 20, high: 45, unit: mA}`; either side may be left open."""
 
-    low: float | None = None
-    high: float | None = None
+    low: Number | None = None
+    high: Number | None = None
     unit: str = ""
-    expect: float | None = None
+    expect: Number | None = None
 
     # Each check names the field it is about (FieldError.at) so that the error points at
     # the offending value rather than at the whole `limits:` mapping.

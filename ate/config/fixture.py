@@ -6,12 +6,14 @@ link, or the USB adapter's serial number), never /dev/ttyUSBn.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from ate.config.common import FieldError, Strict
+from ate.config.common import Bool, FieldError, Int, Strict
 
 _UNSTABLE = re.compile(r"^/dev/tty(USB|ACM|S|AMA)\d+$")
 
@@ -25,8 +27,8 @@ class PortSpec(Strict):
     url: str | None = Field(
         None, pattern=r"^(socket|rfc2217)://.+", description="a network serial port"
     )
-    sim: bool = Field(False, description="the simulated twin makes the port")
-    baud: int = Field(115200, ge=1200, le=5_000_000)
+    sim: Bool = Field(False, description="the simulated twin makes the port")
+    baud: Int = Field(115200, ge=1200, le=5_000_000)
 
     @model_validator(mode="before")
     @classmethod
@@ -62,24 +64,46 @@ class PortSpec(Strict):
 
     @property
     def identity(self) -> str:
-        """What makes two ports the same port (two slots must never share one)."""
-        for k in ("by_path", "by_id", "usb_serial", "url"):
-            if v := getattr(self, k):
-                return f"{k}:{v}"
+        """What makes two ports the same port, whatever way each is written: a device
+        path with its links resolved and `//`, `..` collapsed (a by-path and a by-id link
+        to one adapter are one port), a network port as host:port with localhost
+        spelled 127.0.0.1 (socket:// and rfc2217:// on one endpoint are one port)."""
+        if self.by_path or self.by_id:
+            return os.path.realpath(os.path.normpath(self.by_path or self.by_id or ""))
+        if self.url:
+            return _endpoint(self.url)
+        if self.usb_serial:
+            return f"USB serial {self.usb_serial}"
         return "sim"
 
 
+_LOOPBACK = {"localhost": "127.0.0.1", "localhost.localdomain": "127.0.0.1", "::1": "127.0.0.1"}
+
+
+def _endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "").lower().rstrip(".")
+    host = _LOOPBACK.get(host, host)
+    if host.startswith("127."):
+        host = "127.0.0.1"  # the whole 127/8 block is this machine
+    return f"{host}:{port}" if port is not None else f"{host} ({url})"
+
+
 class SlotSpec(Strict):
-    slot: int = Field(ge=1, le=4)
+    slot: Int = Field(ge=1, le=4)
     port: PortSpec
-    power: int = Field(ge=0, description="power switch channel on the controller")
-    current_sense: int = Field(ge=0, description="current-sense channel on the controller")
-    enabled: bool = True
+    power: Int = Field(ge=0, description="power switch channel on the controller")
+    current_sense: Int = Field(ge=0, description="current-sense channel on the controller")
+    enabled: Bool = True
 
 
 class ResourceSpec(Strict):
     kind: Literal["dmm", "golden_board", "shield_box", "other"] = "other"
-    capacity: int = Field(1, ge=1, le=16)
+    capacity: Int = Field(1, ge=1, le=16)
     description: str = ""
 
 
@@ -100,10 +124,10 @@ class ControllerSpec(Strict):
 
 
 class SimSlotSpec(Strict):
-    empty: bool = Field(False, description="no board in this slot")
+    empty: Bool = Field(False, description="no board in this slot")
     faults: dict[str, Any] = Field(default_factory=dict, description="see the board model")
     board: str | None = Field(None, description="another board file for this slot")
-    efuses: dict[str, int] = Field(
+    efuses: dict[str, Int] = Field(
         default_factory=dict,
         description="eFuse fields this unit arrives with (name -> value), e.g. "
         "ENABLE_SECURITY_DOWNLOAD: 1 for a unit locked by a previous station",
@@ -112,8 +136,8 @@ class SimSlotSpec(Strict):
 
 class SimulationSpec(Strict):
     board: str = Field(description="simulated board YAML, relative to the fixture file")
-    seed: int = 0
-    wire_time: bool = Field(
+    seed: Int = 0
+    wire_time: Bool = Field(
         False, description="throttle ROM-loader traffic to the UART's baud (realistic timing)"
     )
     preflash: str | None = Field(
@@ -124,22 +148,22 @@ class SimulationSpec(Strict):
         description="keep each slot's unit (flash and eFuses) in <state_dir>/slot<N> across "
         "runs, relative to the fixture file; without it every run starts with new units",
     )
-    slots: dict[int, SimSlotSpec] = Field(default_factory=dict)
+    slots: dict[Int, SimSlotSpec] = Field(default_factory=dict)
 
 
 class FlashingSpec(Strict):
     """How this fixture's USB-serial adapters and cables take esptool traffic."""
 
-    baud: int = Field(921600, ge=9600, le=5_000_000, description="after the stub is running")
-    stub: bool = Field(True, description="upload esptool's flasher stub (faster, compresses)")
-    compress: bool = True
+    baud: Int = Field(921600, ge=9600, le=5_000_000, description="after the stub is running")
+    stub: Bool = Field(True, description="upload esptool's flasher stub (faster, compresses)")
+    compress: Bool = True
 
 
 class Fixture(Strict):
     fixture: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="fixture name")
     description: str = ""
     controller: ControllerSpec
-    clamp: Annotated[int, Field(ge=0)] = Field(0, description="clamp switch input number")
+    clamp: Annotated[Int, Field(ge=0)] = Field(0, description="clamp switch input number")
     slots: tuple[SlotSpec, ...] = Field(min_length=1, max_length=4)
     resources: dict[str, ResourceSpec] = Field(default_factory=dict)
     flashing: FlashingSpec = FlashingSpec()
@@ -154,9 +178,16 @@ class Fixture(Strict):
                 raise FieldError(f"two slots have the number {s.slot}", ("slots", i, "slot"))
             numbers.add(s.slot)
         ports: dict[str, int] = {}
+        controller = self.controller.port
         for i, s in enumerate(self.slots):
             if s.port.sim:
                 continue
+            if controller is not None and s.port.identity == controller.identity:
+                raise FieldError(
+                    f"slot {s.slot} is on the controller's port ({s.port.identity}); "
+                    "each slot needs a port of its own",
+                    ("slots", i, "port"),
+                )
             if s.port.identity in ports:
                 raise FieldError(
                     f"slots {ports[s.port.identity]} and {s.slot} are on one port "
@@ -164,6 +195,20 @@ class Fixture(Strict):
                     ("slots", i, "port"),
                 )
             ports[s.port.identity] = s.slot
+        for channel, noun in (
+            ("power", "power channel"),
+            ("current_sense", "current-sense channel"),
+        ):
+            taken: dict[int, int] = {}
+            for i, s in enumerate(self.slots):
+                number = getattr(s, channel)
+                if number in taken:
+                    raise FieldError(
+                        f"slots {taken[number]} and {s.slot} share {noun} {number}; "
+                        f"each slot needs its own",
+                        ("slots", i, channel),
+                    )
+                taken[number] = s.slot
         if self.controller.driver == "sim" and self.simulation is None:
             raise FieldError(
                 "controller driver 'sim' needs a simulation section", ("controller", "driver")

@@ -1,5 +1,6 @@
 """Load sequence and fixture YAML into the config models; every problem is one InputError
-naming file, line and column. Imports ate.config and ate.model only."""
+naming file, line and column. Imports ate.config and ate.model only (and, through
+ate.config.esp_image, esptool's image parser)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pydantic_core import ErrorDetails
 
 from ate.config.common import FieldError
 from ate.config.errors import InputError
+from ate.config.esp_image import check_app_image
+from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.sequence import PluginStep, Sequence
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
@@ -58,6 +61,7 @@ class LoadedFixture:
     sha256: str
     base_dir: Path  # the fixture file's folder, absolute; relative paths in it start here
     positions: Positions
+    data: Any = None  # the plain YAML data (positions index it)
 
 
 def load_model(path: Path, model: type[M]) -> M:
@@ -102,21 +106,21 @@ def load_sequence(path: Path | str) -> LoadedSequence:
     firmware_sha = ""
     image = b""
     try:
-        image = firmware.read_bytes()
+        image = read_file(firmware, IMAGE_MAX)
         firmware_sha = hashlib.sha256(image).hexdigest()
-    except FileNotFoundError:
-        problems.append(
-            _at(
-                loaded,
-                fw_rel,
-                f"test firmware {seq.test_firmware.path!r} not found "
-                f"(looked for {firmware}; the path is relative to the sequence file)",
+        check_app_image(image, seq.chip)
+    except FileRefused as exc:
+        named = f"test firmware {seq.test_firmware.path!r}"
+        if str(exc) == "no such file":
+            message = (
+                f"{named} not found (looked for {firmware}; the path is relative to the "
+                "sequence file)"
             )
-        )
-    except OSError as exc:
-        problems.append(
-            _at(loaded, fw_rel, f"cannot read test firmware {firmware}: {exc.strerror or exc}")
-        )
+        else:
+            message = f"{named} ({firmware}) {exc}"
+        problems.append(_at(loaded, fw_rel, message))
+    except ValueError as exc:
+        problems.append(_at(loaded, fw_rel, f"test firmware {seq.test_firmware.path!r}: {exc}"))
 
     installed = sorted({ep.name for ep in entry_points(group=PLUGIN_GROUP)})
     for i, step in enumerate(seq.steps):
@@ -140,7 +144,31 @@ def load_sequence(path: Path | str) -> LoadedSequence:
 def load_fixture(path: Path | str) -> LoadedFixture:
     loaded = load_document(path, Fixture)
     base_dir = loaded.path.parent.resolve()
-    return LoadedFixture(loaded.model, loaded.path, loaded.sha256, base_dir, loaded.positions)
+    return LoadedFixture(
+        loaded.model, loaded.path, loaded.sha256, base_dir, loaded.positions, loaded.data
+    )
+
+
+def validation_error_at(
+    path: Path,
+    positions: Positions,
+    prefix: NodePath,
+    model: type[BaseModel],
+    data: Any,
+    exc: ValidationError,
+) -> InputError:
+    """One line for a ValidationError of `model` over `data`, a part of a document (at
+    `prefix` in `path`) checked on its own, e.g. a fixture slot's simulated faults."""
+    n = len(prefix)
+    sub = Positions(
+        {p[n:]: pos for p, pos in positions.values.items() if p[:n] == prefix},
+        {p[n:]: pos for p, pos in positions.keys.items() if p[:n] == prefix},
+    )
+    if () not in sub.values:
+        sub.values[()] = positions.value(prefix)
+    err = _validation_error(path, model, data, sub, exc)
+    where = ".".join(str(p) for p in prefix)
+    return InputError(err.path, f"{where}: {err.message}", err.line, err.column)
 
 
 def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
@@ -170,13 +198,9 @@ def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
 
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a YAML file") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
+        return read_file(path, YAML_MAX)
+    except FileRefused as exc:
+        raise InputError(path, str(exc)) from None
 
 
 def _at(loaded: Loaded[Sequence], rel: NodePath, message: str) -> InputError:
@@ -285,6 +309,9 @@ def _explain(
     error = ctx.get("error")
     if isinstance(error, FieldError) and _exists(data, (*path, *error.at)):
         path = (*path, *error.at)  # a model validator told which part is wrong
+    if not on_key and _exists(data, path) and kind not in ("value_error", "assertion_error"):
+        # What the file says, not what a before-validator made of it ('2min', not 120.0).
+        value = _child_at(data, path)
     subject = _subject(path, data, on_key)
     problem = _problem(kind, ctx, err["msg"], value)
     pos = positions.key(path) if on_key else positions.value(path)
@@ -298,7 +325,9 @@ def _problem(kind: str, ctx: dict[str, Any], msg: str, value: Any) -> str:
         return str(ctx.get("error", msg.removeprefix("Value error, ")))
     if kind in ("int_type", "int_parsing", "int_from_float"):
         hint = ""
-        if isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]+", value.removeprefix("0x")):
+        if isinstance(value, str) and value.strip().isdigit():
+            hint = "; write it without quotes"
+        elif isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]+", value.removeprefix("0x")):
             hint = "; write hex numbers as 0x68"
         return f"expected a whole number, got {got}{hint}"
     if kind in ("float_type", "float_parsing", "finite_number"):
@@ -320,7 +349,10 @@ def _problem(kind: str, ctx: dict[str, Any], msg: str, value: Any) -> str:
             "less_than_equal": ("at most", "le"),
             "less_than": ("less than", "lt"),
         }[kind]
-        return f"must be {bound[0]} {ctx.get(bound[1])}, got {got}"
+        limit = ctx.get(bound[1])
+        if isinstance(limit, float):
+            limit = f"{limit:g}"  # 600, not 600.0
+        return f"must be {bound[0]} {limit}, got {got}"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         return f"{got} is not allowed: {_PATTERNS.get(pattern, f'must match {pattern}')}"
@@ -393,6 +425,13 @@ def _match_key(node: dict[Any, Any], element: int | str) -> Any:
         if str(key) == str(element):
             return key
     return _MISSING
+
+
+def _child_at(data: Any, path: NodePath) -> Any:
+    node = data
+    for element in path:
+        node = _child(node, element)
+    return node
 
 
 def _exists(data: Any, path: NodePath) -> bool:

@@ -7,30 +7,46 @@ May import ate.config.common and pydantic only.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from ate.config.common import FieldError, Strict
+from ate.config.common import Bool, FieldError, Int, Strict
 
 Environment = Literal["dev", "test", "production"]
-HexInt = Annotated[int, Field(ge=0)]
+HexInt = Annotated[Int, Field(ge=0)]
 SERIAL_CHARS = 16  # bytes 2-17 of BLOCK_USR_DATA (firmware/test_fw/PROVISIONING.md)
 
 # Where a secret comes from. Never inline: a profile is reviewed, diffed and committed.
-_SECRET_REF = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$"
-SecretRef = Annotated[
-    str,
-    Field(
-        pattern=_SECRET_REF,
-        description="env:VARIABLE or file:PATH (relative to the profile); never the secret itself",
-    ),
-]
+_SECRET_REF = re.compile(r"(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)")
+
+
+def _secret_ref(value: Any) -> Any:
+    """Check a secret reference without ever putting the value into the error (pydantic's
+    own messages would quote it): whatever is wrong, it may be the secret itself."""
+    if value is None or (isinstance(value, str) and _SECRET_REF.fullmatch(value)):
+        return value
+    raise ValueError(
+        "an inline secret is not allowed (value not shown); write env:VARIABLE or "
+        "file:PATH (relative to the profile)"
+    )
+
+
+_SECRET_SCHEMA = WithJsonSchema(
+    {
+        "type": "string",
+        "pattern": f"^{_SECRET_REF.pattern}$",
+        "description": "env:VARIABLE or file:PATH (relative to the profile); never the "
+        "secret itself",
+    }
+)
+SecretRef = Annotated[str, BeforeValidator(_secret_ref), _SECRET_SCHEMA]
+OptionalSecretRef = Annotated[str | None, BeforeValidator(_secret_ref)]
 
 
 class Product(Strict):
     name: str = Field(min_length=1, pattern=r"^[^\s,=*]+$", description="no spaces; in the CN")
-    id: int = Field(ge=0, le=0xFFFFFFFF, description="product id burned with the serial")
+    id: Int = Field(ge=0, le=0xFFFFFFFF, description="product id burned with the serial")
     chip: Literal["esp32s3", "esp32c3"]
 
 
@@ -39,7 +55,7 @@ class SerialScheme(Strict):
         "mac", description="the chip id the serial is derived from"
     )
     prefix: str = Field(pattern=r"^[A-Z0-9]{1,4}$", description="1-4 of A-Z 0-9")
-    digits: int = Field(10, ge=6, le=10, description="serial characters before the check digit")
+    digits: Int = Field(10, ge=6, le=10, description="serial characters before the check digit")
     secret: SecretRef = Field(description="the factory secret that keys the HMAC")
 
     @model_validator(mode="after")
@@ -59,7 +75,7 @@ class SerialScheme(Strict):
 class FileCaSpec(Strict):
     cert: str = Field(description="the issuing CA's certificate (PEM)")
     key: str = Field(description="its private key (PEM); development only")
-    password: SecretRef | None = None
+    password: OptionalSecretRef = None
 
 
 class Pkcs11CaSpec(Strict):
@@ -98,7 +114,7 @@ class CertificateSpec(Strict):
     organization: str | None = None
     organizational_unit: str | None = None
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
-    validity_days: int = Field(7300, ge=1, le=36500)
+    validity_days: Int = Field(7300, ge=1, le=36500)
     key_type: Literal["ec-p256"] = "ec-p256"
 
     @field_validator("common_name")
@@ -154,14 +170,14 @@ class SecureBootSpec(Strict):
         (), max_length=3, description="RSA-3072 public keys (PEM); none: no secure boot"
     )
     blocks: tuple[str, ...] = ("BLOCK_KEY1", "BLOCK_KEY2", "BLOCK_KEY3")
-    aggressive_revoke: bool = False
-    revoke_unused: bool = True
+    aggressive_revoke: Bool = False
+    revoke_unused: Bool = True
 
 
 class SecuritySpec(Strict):
     flash_encryption: FlashEncryptionSpec = FlashEncryptionSpec()
     secure_boot: SecureBootSpec = SecureBootSpec()
-    disable_jtag: bool = True
+    disable_jtag: Bool = True
     download: Literal["secure", "disable", "leave"] = Field(
         "secure",
         description="last of all: ENABLE_SECURITY_DOWNLOAD (secure) or DIS_DOWNLOAD_MODE",

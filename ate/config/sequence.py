@@ -9,22 +9,38 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from ate.config.common import Duration, FieldError, LimitSpec, Strict
+from ate.config.common import (
+    MAX_SETTLE,
+    MAX_TIMEOUT,
+    Bool,
+    FieldError,
+    Int,
+    LimitSpec,
+    Settle,
+    Strict,
+    Timeout,
+    not_bool,
+)
 from ate.model.units import Quantity
 
 Chip = Literal["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2"]
 PowerMode = Literal["idle", "active", "light_sleep", "deep_sleep"]
-Pin = Annotated[int, Field(ge=0, le=48, description="GPIO number")]
+Pin = Annotated[Int, Field(ge=0, le=48, description="GPIO number")]
 HexBytes = Annotated[str, Field(pattern=r"^([0-9a-fA-F]{2})+$", description="bytes as hex")]
 
 
 class StepBase(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=64, description="unique id")
     description: str = ""
-    timeout: Duration | None = Field(None, gt=0, description="per attempt; default from sequence")
-    retries: int | None = Field(None, ge=0, le=10, description="extra attempts on failure")
+    timeout: Timeout | None = Field(
+        None,
+        gt=0,
+        le=MAX_TIMEOUT,
+        description=f"per attempt, at most {MAX_TIMEOUT:g} s; default from the sequence",
+    )
+    retries: Int | None = Field(None, ge=0, le=10, description="extra attempts on failure")
     uses: tuple[str, ...] = Field((), description="shared fixture resources this step holds")
 
 
@@ -33,32 +49,37 @@ class GpioLoopbackStep(StepBase):
 
     type: Literal["gpio_loopback"]
     pairs: tuple[tuple[Pin, Pin], ...] = Field(min_length=1)
-    both_directions: bool = Field(False, description="also drive the second pin, read the first")
-    settle: Duration = Field(0.0, ge=0, description="wait between drive and read")
+    both_directions: Bool = Field(False, description="also drive the second pin, read the first")
+    settle: Settle = Field(
+        0.0,
+        ge=0,
+        le=MAX_SETTLE,
+        description=f"wait between drive and read, at most {MAX_SETTLE:g} s",
+    )
 
 
 class GpioReadStep(StepBase):
     type: Literal["gpio_read"]
     pin: Pin
-    expect: Literal[0, 1]
+    expect: Annotated[Literal[0, 1], BeforeValidator(not_bool)]
     pull: Literal["none", "up", "down"] = "none"
 
 
 class I2cProbeStep(StepBase):
     type: Literal["i2c_probe"]
-    bus: int = Field(0, ge=0, le=1)
-    address: int = Field(ge=0x08, le=0x77, description="7-bit address")
+    bus: Int = Field(0, ge=0, le=1)
+    address: Int = Field(ge=0x08, le=0x77, description="7-bit address")
 
 
 class I2cReadStep(StepBase):
     """Read `length` bytes from a register; the value is big-endian."""
 
     type: Literal["i2c_read"]
-    bus: int = Field(0, ge=0, le=1)
-    address: int = Field(ge=0x08, le=0x77)
-    reg: int = Field(alias="register", ge=0, le=0xFF)
-    length: int = Field(1, ge=1, le=4)
-    expect: int | None = None
+    bus: Int = Field(0, ge=0, le=1)
+    address: Int = Field(ge=0x08, le=0x77)
+    reg: Int = Field(alias="register", ge=0, le=0xFF)
+    length: Int = Field(1, ge=1, le=4)
+    expect: Int | None = None
     limits: LimitSpec | None = None
 
     @model_validator(mode="after")
@@ -75,13 +96,13 @@ class I2cReadStep(StepBase):
 
 class SpiJedecStep(StepBase):
     type: Literal["spi_jedec"]
-    bus: int = Field(1, ge=0, le=3)
-    expect: int = Field(ge=0, le=0xFFFFFF, description="manufacturer, type, capacity")
+    bus: Int = Field(1, ge=0, le=3)
+    expect: Int = Field(ge=0, le=0xFFFFFF, description="manufacturer, type, capacity")
 
 
 class SpiTransferStep(StepBase):
     type: Literal["spi_transfer"]
-    bus: int = Field(1, ge=0, le=3)
+    bus: Int = Field(1, ge=0, le=3)
     tx: HexBytes
     expect: HexBytes
     mask: HexBytes | None = Field(None, description="only bits set here are compared")
@@ -103,8 +124,8 @@ class AdcStep(StepBase):
     """A voltage on one of the DUT's own ADC channels (calibrated by the firmware)."""
 
     type: Literal["adc"]
-    channel: int = Field(ge=0, le=19)
-    samples: int = Field(1, ge=1, le=1024)
+    channel: Int = Field(ge=0, le=19)
+    samples: Int = Field(1, ge=1, le=1024)
     limits: LimitSpec
 
     @field_validator("limits")
@@ -133,8 +154,13 @@ class SupplyCurrentStep(StepBase):
 
     type: Literal["supply_current"]
     mode: PowerMode
-    samples: int = Field(8, ge=1, le=1000)
-    settle: Duration = Field(0.05, ge=0, description="wait after the mode change")
+    samples: Int = Field(8, ge=1, le=1000)
+    settle: Settle = Field(
+        0.05,
+        ge=0,
+        le=MAX_SETTLE,
+        description=f"wait after the mode change, at most {MAX_SETTLE:g} s",
+    )
     limits: LimitSpec
 
     @field_validator("limits")
@@ -148,8 +174,8 @@ class RfGoldenStep(StepBase):
     """Packets exchanged with the golden board (signal-board scheme; uses: [golden])."""
 
     type: Literal["rf_golden"]
-    channel: int = Field(1, ge=1, le=14)
-    packets: int = Field(100, ge=1, le=10000)
+    channel: Int = Field(1, ge=1, le=14)
+    packets: Int = Field(100, ge=1, le=10000)
     rssi: LimitSpec | None = None
     freq_offset: LimitSpec | None = None
     per: LimitSpec | None = None
@@ -200,7 +226,7 @@ Step = Annotated[
 class TestFirmware(Strict):
     path: str = Field(description="image file, relative to the sequence file")
     version: str | None = Field(None, description="version the DUT must report, if given")
-    offset: int = Field(0x10000, ge=0, multiple_of=0x1000, description="flash offset of the image")
+    offset: Int = Field(0x10000, ge=0, multiple_of=0x1000, description="flash offset of the image")
     flash: Literal["if_changed", "always", "never"] = Field(
         "if_changed",
         description="if_changed: write unless the flash already holds this image (by MD5); "
@@ -209,8 +235,10 @@ class TestFirmware(Strict):
 
 
 class Defaults(Strict):
-    timeout: Duration = Field(5.0, gt=0)
-    retries: int = Field(0, ge=0, le=10)
+    timeout: Timeout = Field(
+        5.0, gt=0, le=MAX_TIMEOUT, description=f"per attempt, at most {MAX_TIMEOUT:g} s"
+    )
+    retries: Int = Field(0, ge=0, le=10)
 
 
 class Sequence(Strict):

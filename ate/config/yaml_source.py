@@ -1,16 +1,20 @@
 """YAML text -> plain data plus the (line, column) of every key and value, by node path.
 
-Refuses duplicate keys and other YAML mistakes with an InputError. Imports ate.config only.
+Refuses duplicate keys, non-finite numbers, oversized or overdeep documents and other
+YAML mistakes with an InputError. Imports ate.config only.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ate.config.errors import InputError
@@ -27,9 +31,18 @@ NodePath = tuple[Hashable, ...]
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-# Aliases can make a small file expand into a huge tree ("billion laughs"); real
-# sequences and fixtures have a few thousand nodes at most.
-_MAX_NODES = 200_000
+# Real sequences and fixtures have a few thousand nodes and nest a few levels deep. The
+# caps are enforced while composing, so a dense file is refused before it is all in
+# memory; aliases can make a small file expand into a huge tree ("billion laughs"), so
+# building the data counts again, after aliases.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+# A plain scalar that reads as a number to float() but not to YAML 1.1 (which needs a
+# dot and a signed exponent): `1e999` would reach a float field as text and become inf.
+_NUMBER_LIKE = re.compile(r"[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?")
+# The largest magnitude a float holds: an integer beyond it overflows to inf.
+_FLOAT_LIMIT = 2**1024
 
 
 class Position(NamedTuple):
@@ -65,20 +78,55 @@ def _pos(node: Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-class PositionLoader(_BaseLoader):
-    """Composes the node graph with the normal safe loader, then builds the data itself.
+class _ComposingLoader(Composer, _BaseLoader):
+    """libyaml's parser (fast) with PyYAML's Python composer, so that composing can be
+    counted: libyaml's own composer builds the whole node graph before returning."""
+
+
+class PositionLoader(_ComposingLoader):
+    """Composes the node graph (counting nodes and depth), then builds the data itself.
 
     Building by hand (rather than through the constructor) is what lets it record a
     position for every path, refuse duplicate keys, and name the file in every error.
     """
 
     def __init__(self, text: str, path: str | Path) -> None:
-        super().__init__(text)
+        _BaseLoader.__init__(self, text)  # Composer's __init__ takes no stream
+        self.anchors: dict[str, Node] = {}  # Composer's state; libyaml's __init__ skips it
         self.text = text
         self.path = path
         self.positions = Positions()
-        self._budget = _MAX_NODES
+        self._composed = 0
+        self._depth = 0
+        self._budget = MAX_NODES
         self._active: set[int] = set()  # nodes being built: a recursive alias would loop
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self._composed += 1
+        self._depth += 1
+        try:
+            if self._composed > MAX_NODES:
+                raise self._at_event(
+                    f"document too large: more than {MAX_NODES} YAML nodes; an input file "
+                    f"may hold at most {MAX_NODES}"
+                )
+            if self._depth > MAX_DEPTH:
+                raise self._at_event(
+                    f"nested too deeply: more than {MAX_DEPTH} levels; an input file may "
+                    f"nest at most {MAX_DEPTH}"
+                )
+            node = super().compose_node(parent, index)
+            assert node is not None  # only None at the end of the stream, never inside
+            return node
+        finally:
+            self._depth -= 1
+
+    def _at_event(self, message: str) -> InputError:
+        event = self.peek_event()
+        mark = event.start_mark if event is not None else None
+        if mark is None:
+            return InputError(self.path, message)
+        return InputError(self.path, message, mark.line + 1, mark.column + 1)
 
     def load_document(self) -> Any:
         """The single document's data, or None for an empty file."""
@@ -127,7 +175,11 @@ class PositionLoader(_BaseLoader):
     def _build(self, node: Node, path: NodePath) -> Any:
         self._budget -= 1
         if self._budget < 0:
-            raise self._error(node, f"document too large (over {_MAX_NODES} nodes after aliases)")
+            raise self._error(
+                node,
+                f"document too large: more than {MAX_NODES} YAML nodes after aliases; an "
+                f"input file may hold at most {MAX_NODES}",
+            )
         self.positions.values[path] = _pos(node)
         if isinstance(node, ScalarNode):
             return self._scalar(node)
@@ -146,11 +198,20 @@ class PositionLoader(_BaseLoader):
 
     def _scalar(self, node: ScalarNode) -> Any:
         try:
-            return self.construct_object(node)
+            value = self.construct_object(node)
         except yaml.MarkedYAMLError as exc:  # e.g. an unknown !tag
             raise self._yaml_error(exc) from None
-        except (ValueError, TypeError):  # e.g. `!!int x`: the constructor's own error
-            raise self._error(node, f"cannot read {node.value!r} as {node.tag}") from None
+        except Exception:  # PyYAML's constructors, given any text after a tag (`!!int x`,
+            # an empty `!!int`), raise ValueError, IndexError, ...: all the input's fault
+            raise self._error(node, f"cannot read {_shorten(node.value)!r} as {node.tag}") from None
+        plain = node.style in (None, "")  # libyaml says "" for plain, PyYAML None
+        if not _finite(value) or (plain and _overflows(value)):
+            # A limit of .nan compares false both ways and .inf passes every check: a
+            # non-finite number anywhere could turn into a false PASS.
+            raise self._error(
+                node, f"{_shorten(node.value)!r} is not a finite number; numbers must be finite"
+            )
+        return value
 
     def _check_tag(self, node: Node, expected: str) -> None:
         if node.tag != expected:
@@ -190,6 +251,30 @@ class PositionLoader(_BaseLoader):
             self.positions.keys[(*path, key)] = _pos(own[key])
             result[key] = self._build(value_node, (*path, key))
         return result
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -_FLOAT_LIMIT < value < _FLOAT_LIMIT
+    return True
+
+
+def _overflows(value: Any) -> bool:
+    """Plain text that float() reads as inf, e.g. `1e999` (YAML 1.1 keeps it text)."""
+    if not isinstance(value, str) or not _NUMBER_LIKE.fullmatch(value):
+        return False
+    if not any(c.isdigit() for c in value):
+        return False
+    try:
+        return not math.isfinite(float(value.replace("_", "")))
+    except ValueError:
+        return False
 
 
 def load_yaml(text: str, path: str | Path) -> tuple[Any, Positions]:

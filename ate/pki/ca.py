@@ -2,7 +2,7 @@
 certificate profile, serial numbers and reading PEM chains.
 
 Backends: `ate.pki.file_ca` (PEM key, development only) and `ate.pki.pkcs11_ca` (key in a
-token). May import cryptography, stdlib and ate.pki.
+token). May import cryptography, stdlib, ate.pki and ate.config.files (to read files).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ate.config.files import PEM_MAX, FileRefused, read_file
 from ate.pki.csr import CertTemplate
 from ate.pki.errors import CaUnavailable, CsrRejected, PkiError
 
@@ -70,13 +71,11 @@ def load_pem_chain(paths: Sequence[Path]) -> tuple[x509.Certificate, ...]:
     for path in paths:
         path = Path(path)
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CaUnavailable(f"certificate file {path} does not exist") from None
-        except OSError as exc:
-            raise CaUnavailable(
-                f"certificate file {path} cannot be read ({exc.strerror})"
-            ) from None
+            data = read_file(path, PEM_MAX)
+        except FileRefused as exc:
+            if str(exc) == "no such file":
+                raise CaUnavailable(f"certificate file {path} does not exist") from None
+            raise CaUnavailable(f"certificate file {path} {exc}") from None
         if b"-----BEGIN CERTIFICATE-----" not in data:
             raise CaUnavailable(
                 f"certificate file {path} holds no PEM certificate "

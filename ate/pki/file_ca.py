@@ -1,5 +1,6 @@
 """A file-based issuing CA: the intermediate's key in a PEM file. For development only
-(`check_trust` refuses it in production). May import cryptography, stdlib and ate.pki.
+(`check_trust` refuses it in production). May import cryptography, stdlib, ate.pki and
+ate.config.files.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ate.config.files import PEM_MAX, FileRefused, read_file
 from ate.pki.ca import (
     IssuingCA,
     assemble_chain,
@@ -74,11 +76,11 @@ class FileCA:
 
 def _load_key(key: Path, password: bytes | None) -> ec.EllipticCurvePrivateKey:
     try:
-        data = key.read_bytes()
-    except FileNotFoundError:
-        raise CaUnavailable(f"CA key file {key} does not exist") from None
-    except OSError as exc:
-        raise CaUnavailable(f"CA key file {key} cannot be read ({exc.strerror})") from None
+        data = read_file(key, PEM_MAX)
+    except FileRefused as exc:
+        if str(exc) == "no such file":
+            raise CaUnavailable(f"CA key file {key} does not exist") from None
+        raise CaUnavailable(f"CA key file {key} {exc}") from None
     try:
         loaded = serialization.load_pem_private_key(data, password)
     except TypeError:

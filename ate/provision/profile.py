@@ -18,6 +18,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ate.config.errors import InputError
+from ate.config.files import (
+    LIBRARY_MAX,
+    PEM_MAX,
+    SECRET_MAX,
+    YAML_MAX,
+    FileRefused,
+    check_file,
+    read_file,
+)
 from ate.config.loader import Loaded, load_document
 from ate.config.profile import Profile
 from ate.drivers.esp.log_capture import SlotCapture, captured
@@ -71,19 +80,27 @@ def _field_error(loaded: Loaded[Profile], where: tuple[str | int, ...], message:
 
 
 def read_secret(ref: str, base_dir: Path) -> bytes:
-    """`env:NAME` or `file:PATH`; ValueError with a sentence that never holds the value."""
+    """`env:NAME` (as set) or `file:PATH` (stripped of surrounding white space); ValueError
+    with a sentence that never holds the value. An empty secret is refused: an unset variable
+    exported as "" or an empty file must not key the serials or unlock the CA."""
     kind, _, name = ref.partition(":")
     if kind == "env":
         value = os.environ.get(name)
         if value is None:
             raise ValueError(f"environment variable {name} is not set")
+        # Used as given (a change would change every serial derived from it); only a
+        # value that is nothing but white space is refused.
         data = value.encode()
+        source = f"environment variable {name}"
     else:
         path = base_dir / name
         try:
-            data = path.read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+            data = read_file(path, SECRET_MAX).strip()
+        except FileRefused as exc:
+            raise ValueError(f"{path} {exc}") from None
+        source = str(path)
+    if not data.strip():
+        raise ValueError(f"{source} is empty (or only white space)")
     return data
 
 
@@ -136,16 +153,28 @@ def open_profile(
     except ReleaseError as exc:
         raise _field_error(loaded, ("partitions",), str(exc)) from None
 
+    if p.ca.pkcs11 is not None:
+        module = Path(p.ca.pkcs11.module)
+        try:
+            check_file(module, LIBRARY_MAX)
+        except FileRefused as exc:
+            # A module that is absent is the station's state (HSM software not installed:
+            # exit 3 when the CA is opened), not the profile's fault.
+            if str(exc) != "no such file":
+                raise _field_error(
+                    loaded, ("ca", "pkcs11", "module"), f"PKCS#11 module {module} {exc}"
+                ) from None
+
     sb = p.security.secure_boot
     keys: list[bytes] = []
     for i, key in enumerate(sb.keys):
         try:
-            keys.append(rel(key).read_bytes())
-        except OSError as exc:
+            keys.append(read_file(rel(key), PEM_MAX))
+        except FileRefused as exc:
             raise _field_error(
                 loaded,
                 ("security", "secure_boot", "keys", i),
-                f"secure boot key {key}: {exc.strerror or exc}",
+                f"secure boot key {key}: {exc}",
             ) from None
     if keys:
         from ate.provision.release import verify_signatures
@@ -276,4 +305,9 @@ def _open_ca(loaded: Loaded[Profile], base: Path) -> IssuingCA:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The sha256 of an input file, to see whether it changed; OSError if it cannot be
+    read as one any more."""
+    try:
+        return hashlib.sha256(read_file(path, YAML_MAX)).hexdigest()
+    except FileRefused as exc:
+        raise OSError(f"{path} {exc}") from None

@@ -36,6 +36,7 @@ from pydantic import Field, StrictInt, field_validator
 
 from ate.config.common import Strict
 from ate.config.errors import InputError
+from ate.config.files import IMAGE_MAX, FileRefused, read_file
 from ate.config.loader import load_document
 from ate.config.sequence import Chip
 from ate.config.yaml_source import NodePath
@@ -185,13 +186,13 @@ def load_release(path: Path) -> Release:
     for i, spec in enumerate(manifest.images):
         file_path = base / spec.file
         try:
-            data = file_path.read_bytes()
-        except FileNotFoundError:
-            raise fail(
-                f"{spec.file}: no such file (looked for {file_path})", ("images", i)
-            ) from None
-        except OSError as exc:
-            raise fail(f"{spec.file}: cannot read: {exc.strerror or exc}", ("images", i)) from None
+            data = read_file(file_path, IMAGE_MAX)
+        except FileRefused as exc:
+            if str(exc) == "no such file":
+                raise fail(
+                    f"{spec.file}: no such file (looked for {file_path})", ("images", i)
+                ) from None
+            raise fail(f"{spec.file}: {exc}", ("images", i)) from None
         digest = hashlib.sha256(data).hexdigest()
         if digest != spec.sha256:
             raise fail(

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from ate.config.errors import InputError
+from ate.config.files import IMAGE_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture, SimSlotSpec, SimulationSpec
 from ate.config.loader import load_model
 from ate.protocol.lines import (
@@ -377,9 +378,9 @@ class SimFixture:
             if sim.preflash is not None:
                 path = self.base_dir / sim.preflash
                 try:
-                    flash.program(profile.app_offset, path.read_bytes())
-                except OSError as exc:
-                    raise InputError(path, f"simulation.preflash: cannot read: {exc}") from None
+                    flash.program(profile.app_offset, read_file(path, IMAGE_MAX))
+                except FileRefused as exc:
+                    raise InputError(path, f"simulation.preflash: {exc}") from None
             if flash_path is not None:
                 flash.save(flash_path)
         flash.path = flash_path

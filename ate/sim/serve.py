@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from ate.config.errors import InputError
-from ate.config.fixture import Fixture
-from ate.config.loader import load_model
+from ate.config.loader import load_fixture
 from ate.sim.dut_server import TRANSPORTS
+from ate.sim.fixture_check import check_simulation
 from ate.sim.fixture_twin import SimFixture
 
 
@@ -29,8 +29,9 @@ def run_sim_fixture(fixture_path: str, transport: str, *, power_on: bool = False
         return 2
     path = Path(fixture_path)
     try:
-        fixture = load_model(path, Fixture)
-        sim = SimFixture(fixture, path.parent, transport=transport)
+        loaded = load_fixture(path)
+        check_simulation(loaded)  # file:line:col for what the twin would refuse
+        sim = SimFixture(loaded.model, path.parent, transport=transport)
     except InputError as exc:
         print(exc, file=sys.stderr)
         return 2

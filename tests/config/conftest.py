@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+# A real ESP32-S3 test firmware image: the loader checks the image against the chip.
+S3_IMAGE = ROOT / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin"
+S3_BOARD = ROOT / "fixtures" / "sim" / "board-s3-devkit.yaml"  # validate reads the board
 MARK = "»"  # where the error must point; removed before the file is written
 
 HEADER = """\
@@ -30,9 +34,11 @@ Written = tuple[Path, int | None, int | None]
 def write(tmp_path: Path) -> Callable[..., Written]:
     """write(text, name) -> (path, line, column) of the » mark (None if unmarked).
 
-    Also writes fw.bin next to it, the firmware that HEADER names.
+    Also writes fw.bin and board.yaml next to it, the firmware that HEADER names and
+    the simulated board that FIXTURE_HEADER names.
     """
-    (tmp_path / "fw.bin").write_bytes(b"\xe9firmware")
+    (tmp_path / "fw.bin").write_bytes(S3_IMAGE.read_bytes())
+    (tmp_path / "board.yaml").write_bytes(S3_BOARD.read_bytes())
 
     def _write(text: str, name: str = "seq.yaml") -> Written:
         text = textwrap.dedent(text).lstrip("\n")

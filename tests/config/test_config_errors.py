@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,13 +60,17 @@ def test_unreadable_file(
 ) -> None:
     path, _, _ = write(seq(GOOD_STEP))
 
-    def denied(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
+
+    def denied(name: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, flags, *args, **kwargs)
 
     # chmod does not stop root, which CI containers often are; fake the OS refusing.
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(os, "open", denied)
     err = error_of(load_sequence, path)
-    assert str(err) == f"{path}: cannot read: Permission denied"
+    assert str(err) == f"{path}: cannot be read: Permission denied"
 
 
 def test_folder_instead_of_file(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 Owns: `SparseFlash` (4 KiB sectors in a dict, erased = 0xFF, program = old AND new,
 JEDEC id, SFDP table, status registers) and its compact file format (only written
-sectors). Imports nothing outside the standard library.
+sectors). Imports the standard library and ate.config.files (to read its file).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import struct
 from pathlib import Path
 
+from ate.config.files import FileRefused, MiB, read_file
+
 SECTOR = 0x1000
 BLOCK = 0x10000
 WINBOND = 0xEF
@@ -19,6 +21,7 @@ WINBOND = 0xEF
 _ERASED_SECTOR = b"\xff" * SECTOR
 _FILE_MAGIC = b"ATEFLSH1"
 _FILE_HEADER = struct.Struct("<8sIII")  # magic, size, jedec id, sector count
+_FILE_MAX = 64 * MiB  # the largest ESP flash, 32 MiB, with every sector written and indexed
 _SECTOR_INDEX = struct.Struct("<I")
 
 
@@ -217,7 +220,10 @@ class SparseFlash:
     @classmethod
     def load(cls, path: Path) -> SparseFlash:
         """A flash from a file written by save(); ValueError if it is not one."""
-        data = path.read_bytes()
+        try:
+            data = read_file(path, _FILE_MAX)  # a FIFO or a huge file in a state_dir
+        except FileRefused as exc:
+            raise ValueError(f"{path} {exc}") from None
         if len(data) < _FILE_HEADER.size:
             raise ValueError(f"{path}: too short for a flash image")
         magic, size, jedec_id, count = _FILE_HEADER.unpack_from(data)
