@@ -52,14 +52,17 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, None]:
     """Under ATE_REQUIRE_ALL=1 (CI), a skipped test is a failure naming what was missing.
 
-    Skips the test asked for itself stay skips: an expected failure (xfail) and the
-    example-file checks that wait for files the repository does not have yet.
+    Skips that stay skips: an expected failure (xfail), tests on real hardware
+    (`hardware`), and tests needing a kernel facility the machine may lack
+    (`kernel_feature`, e.g. gpio-sim), whose skip reason says what is missing.
     """
     outcome = yield
     report = outcome.get_result()
     if os.environ.get("ATE_REQUIRE_ALL") != "1" or not report.skipped:
         return
-    if hasattr(report, "wasxfail"):
+    if hasattr(report, "wasxfail") or item.get_closest_marker("kernel_feature") is not None:
+        return
+    if item.get_closest_marker("hardware") is not None:
         return
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     report.outcome = "failed"
