@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ate.drivers.line_client import LineClient, reply_field
+from ate.protocol.fields import as_finite, as_level
 from ate.protocol.lines import Notice
 
 Strap = Literal["run", "boot"]
@@ -73,11 +74,12 @@ class LineFixtureController:
 
     async def present(self, slot: int) -> bool:
         return (
-            reply_field(await self._call("present.get", slot), "present", int, "present.get") == 1
+            reply_field(await self._call("present.get", slot), "present", as_level, "present.get")
+            == 1
         )
 
     async def clamp_closed(self) -> bool:
-        closed = reply_field(await self._call("clamp.get"), "closed", int, "clamp.get") == 1
+        closed = reply_field(await self._call("clamp.get"), "closed", as_level, "clamp.get") == 1
         if closed:
             self._clamp_opened.clear()
         return closed
@@ -90,16 +92,16 @@ class LineFixtureController:
             "isense.read", slot, f"samples={samples}", timeout=self.timeout + samples * 0.002
         )
         return CurrentReading(
-            mean_ma=reply_field(f, "ma", float, "isense.read"),
-            min_ma=reply_field(f, "min", float, "isense.read"),
-            max_ma=reply_field(f, "max", float, "isense.read"),
+            mean_ma=reply_field(f, "ma", as_finite, "isense.read"),
+            min_ma=reply_field(f, "min", as_finite, "isense.read"),
+            max_ma=reply_field(f, "max", as_finite, "isense.read"),
             samples=samples,
         )
 
     async def dmm_volts(self, slot: int, rail: str) -> float:
         # A DMM reading with mux settling takes tens of milliseconds.
         f = await self._call("dmm.read", slot, rail, timeout=max(self.timeout, 1.0))
-        return reply_field(f, "v", float, "dmm.read")
+        return reply_field(f, "v", as_finite, "dmm.read")
 
     async def close(self) -> None:
         await self.line.close()

@@ -7,6 +7,7 @@ another device because every client is its own transport on the shared event loo
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -38,6 +39,20 @@ class DeviceTimeout(Exception):
 
 class DeviceGone(Exception):
     """The port closed or failed underneath us."""
+
+
+class DeviceRebooted(Exception):
+    """The device booted again while it was being tested: its state (and perhaps which
+    unit it is) is gone. Every later request on this client raises it too."""
+
+    def __init__(self, name: str, evidence: str) -> None:
+        self.evidence = evidence
+        super().__init__(f"{name}: rebooted ({evidence})")
+
+
+# What a boot looks like on the wire, besides the firmware's READY notice: the ROM's
+# banner and reset-cause lines (ESP32-S3/C3 ROMs; the older ets banner of the ESP32).
+_BOOT_BANNER = re.compile(r"^(ESP-ROM:|rst:0x[0-9a-f]+ |ets [A-Z][a-z]{2} +\d)")
 
 
 class _Resend(Exception):
@@ -76,6 +91,8 @@ class LineClient:
         self._notice_waiters: list[tuple[str, asyncio.Future[Notice]]] = []
         self._notice_listeners: list[Callable[[Notice], None]] = []
         self._lost: Exception | None = None
+        self._guarding = False  # a boot now is unexpected: the unit's state would be gone
+        self._rebooted: DeviceRebooted | None = None
         self.stats = {"sent": 0, "resent": 0, "corrupt": 0, "stale": 0}
 
     @classmethod
@@ -109,6 +126,8 @@ class LineClient:
             elif isinstance(event, LogLine):
                 if self._on_log is not None:
                     self._on_log(event.text)
+                if self._guarding and _BOOT_BANNER.match(event.text):
+                    self._boot_seen(f"boot banner {event.text[:40]!r}")
             elif isinstance(event, Corrupt):
                 self.stats["corrupt"] += 1
                 if self._on_log is not None:
@@ -120,6 +139,8 @@ class LineClient:
     def _deliver_notice(self, notice: Notice) -> None:
         if self._on_log is not None:
             self._on_log(f"@* {notice.name} {notice.fields}")
+        if self._guarding and notice.name == "READY":
+            self._boot_seen("an unexpected READY")
         keep = []
         for name, fut in self._notice_waiters:
             if name == notice.name and not fut.done():
@@ -129,6 +150,26 @@ class LineClient:
         self._notice_waiters = keep
         for listener in self._notice_listeners:
             listener(notice)
+
+    def _boot_expected(self) -> bool:
+        return any(name == "READY" and not fut.done() for name, fut in self._notice_waiters)
+
+    def _boot_seen(self, evidence: str) -> None:
+        """A boot while guarded: unless a step armed a READY (deep sleep wakes by
+        booting), the unit rebooted under us; fail what waits and all that follows."""
+        if self._boot_expected() or self._rebooted is not None:
+            return
+        self._rebooted = DeviceRebooted(self.name, evidence)
+        if self._pending is not None and not self._pending.done():
+            self._pending.set_exception(self._rebooted)
+
+    def guard_reboots(self, on: bool = True) -> None:
+        """From now on (until turned off) a boot nobody expects is DeviceRebooted."""
+        self._guarding = on
+
+    @property
+    def rebooted(self) -> DeviceRebooted | None:
+        return self._rebooted
 
     def _on_lost(self, exc: Exception | None) -> None:
         self._lost = DeviceGone(f"{self.name}: port closed" + (f" ({exc})" if exc else ""))
@@ -164,6 +205,8 @@ class LineClient:
         `timeout` is per attempt; a resend reuses the id so the device answers from its
         cache instead of acting twice (PROTOCOL.md rule 4).
         """
+        if self._rebooted is not None:
+            raise self._rebooted
         if self._lost is not None:
             raise self._lost
         transport = self._transport
@@ -186,6 +229,8 @@ class LineClient:
                         async with asyncio.timeout(timeout):
                             reply = await fut
                     except (TimeoutError, _Resend):
+                        if self._rebooted is not None:
+                            raise self._rebooted from None
                         continue
                     if isinstance(reply, ErrorReply):
                         raise DeviceError(command, reply.code, reply.message)
@@ -208,14 +253,13 @@ class LineClient:
 
 
 def reply_field(fields: dict[str, str], key: str, convert: Callable[[str], T], command: str) -> T:
-    """A typed field of a reply; a missing or malformed one is the device's fault (EPROTO)."""
+    """A typed field of a reply, parsed strictly (ate.protocol.fields); a missing,
+    malformed or non-finite one is the device's fault (EPROTO), its raw text quoted."""
     try:
         return convert(fields[key])
     except KeyError:
         raise DeviceError(command, "EPROTO", f"reply lacks {key}=") from None
-    except ValueError:
-        raise DeviceError(command, "EPROTO", f"reply has malformed {key}={fields[key]}") from None
-
-
-def as_int(text: str) -> int:
-    return int(text, 0)
+    except (ValueError, OverflowError) as exc:
+        raw = fields[key]
+        shown = raw if len(raw) <= 60 else f"{raw[:60]}... ({len(raw)} characters)"
+        raise DeviceError(command, "EPROTO", f"reply has unusable {key}={shown} ({exc})") from None

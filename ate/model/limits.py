@@ -5,6 +5,7 @@ A limit is low/high in one unit (either side may be open), or an exact expected 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ate.model.units import UNITS, Quantity, convert, quantity_of, units_for
@@ -20,6 +21,14 @@ class Limits:
 
     def __post_init__(self) -> None:
         quantity_of(self.unit)  # raises ValueError naming the allowed units
+        for name in ("low", "high", "expect"):
+            bound = getattr(self, name)
+            if bound is None:
+                continue
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise ValueError(f"limit {name} must be a number, got {bound!r}")
+            if not math.isfinite(bound):
+                raise ValueError(f"limit {name} must be finite, got {bound!r}")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"inverted limits: low {self.low} > high {self.high}")
         if self.expect is not None and (self.low is not None or self.high is not None):
@@ -33,10 +42,20 @@ class Limits:
                 f"unit {self.unit!r} does not fit a {quantity} measurement; allowed: {allowed}"
             )
 
-    def judge(self, value: float, unit: str | None = None) -> Verdict:
-        """PASS when `value` (in `unit`, default this limit's unit) is within limits."""
+    def judge(self, value: object, unit: str | None = None) -> Verdict:
+        """PASS when `value` (in `unit`, default this limit's unit) is within limits.
+
+        A value that cannot be ordered against a number (NaN, an infinity, a bool, text,
+        anything not an int or float) is ERROR: never judged, so never PASS by default.
+        """
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return Verdict.ERROR
+        if isinstance(value, float) and not math.isfinite(value):
+            return Verdict.ERROR
         if unit is not None and unit != self.unit:
             value = convert(value, unit, self.unit)
+            if not math.isfinite(value):  # overflowed in the conversion
+                return Verdict.ERROR
         if self.expect is not None:
             return Verdict.PASS if value == self.expect else Verdict.FAIL
         if self.low is not None and value < self.low:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +17,24 @@ class Measurement:
     unit: str = ""
     limits: Limits | None = None
     verdict: Verdict = Verdict.PASS
+    attempt: int = 0  # 0 for the first attempt of its step, 1 for the first retry...
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "unit": self.unit,
-            "limits": self.limits.as_dict() if self.limits else None,
-            "verdict": self.verdict.value,
-        }
+        value: object = self.value
+        out: dict[str, Any] = {"name": self.name}
+        if isinstance(value, float) and not math.isfinite(value):
+            # Strict JSON has no NaN or infinity: the record, the spool and the line
+            # database keep null and the raw text, so the ERROR is delivered, not lost.
+            out["value"], out["raw"] = None, repr(value)
+        else:
+            out["value"] = value
+        out.update(
+            unit=self.unit,
+            limits=self.limits.as_dict() if self.limits else None,
+            verdict=self.verdict.value,
+            attempt=self.attempt,
+        )
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +51,11 @@ class StepResult:
     uses: tuple[str, ...] = ()
     resource_wait_s: float = 0.0
 
+    @property
+    def passed_on_retry(self) -> bool:
+        """PASS, but not at the first attempt: a marginal unit a test engineer wants to see."""
+        return self.verdict is Verdict.PASS and self.retries > 0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -49,6 +64,7 @@ class StepResult:
             "verdict": self.verdict.value,
             "reason": self.reason,
             "retries": self.retries,
+            "passed_on_retry": self.passed_on_retry,
             "started_s": round(self.started_s, 6),
             "duration_s": round(self.duration_s, 6),
             "uses": list(self.uses),

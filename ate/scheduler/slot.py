@@ -15,7 +15,13 @@ from typing import Any
 
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
-from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, LineClient
+from ate.drivers.line_client import (
+    DeviceError,
+    DeviceGone,
+    DeviceRebooted,
+    DeviceTimeout,
+    LineClient,
+)
 from ate.model.events import (
     DutLog,
     Event,
@@ -28,8 +34,9 @@ from ate.model.events import (
 )
 from ate.model.results import SlotResult, StepResult, UnitIdentity
 from ate.model.verdict import Verdict, worst
+from ate.scheduler.claims import UnitClaims, claims_for_loop
 from ate.scheduler.resources import ResourcePool
-from ate.sequence.context import StepContext, StepFailed
+from ate.sequence.context import StepContext, StepFailed, UnitIntegrityError
 from ate.sequence.plan import Plan, PlanStep
 
 _log = logging.getLogger(__name__)
@@ -127,12 +134,20 @@ class SlotOptions:
     crypto_s: float = 2.0  # extra per attempt for the device's key generation and signing
 
 
+def _integrity_reason(exc: BaseException) -> str:
+    if isinstance(exc, DeviceRebooted):
+        return f"rebooted ({exc.evidence})"
+    return str(exc)
+
+
 def _classify(exc: BaseException) -> tuple[Verdict, str]:
     """A step's exception as a verdict and a reason a test engineer can act on."""
     if isinstance(exc, StepFailed):
         return Verdict.FAIL, str(exc)
-    if isinstance(exc, BringUpFailed):
+    if isinstance(exc, BringUpFailed | UnitIntegrityError):
         return Verdict.ERROR, str(exc)
+    if isinstance(exc, DeviceRebooted):
+        return Verdict.ERROR, _integrity_reason(exc)
     if isinstance(exc, DeviceError):
         # EHW: the unit's hardware did not respond (missing part): a bad unit.
         return (Verdict.FAIL if exc.code == "EHW" else Verdict.ERROR), str(exc)
@@ -167,6 +182,8 @@ class SlotRun:
         self.extra: dict[str, Any] = {}
         self.phase = "waiting"
         self.t0 = time.monotonic()
+        self.integrity_lost: str | None = None  # why the unit can no longer be trusted
+        self.claims: UnitClaims | None = None  # this loop's MACs in use, once identified
 
     def _phase(self, phase: str) -> None:
         self.phase = phase
@@ -179,6 +196,9 @@ class SlotRun:
         self.emit(DutLog(self.panel_id, self.slot, line, "esptool"))
 
     def result(self, verdict: Verdict, reason: str) -> SlotResult:
+        clash = self.claims.clash((self.panel_id, self.slot)) if self.claims else None
+        if clash and verdict in (Verdict.PASS, Verdict.FAIL):
+            verdict, reason = Verdict.ERROR, clash  # a later slot reported our MAC
         # Steps never reached are recorded too: a record lists the whole sequence.
         done = {s.index for s in self.steps}
         ran = sorted(self.steps, key=lambda s: s.index)  # records list steps in file order
@@ -222,8 +242,16 @@ class SlotRun:
             )
             verdict, reason = await self._bring_up(dut, powered=self.binding.prepare is not None)
             if verdict is Verdict.PASS:
+                verdict, reason = self._claim_identity()
+            if verdict is Verdict.PASS:
                 self._phase("test")
+                client.guard_reboots()
                 verdict, reason = await self._run_steps(dut)
+                client.guard_reboots(False)
+                if verdict is Verdict.PASS and client.rebooted is not None:
+                    verdict, reason = Verdict.ERROR, _integrity_reason(client.rebooted)
+            if verdict is Verdict.PASS:
+                verdict, reason = self._identity_still_ours()
             if verdict is Verdict.PASS and self.binding.provision is not None:
                 verdict, reason = await self._provision(self.binding.provision, dut, client)
             return self.result(verdict, reason)
@@ -235,7 +263,21 @@ class SlotRun:
                 _log.exception("slot %d failed", self.slot)
             return self.result(verdict, f"{self.phase}: {reason}")
         finally:
+            if self.claims is not None:
+                self.claims.release((self.panel_id, self.slot))
             await self._power_down(client)
+
+    def _claim_identity(self) -> tuple[Verdict, str]:
+        """Hold this unit's MAC while the slot runs; a clash with another slot is ERROR."""
+        assert self.unit is not None  # bring-up identified it
+        self.claims = claims_for_loop()
+        clash = self.claims.claim(self.unit.mac, (self.panel_id, self.slot))
+        return (Verdict.ERROR, clash) if clash else (Verdict.PASS, "")
+
+    def _identity_still_ours(self) -> tuple[Verdict, str]:
+        """Before anything irreversible: no other slot has since reported this MAC."""
+        clash = self.claims.clash((self.panel_id, self.slot)) if self.claims else None
+        return (Verdict.ERROR, clash) if clash else (Verdict.PASS, "")
 
     async def _provision(
         self, provision: Provision, dut: TestFirmwareClient, client: LineClient
@@ -339,6 +381,10 @@ class SlotRun:
             result = await self.run_step(step, ctx)
             self.steps.append(result)
             self.emit(StepEnded(self.panel_id, self.slot, result))
+            if self.integrity_lost is not None:
+                # Whatever ran before was judged on a unit that is gone; nothing after
+                # may run on top of it.
+                return Verdict.ERROR, self.integrity_lost
             if result.verdict.is_failure:
                 if verdict is Verdict.PASS:
                     reason = f"{step.name}: {result.reason}"
@@ -367,17 +413,21 @@ class SlotRun:
     async def run_step(self, step: PlanStep, ctx: StepContext) -> StepResult:
         started = time.monotonic()
         verdict, reason, attempt, waited = Verdict.PASS, "", 0, 0.0
-        if step.uses:
-            async with self.resources.hold(step.uses) as waited:
+        try:
+            if step.uses:
+                async with self.resources.hold(step.uses) as waited:
+                    verdict, reason, attempt = await self._attempts(step, ctx)
+            else:
                 verdict, reason, attempt = await self._attempts(step, ctx)
-        else:
-            verdict, reason, attempt = await self._attempts(step, ctx)
+        except UnitIntegrityError as exc:
+            verdict, reason, attempt = Verdict.ERROR, str(exc), ctx.attempt
+            self.integrity_lost = reason
         return StepResult(
             index=step.index,
             name=step.name,
             type=step.type,
             verdict=verdict,
-            measurements=tuple(ctx.measurements),
+            measurements=tuple(ctx.attempts),  # every attempt's, each marked by attempt
             reason=reason,
             retries=attempt,
             started_s=started - self.t0,
@@ -390,7 +440,7 @@ class SlotRun:
         verdict, reason = Verdict.PASS, ""
         for attempt in range(step.retries + 1):
             self.emit(StepStarted(self.panel_id, self.slot, step.index, step.name, attempt))
-            ctx.begin(step.name)
+            ctx.begin(step.name, attempt)
             try:
                 async with asyncio.timeout(step.timeout):
                     await step.run(ctx, step.spec)
@@ -398,6 +448,12 @@ class SlotRun:
                 verdict, reason = Verdict.ERROR, f"timed out after {step.timeout:g} s"
             except DeviceGone as exc:
                 return Verdict.ERROR, str(exc), attempt  # no retry can bring a port back
+            except (UnitIntegrityError, DeviceRebooted) as exc:
+                # The unit's state or identity is gone: a retry would judge another
+                # state (or another unit) and could PASS on top of it.
+                raise UnitIntegrityError(
+                    f"{_integrity_reason(exc)} during step {step.name}"
+                ) from exc
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -407,6 +463,8 @@ class SlotRun:
             else:
                 verdict = worst(*(m.verdict for m in ctx.measurements))
                 reason = ctx.failure
+                if verdict is Verdict.ERROR and reason.startswith("measurement chain broken"):
+                    return verdict, reason, attempt  # an impossible reading is not retried
             if verdict is Verdict.PASS:
                 return verdict, "", attempt
         return verdict, reason, step.retries

@@ -8,12 +8,19 @@ from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
 from ate.model.events import Event, Measured
 from ate.model.limits import Limits
+from ate.model.quantities import reading_problem
 from ate.model.results import Measurement
 from ate.model.verdict import Verdict
 
 
 class StepFailed(Exception):
     """The unit is bad in a way no single measurement shows (e.g. an I2C NACK)."""
+
+
+class UnitIntegrityError(Exception):
+    """The unit under test is no longer the one, or in the state, the run began with
+    (it rebooted mid-test, its identity changed or clashes with another slot's): ERROR
+    for the slot, no retry, and nothing later in its run may pass on top of it."""
 
 
 class StepContext:
@@ -23,6 +30,8 @@ class StepContext:
         "_dut",
         "_emit",
         "_fixture",
+        "attempt",
+        "attempts",
         "failure",
         "measurements",
         "panel_id",
@@ -44,7 +53,9 @@ class StepContext:
         self._fixture = fixture
         self._emit = emit
         self.step_name = ""
-        self.measurements: list[Measurement] = []
+        self.measurements: list[Measurement] = []  # this attempt's: they judge the step
+        self.attempts: list[Measurement] = []  # every attempt's, for the record
+        self.attempt = 0
         self.failure = ""  # why the first failing measurement failed: the step's reason
 
     @property
@@ -59,9 +70,12 @@ class StepContext:
             raise RuntimeError(f"slot {self.slot} has no fixture controller")
         return self._fixture
 
-    def begin(self, step_name: str) -> None:
+    def begin(self, step_name: str, attempt: int = 0) -> None:
         self.step_name = step_name
         self.measurements = []
+        if attempt == 0:
+            self.attempts = []
+        self.attempt = attempt
         self.failure = ""
 
     def measure(
@@ -77,18 +91,30 @@ class StepContext:
         """Record a measurement, judged by `limits` unless a `verdict` is given.
 
         `shown` is how the value reads in a failure reason (e.g. hex for a JEDEC id).
+        A number that cannot be a reading (not finite, a bool, a fraction of a count,
+        outside its quantity's physical range) is ERROR whatever the limits or the given
+        verdict say; so is text measured against numeric limits.
         """
-        if verdict is None:
-            verdict = Verdict.PASS
-            if limits is not None and not isinstance(value, str):
-                verdict = limits.judge(value)
-        m = Measurement(name, value, unit, limits, verdict)
+        problem = None
+        if not isinstance(value, str):
+            problem = reading_problem(value, unit)
+        elif limits is not None:
+            problem = f"{value!r} is text, the limits {limits.describe()} want a number"
+        if problem is not None:
+            verdict = Verdict.ERROR
+        elif verdict is None:
+            verdict = Verdict.PASS if limits is None else limits.judge(value)
+        m = Measurement(name, value, unit, limits, verdict, self.attempt)
         self.measurements.append(m)
+        self.attempts.append(m)
         if verdict is not Verdict.PASS and not self.failure:
-            if shown is None:
-                shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-            unit_text = f" {unit}" if unit else ""
-            want = f", wanted {limits.describe()}" if limits is not None else ""
-            self.failure = f"{name} = {shown}{unit_text}{want}"
+            if problem is not None:
+                self.failure = f"measurement chain broken: {name}: {problem}"
+            else:
+                if shown is None:
+                    shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+                unit_text = f" {unit}" if unit else ""
+                want = f", wanted {limits.describe()}" if limits is not None else ""
+                self.failure = f"{name} = {shown}{unit_text}{want}"
         self._emit(Measured(self.panel_id, self.slot, self.step_name, m))
         return m
