@@ -122,9 +122,7 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
             watch.add(end_watch)
         pending: set[asyncio.Future[Any]] = set(tasks.values())
         while pending:
-            done, pending = await asyncio.wait(
-                pending | watch, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, pending = await asyncio.wait(pending | watch, return_when=asyncio.FIRST_COMPLETED)
             pending -= watch
             for task in done:
                 if task not in watch:
