@@ -208,6 +208,8 @@ class FixtureLoop:
     def _on_notice(self, notice: Notice) -> None:
         if notice.name == "CLAMP":
             self._clamp_changed.set()
+            if notice.fields.get("closed") == "0":
+                self.armed = True  # opened since the last panel, even if briefly
         elif notice.name == "BUTTON" and notice.fields.get("pressed") == "1":
             self._button.set()
 
@@ -260,6 +262,8 @@ class FixtureLoop:
         CLAMP notice inside that window starts it again (a bouncing switch, a hand that
         hesitates). The clamp is read again every POLL_S in case a notice was lost."""
         while True:
+            if not closed and self.armed:
+                return  # a CLAMP open notice came: opened, even if closed again since
             self._clamp_changed.clear()
             now = await self._call(ctrl.clamp_closed())
             if now != closed:
