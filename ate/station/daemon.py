@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ate.config.errors import InputError
 from ate.config.loader import LoadedStation, load_station
+from ate.model.events import Event, PanelStarted
 from ate.provision.critical import CriticalSections
 from ate.provision.ledger import LedgerError
 from ate.provision.profile import CaNotReady
@@ -76,6 +77,7 @@ class Station:
         self.loaded = loaded or load_station(config)  # InputError: the caller exits 2
         self.status = StationStatus(self.loaded.model.station)
         self.bus = EventBus()
+        self.bus.subscribe(_log_panel_start)
         self.critical = CriticalSections()
         self.twins: dict[str, SimFixtureThread] = {}
         self._stop: asyncio.Event | None = None
@@ -324,6 +326,11 @@ class Station:
             twin.close()
         self.twins.clear()
         self.notifier.close()
+
+
+def _log_panel_start(event: Event) -> None:
+    if isinstance(event, PanelStarted):
+        _log.info("fixture %s: panel %s started", event.fixture, event.panel_id)
 
 
 async def _first_of(*events: asyncio.Event) -> None:
