@@ -2,8 +2,9 @@
 completes and its outcome is in the ledger, no further burn starts, the panel ends as
 ABORTED (recorded), and the process exits 0. The station provisions with a development
 profile (ate.sim.devkit) against a simulated unit in this test process, over sockets;
-the failpoint seam holds the unit inside the burn's critical section (after its intent)
-until the test has sent SIGTERM and seen the station wait for the act."""
+the failpoint seam (ATE_FAILPOINT=pause:...) holds the unit inside the burn's critical
+section, after its intent, until the test has sent SIGTERM, seen the station wait for the
+act, and sent SIGUSR1."""
 
 from __future__ import annotations
 

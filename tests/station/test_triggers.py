@@ -63,3 +63,12 @@ def test_validate_and_schema(tmp_path: Path) -> None:
     assert trig["enum"] == ["clamp", "button", "manual"]
     # A duration string or seconds; the 0..5 s bound is enforced when the file loads.
     assert "0 to 5 s" in s["properties"]["debounce"]["description"]
+
+
+def test_shipped_sim_station_file_loads() -> None:
+    from ate.config.loader import load_station
+
+    st = load_station(REPO / "fixtures" / "sim-station.yaml")
+    assert [f.model.controller.driver for f in st.fixtures] == ["sim"]
+    assert st.triggers == ("clamp",) and st.profile is None
+    assert 0 < st.model.debounce <= 5 and st.model.min_free_bytes == 200_000_000
