@@ -83,3 +83,31 @@ async def test_a_missing_slot_uart_is_a_fixture_fault(tmp_path: Path) -> None:
         assert refusal.startswith("fixture fault (not the units)")
         assert "slot 2" in refusal and "slot 1" not in refusal
         assert station.status.fixtures["fx1"].panels == 0
+
+
+async def test_line_database_away_testing_goes_on(tmp_path: Path) -> None:
+    """Nothing listens at the database's address: panels run, every record is spooled."""
+    import sqlite3
+
+    path = write_station(
+        tmp_path, [("fx1", {"slots": 2})], db="postgresql://ate@127.0.0.1:9/ate?connect_timeout=1"
+    )
+    async with running(path) as station:
+        twin = station.twins["fx1"]
+        await wait_status(station, lambda st: st.fixtures["fx1"].state == "done")
+        twin.set_clamp(False)
+        await wait_status(station, lambda st: st.fixtures["fx1"].state == "waiting")
+        twin.set_clamp(True)
+        await wait_status(
+            station,
+            lambda st: st.fixtures["fx1"].panels == 2 and st.fixtures["fx1"].state == "done",
+        )
+        assert set(station.status.fixtures["fx1"].last_verdicts.values()) == {Verdict.PASS}
+    db = sqlite3.connect(tmp_path / "state" / "spool.db")
+    try:
+        waiting = db.execute(
+            "SELECT count(*) FROM outbox WHERE kind = 'record' AND delivered_at IS NULL"
+        ).fetchone()[0]
+    finally:
+        db.close()
+    assert waiting == 4  # 2 panels x 2 units, waiting for the database
