@@ -142,6 +142,13 @@ class FixtureLoop:
                 self._offline(str(exc))
             except _Stopping:
                 break
+            except Exception as exc:  # a bug or a controller answering nonsense: say so,
+                # start again from the controller after a pause; never end the loop
+                _log.error("fixture %s: %s: %s", self.name, type(exc).__name__, exc)
+                self._set(last_error=f"{type(exc).__name__}: {exc}")
+                if not await self._pause(backoff):
+                    break
+                backoff = min(backoff * 2, self.ctx.retry_max)
             finally:
                 await ctrl.close()
         self._set(state="stopped")
