@@ -64,12 +64,19 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)  # unit, export, audit verify
 
+    from ate.cli.station_cmd import add_parser as add_station
+
+    add_station(sub)
+
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a sequence or fixture")
     schema.add_argument(
-        "kind", nargs="?", default="sequence", choices=["sequence", "fixture", "profile"]
+        "kind",
+        nargs="?",
+        default="sequence",
+        choices=["sequence", "fixture", "profile", "station"],
     )
 
     sim = sub.add_parser("sim", help="run simulated hardware in the foreground")
@@ -134,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_validate
 
             return run_validate(args.files)
+        if args.command == "station":
+            from ate.cli.station_cmd import run_station
+
+            return run_station(args)
         if args.command == "schema":
             from ate.cli.validate_cmd import run_schema
 

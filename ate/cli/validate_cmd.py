@@ -21,9 +21,11 @@ from ate.config.loader import (
     check_compatible,
     load_fixture,
     load_sequence,
+    load_station,
 )
 from ate.config.profile import Profile
 from ate.config.sequence import Sequence
+from ate.config.station import Station
 from ate.config.yaml_source import load_yaml
 
 EXIT_OK = 0
@@ -33,6 +35,7 @@ _SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
     "sequence": (Sequence, "ate test sequence"),
     "fixture": (Fixture, "ate fixture"),
     "profile": (Profile, "ate provisioning profile"),
+    "station": (Station, "ate station"),
 }
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -54,6 +57,12 @@ def run_validate(paths: list[str]) -> int:
                     f"OK {name} (profile {p.profile}, {p.environment}, {p.product.chip}, "
                     f"release {prof.release.name} {prof.release.version}, "
                     f"{_n(len(prof.plan.steps), 'eFuse step')})"
+                )
+            elif kind == "station":
+                st = load_station(name)
+                print(
+                    f"OK {name} (station {st.model.station}, "
+                    f"{_n(len(st.fixtures), 'fixture')}, sequence {st.sequence.model.sequence})"
                 )
             elif kind == "sequence":
                 seq = load_sequence(name)
@@ -110,6 +119,8 @@ def _kind(path: Path) -> str:
         return "sequence"  # likewise for YAML errors: the loader raises the same InputError
     if not isinstance(data, dict):
         return "sequence"  # the loader says what the top level must be
+    if "station" in data:  # a station file also names its sequence and profile
+        return "station"
     found = [k for k in _SCHEMAS if k in data]
     if len(found) == 1:
         return found[0]
@@ -117,13 +128,14 @@ def _kind(path: Path) -> str:
     what = (
         "both " + " and ".join(f"'{k}'" for k in found)
         if found
-        else "none of 'sequence', 'fixture', 'profile'"
+        else "none of 'sequence', 'fixture', 'profile', 'station'"
     )
     raise InputError(
         path,
-        f"not a sequence, fixture or profile file: the top level has {what}; allowed: "
-        "'sequence: NAME' (a test sequence), 'fixture: NAME' (a fixture description) or "
-        "'profile: NAME' (a provisioning profile)",
+        f"not a sequence, fixture, profile or station file: the top level has {what}; "
+        "allowed: 'sequence: NAME' (a test sequence), 'fixture: NAME' (a fixture "
+        "description), 'profile: NAME' (a provisioning profile) or 'station: NAME' (a "
+        "station file)",
         line,
         column,
     )

@@ -23,6 +23,7 @@ from ate.config.esp_image import check_app_image
 from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.sequence import PluginStep, Sequence
+from ate.config.station import Station
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -191,6 +192,73 @@ def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
                     )
                 )
     _raise_first(problems)
+
+
+@dataclass(frozen=True)
+class LoadedStation:
+    """A station file with everything it names loaded and checked; paths absolute."""
+
+    model: Station
+    path: Path
+    sha256: str
+    fixtures: tuple[LoadedFixture, ...]
+    triggers: tuple[str, ...]  # per fixture, in order
+    sequence: LoadedSequence
+    profile: Path | None
+    state: Path
+    outputs: Path
+
+
+def load_station(path: Path | str) -> LoadedStation:
+    """Load a station file and the fixtures and sequence it names (each problem one
+    InputError: a missing file points at the station file's line, a bad one at its own)."""
+    loaded = load_document(path, Station)
+    st = loaded.model
+    base = loaded.path.parent.resolve()
+
+    def named(rel: str, where: NodePath, what: str) -> Path:
+        target = (base / rel).resolve()
+        if not target.is_file():
+            line, column = loaded.positions.value(where)
+            raise InputError(
+                loaded.path,
+                f"{what} {rel!r} not found (looked for {target}; paths are relative to the "
+                "station file)",
+                line,
+                column,
+            )
+        return target
+
+    fixtures = []
+    for i, f in enumerate(st.fixtures):
+        fixtures.append(load_fixture(named(f.file, ("fixtures", i, "file"), "fixture file")))
+    sequence = load_sequence(named(st.sequence, ("sequence",), "sequence file"))
+    for fix in fixtures:
+        check_compatible(sequence, fix)
+    names: dict[str, int] = {}
+    for i, fix in enumerate(fixtures):
+        if fix.model.fixture in names:
+            line, column = loaded.positions.value(("fixtures", i, "file"))
+            raise InputError(
+                loaded.path,
+                f"fixtures {names[fix.model.fixture] + 1} and {i + 1} are both named "
+                f"{fix.model.fixture!r}; records and panels are keyed by fixture name",
+                line,
+                column,
+            )
+        names[fix.model.fixture] = i
+    profile = named(st.profile, ("profile",), "profile") if st.profile else None
+    return LoadedStation(
+        st,
+        loaded.path,
+        loaded.sha256,
+        tuple(fixtures),
+        tuple(f.trigger for f in st.fixtures),
+        sequence,
+        profile,
+        (base / st.state).resolve(),
+        (base / st.outputs).resolve(),
+    )
 
 
 # --- helpers ----------------------------------------------------------------------------

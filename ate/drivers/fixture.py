@@ -16,6 +16,7 @@ from ate.protocol.lines import Notice
 
 Strap = Literal["run", "boot"]
 Led = Literal["off", "busy", "pass", "fail", "error"]
+Buzz = Literal["off", "pass", "fail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,10 @@ class LineFixtureController:
 
     async def led(self, slot: int, state: Led) -> None:
         await self._call("led.set", slot, state)
+
+    async def buzzer(self, pattern: Buzz) -> None:
+        """Sound the buzzer (DeviceError EUNKNOWN from a controller without one)."""
+        await self._call("buzzer.set", pattern)
 
     async def current(self, slot: int, samples: int) -> CurrentReading:
         f = await self._call(

@@ -93,6 +93,7 @@ class LineClient:
         self._lost: Exception | None = None
         self._guarding = False  # a boot now is unexpected: the unit's state would be gone
         self._rebooted: DeviceRebooted | None = None
+        self._lost_listeners: list[Callable[[Exception], None]] = []
         self.stats = {"sent": 0, "resent": 0, "corrupt": 0, "stale": 0}
 
     @classmethod
@@ -178,11 +179,17 @@ class LineClient:
         for _, fut in self._notice_waiters:
             if not fut.done():
                 fut.set_exception(self._lost)
+        for listener in self._lost_listeners:
+            listener(self._lost)
 
     # ---- API --------------------------------------------------------------------------
 
     def add_notice_listener(self, listener: Callable[[Notice], None]) -> None:
         self._notice_listeners.append(listener)
+
+    def add_lost_listener(self, listener: Callable[[Exception], None]) -> None:
+        """Called once, on the loop, when the port closes or fails underneath us."""
+        self._lost_listeners.append(listener)
 
     def expect_notice(self, name: str) -> asyncio.Future[Notice]:
         """A future for the next notice `name`; arm it before the action that causes it."""

@@ -39,6 +39,7 @@ from ate.pki.ca import new_cert_serial
 from ate.pki.csr import check_csr, fingerprint, public_key_bytes, subject_for
 from ate.pki.errors import CaUnavailable, CsrRejected, PkiError
 from ate.provision import efuse_plan
+from ate.provision.critical import CriticalSections
 from ate.provision.identity import (
     UsrData,
     UsrDataCorrupt,
@@ -160,6 +161,8 @@ class Provisioner:
         self.labels = labels or {}
         self.line = line
         self._issue_lock = asyncio.Lock()  # one CA signature at a time per station
+        # Intent to outcome of every irreversible act; a stopping station waits on it.
+        self.critical = CriticalSections()
 
     def _unit(
         self, mac: str, panel_id: str, slot: int, emit: Callable[[Event], None], log: LogSink
@@ -338,66 +341,67 @@ class Provisioner:
         # a re-run after a power loss between signing and recording issues the same
         # certificate (serial, subject, key, validity) again, not a second identity.
         intent = await self._pending_issue(unit)
-        if intent is None:
-            number = new_cert_serial()
-            issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        async with self.critical.section(f"{unit.mac}:cert.issue"):
+            if intent is None:
+                number = new_cert_serial()
+                issued_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+                await self._act(
+                    unit,
+                    "cert.issue",
+                    "intent",
+                    "planned",
+                    {
+                        "serial": unit.serial,
+                        "cert_serial": f"{number:x}",
+                        "not_before": issued_at.isoformat(),
+                        "csr_sha256": hashlib.sha256(csr_der).hexdigest(),
+                        "ca": ca.backend,
+                    },
+                )
+            else:
+                number, issued_at = intent
+            await self.point(unit, "cert-intent")
+            try:
+                async with self._issue_lock:
+                    cert = await asyncio.to_thread(
+                        ca.issue,
+                        csr,
+                        subject,
+                        self.profile.template,
+                        serial_number=number,
+                        now=issued_at,
+                    )
+            except CaUnavailable as exc:
+                await self._act(unit, "cert.issue", "outcome", "failed", {"error": str(exc)})
+                raise
+            await self.point(unit, "cert-signed")
+            row = CertRow(
+                fingerprint=fingerprint(cert),
+                chip_id=unit.mac,
+                serial=unit.serial,
+                public_key=pub,
+                cert_serial=f"{cert.serial_number:x}",
+                issuer=cert.issuer.rfc4514_string(),
+                not_after=cert.not_valid_after_utc.isoformat(),
+                pem=cert.public_bytes(Encoding.PEM).decode(),
+                station=self.station,
+                operator=self.operator,
+                issued_at=now_iso(),
+            )
+            await self.ledger.call(self.ledger.record_certificate, row)
             await self._act(
                 unit,
                 "cert.issue",
-                "intent",
-                "planned",
+                "outcome",
+                "done",
                 {
                     "serial": unit.serial,
-                    "cert_serial": f"{number:x}",
-                    "not_before": issued_at.isoformat(),
-                    "csr_sha256": hashlib.sha256(csr_der).hexdigest(),
-                    "ca": ca.backend,
+                    "fingerprint": row.fingerprint,
+                    "cert_serial": row.cert_serial,
+                    "station": self.station,
+                    "operator": self.operator,
                 },
             )
-        else:
-            number, issued_at = intent
-        await self.point(unit, "cert-intent")
-        try:
-            async with self._issue_lock:
-                cert = await asyncio.to_thread(
-                    ca.issue,
-                    csr,
-                    subject,
-                    self.profile.template,
-                    serial_number=number,
-                    now=issued_at,
-                )
-        except CaUnavailable as exc:
-            await self._act(unit, "cert.issue", "outcome", "failed", {"error": str(exc)})
-            raise
-        await self.point(unit, "cert-signed")
-        row = CertRow(
-            fingerprint=fingerprint(cert),
-            chip_id=unit.mac,
-            serial=unit.serial,
-            public_key=pub,
-            cert_serial=f"{cert.serial_number:x}",
-            issuer=cert.issuer.rfc4514_string(),
-            not_after=cert.not_valid_after_utc.isoformat(),
-            pem=cert.public_bytes(Encoding.PEM).decode(),
-            station=self.station,
-            operator=self.operator,
-            issued_at=now_iso(),
-        )
-        await self.ledger.call(self.ledger.record_certificate, row)
-        await self._act(
-            unit,
-            "cert.issue",
-            "outcome",
-            "done",
-            {
-                "serial": unit.serial,
-                "fingerprint": row.fingerprint,
-                "cert_serial": row.cert_serial,
-                "station": self.station,
-                "operator": self.operator,
-            },
-        )
         self._write_public(f"certs/{unit.serial}.pem", row.pem.encode())
         return row
 
@@ -600,19 +604,8 @@ class Provisioner:
             raise Refused(f"{USR_BLOCK} holds something that is not an ate serial: {exc}") from None
         if have is None:
             detail = {"serial": unit.serial, "product_id": want.product_id, "block": USR_BLOCK}
-            await self._act(unit, "serial.burn", "intent", "planned", detail)
-            await self.point(unit, "serial-intent")
-            try:
-                await efuses.burn_block_data(USR_BLOCK, encode_usr_data(want))
-            except EfuseRefused as exc:
-                await self._act(unit, "serial.burn", "outcome", "failed", {"error": str(exc)})
-                raise Refused(f"serial: {exc}") from None
-            got = decode_usr_data(_as_bytes(await efuses.read(USR_BLOCK)))
-            status = "done" if got == want else "failed"
-            await self._act(unit, "serial.burn", "outcome", status, detail)
-            if got != want:
-                raise Refused(f"serial: {USR_BLOCK} reads back {got}, not {want}")
-            await self.point(unit, "serial-burned")
+            async with self.critical.section(f"{unit.mac}:serial.burn"):
+                await self._burn_serial_block(unit, efuses, want, detail)
         elif have != want:
             raise Refused(
                 f"the unit carries serial {have.serial} (product {have.product_id}) in its "
@@ -620,10 +613,29 @@ class Provisioner:
             )
         field_ = await efuses.field(USR_BLOCK)
         if field_.writeable:
-            await self._act(unit, "serial.protect", "intent", "planned", {"block": USR_BLOCK})
-            await efuses.write_protect([USR_BLOCK])
-            await self._act(unit, "serial.protect", "outcome", "done", {"block": USR_BLOCK})
+            async with self.critical.section(f"{unit.mac}:serial.protect"):
+                await self._act(unit, "serial.protect", "intent", "planned", {"block": USR_BLOCK})
+                await efuses.write_protect([USR_BLOCK])
+                await self._act(unit, "serial.protect", "outcome", "done", {"block": USR_BLOCK})
             await self.point(unit, "serial-protected")
+
+    async def _burn_serial_block(
+        self, unit: UnitContext, efuses: EfuseSession, want: UsrData, detail: dict[str, Any]
+    ) -> None:
+        """Intent, burn, read back, outcome: one critical section."""
+        await self._act(unit, "serial.burn", "intent", "planned", detail)
+        await self.point(unit, "serial-intent")
+        try:
+            await efuses.burn_block_data(USR_BLOCK, encode_usr_data(want))
+        except EfuseRefused as exc:
+            await self._act(unit, "serial.burn", "outcome", "failed", {"error": str(exc)})
+            raise Refused(f"serial: {exc}") from None
+        got = decode_usr_data(_as_bytes(await efuses.read(USR_BLOCK)))
+        status = "done" if got == want else "failed"
+        await self._act(unit, "serial.burn", "outcome", status, detail)
+        if got != want:
+            raise Refused(f"serial: {USR_BLOCK} reads back {got}, not {want}")
+        await self.point(unit, "serial-burned")
 
     def _partition_images(self, unit: UnitContext) -> list[tuple[str, int, bytes]]:
         assert unit.cert is not None and unit.serial is not None
@@ -759,6 +771,8 @@ class Provisioner:
             raise Refused(f"eFuse plan: {exc}") from None
         except EfuseRefused as exc:
             raise Refused(f"eFuse plan: {exc}") from None
+        finally:
+            journal.leave()
 
     def _write_public(self, rel: str, data: bytes) -> None:
         if self.out_dir is None:
@@ -775,8 +789,12 @@ class _Journal:
     def __init__(self, owner: Provisioner, unit: UnitContext) -> None:
         self.owner = owner
         self.unit = unit
+        self.open: list[str] = []  # critical sections entered, not yet left
 
     async def intent(self, step: efuse_plan.BurnStep, before: dict[str, object]) -> None:
+        key = f"{self.unit.mac}:efuse:{step.id}"
+        await self.owner.critical.enter(key)  # left at the outcome (or by _lock's finally)
+        self.open.append(key)
         await self.owner._act(
             self.unit, f"efuse:{step.id}", "intent", "planned", {"before": _plain(before)}
         )
@@ -793,6 +811,14 @@ class _Journal:
             "done" if status == "burned" else status,
             {"after": _plain(after), "detail": detail},
         )
+        self.leave(f"{self.unit.mac}:efuse:{step.id}")
+
+    def leave(self, key: str | None = None) -> None:
+        """Leave the act `key` (every open one when None)."""
+        for k in [key] if key is not None else list(self.open):
+            if k in self.open:
+                self.open.remove(k)
+                self.owner.critical.leave(k)
 
 
 def quietly(log: LogSink, fn: Callable[..., T], *args: Any) -> T:

@@ -50,6 +50,9 @@ class PanelSpec:
     controller: FixtureController
     resources: Mapping[str, int]
     options: SlotOptions = field(default_factory=SlotOptions)
+    # The station ends the panel: resolves with the verdict and reason every unfinished
+    # slot gets (its controller gone: ERROR; the station stopping: ABORTED).
+    end: asyncio.Future[tuple[Verdict, str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,13 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
     slot_of: dict[asyncio.Task[Any], int] = {task: slot for slot, task in tasks.items()}
     results: dict[int, SlotResult] = {}
     aborted = False
+    ended: tuple[Verdict, str] | None = None
+    end_watch = asyncio.ensure_future(asyncio.shield(spec.end)) if spec.end is not None else None
 
     def finish(slot: int, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or task.exception() is not None:
+        if ended is not None and (task.cancelled() or task.exception() is not None):
+            results[slot] = runs[slot].result(*ended)
+        elif task.cancelled() or task.exception() is not None:
             reason = "clamp opened during the test" if aborted else "panel cancelled"
             results[slot] = runs[slot].result(Verdict.ABORTED, reason)
         else:
@@ -110,21 +117,29 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
         bus.emit(SlotEnded(spec.panel_id, results[slot]))  # as each slot ends, for the UI
 
     try:
-        pending: set[asyncio.Task[Any]] = set(tasks.values())
+        watch: set[asyncio.Future[Any]] = {watcher}
+        if end_watch is not None:
+            watch.add(end_watch)
+        pending: set[asyncio.Future[Any]] = set(tasks.values())
         while pending:
-            done, pending = await asyncio.wait(
-                pending | {watcher}, return_when=asyncio.FIRST_COMPLETED
-            )
-            pending.discard(watcher)
+            done, pending = await asyncio.wait(pending | watch, return_when=asyncio.FIRST_COMPLETED)
+            pending -= watch
             for task in done:
-                if task is not watcher:
-                    finish(slot_of[task], task)
+                if task not in watch:
+                    finish(slot_of[task], task)  # type: ignore[index,arg-type]
+            if end_watch is not None and end_watch in done:
+                ended = end_watch.result()
+                aborted = ended[0] is Verdict.ABORTED
+                _log.warning("panel %s ended by the station: %s", spec.panel_id, ended[1])
+                break
             if watcher in done:
                 aborted = True
                 _log.warning("panel %s: clamp opened, aborting", spec.panel_id)
                 break
     finally:
         watcher.cancel()
+        if end_watch is not None:
+            end_watch.cancel()
         unfinished = [t for t in tasks.values() if not t.done()]
         for task in unfinished:  # clamp opened, or we are cancelled ourselves (Ctrl-C)
             task.cancel()

@@ -268,9 +268,12 @@ class SocketLink(Link):
         self._server: asyncio.Server | None = None
         self.current: asyncio.Transport | None = None
 
-    async def open(self) -> None:
+    async def open(self, port: int = 0) -> None:
+        """Listen on `port` (0: an ephemeral one; a given one again after a close)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _LinkProtocol(self), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: _LinkProtocol(self), "127.0.0.1", port, reuse_address=True
+        )
         port = self._server.sockets[0].getsockname()[1]
         self.endpoint = f"socket://127.0.0.1:{port}"
 

@@ -48,6 +48,7 @@ from ate.sim.board import (
 from ate.sim.dut_server import (
     CutPoint,
     DutServer,
+    SocketLink,
     Transport,
     UnitLoader,
     check_transport,
@@ -60,6 +61,7 @@ from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
 
 LED_STATES = ("off", "busy", "pass", "fail", "error")
+BUZZER_PATTERNS = ("off", "pass", "fail")
 CONTROLLER_FW = "ate-fixture-sim/1.0.0"
 
 T = TypeVar("T")
@@ -143,6 +145,9 @@ class FixtureController:
         self._state = _Inflight()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dmm: asyncio.Lock | None = None
+        self.buzzer = "off"
+        self._port = 0
+        self.buzzes: list[str] = []  # every pattern sounded, for tests
 
     @property
     def endpoint(self) -> str:
@@ -151,6 +156,7 @@ class FixtureController:
     async def start(self) -> None:
         self._dmm = asyncio.Lock()
         await self._link.open()
+        self._port = int(self.endpoint.rsplit(":", 1)[1]) if "://" in self.endpoint else 0
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -165,6 +171,21 @@ class FixtureController:
         if closed != self.clamp_closed:
             self.clamp_closed = closed
             self._link.write(encode_notice("CLAMP", {"closed": int(closed)}))
+
+    def press_button(self) -> None:
+        """The operator's start button: a BUTTON notice."""
+        self._link.write(encode_notice("BUTTON", {"pressed": 1}))
+
+    async def unplug(self) -> None:
+        """The controller's cable pulled: the host's port closes and stays gone until
+        `replug` (same endpoint for a socket; a pty is made anew, so socket only)."""
+        if not isinstance(self._link, SocketLink):
+            raise ValueError("unplug needs the socket transport")
+        await self._link.close()
+
+    async def replug(self) -> None:
+        assert isinstance(self._link, SocketLink)
+        await self._link.open(port=self._port)
 
     # ---- requests --------------------------------------------------------------------
 
@@ -235,6 +256,13 @@ class FixtureController:
             if args[1] not in LED_STATES:
                 raise CommandError("EARG", f"led state: {', '.join(LED_STATES)}")
             slot.led = args[1]
+            return {}
+        if cmd == "buzzer.set":
+            check_args(req, 1)
+            if args[0] not in BUZZER_PATTERNS:
+                raise CommandError("EARG", f"buzzer: {', '.join(BUZZER_PATTERNS)}")
+            self.buzzer = args[0]
+            self.buzzes.append(args[0])
             return {}
         if cmd == "isense.read":
             kwargs = check_args(req, 1, ("samples",))
@@ -496,6 +524,9 @@ class SimFixture:
     async def set_clamp(self, closed: bool) -> None:
         self.controller.set_clamp(closed)
 
+    async def press_button(self) -> None:
+        self.controller.press_button()
+
     def arm_power_cut(
         self,
         slot: int,
@@ -634,6 +665,20 @@ class SimFixtureThread:
     def set_clamp(self, closed: bool) -> None:
         """Open or close the clamp from any thread; returns once the notice is sent."""
         self.run(self.sim.set_clamp(closed))
+
+    def press_button(self) -> None:
+        self.run(self.sim.press_button())
+
+    def unplug_controller(self) -> None:
+        """Pull the controller's cable (socket transport): the host sees its port close."""
+        self.run(self.sim.controller.unplug())
+
+    def replug_controller(self) -> None:
+        self.run(self.sim.controller.replug())
+
+    @property
+    def buzzes(self) -> list[str]:
+        return list(self.sim.controller.buzzes)
 
     def arm_power_cut(
         self,

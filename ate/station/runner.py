@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import secrets
@@ -15,6 +16,7 @@ from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers.fixture import LineFixtureController
 from ate.drivers.line_client import LineClient
 from ate.drivers.ports import resolve_port
+from ate.model.verdict import Verdict
 from ate.records.junit import JUnitWriter
 from ate.records.slot_log import SlotLogWriter
 from ate.records.unit_record import RecordWriter
@@ -153,8 +155,10 @@ async def run_one_panel(
     controller: LineFixtureController | None = None,
     provisioner: Provisioner | None = None,
     admit: Admit | None = None,
+    end: asyncio.Future[tuple[Verdict, str]] | None = None,
 ) -> PanelResult:
-    """One panel on `fixture`; opens (and closes) the controller unless one is given."""
+    """One panel on `fixture`; opens (and closes) the controller unless one is given.
+    `end`, when it resolves, ends the panel (see PanelSpec.end)."""
     own = controller is None
     ctrl = controller or await open_controller(fixture, sim)
     try:
@@ -169,6 +173,7 @@ async def run_one_panel(
             controller=ctrl,
             resources={n: r.capacity for n, r in fixture.model.resources.items()},
             options=options or SlotOptions(),
+            end=end,
         )
         return await run_panel(spec, bus)
     finally:

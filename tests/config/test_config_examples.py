@@ -11,7 +11,8 @@ from ate.config.sequence import PluginStep
 
 ROOT = Path(__file__).resolve().parents[2]
 SEQUENCES = sorted((ROOT / "sequences").glob("*.yaml"))
-FIXTURES = sorted((ROOT / "fixtures").glob("*.yaml"))  # fixtures/sim/ holds board models
+# fixtures/sim/ holds board models; *-station.yaml are station files (tests/station).
+FIXTURES = sorted(p for p in (ROOT / "fixtures").glob("*.yaml") if "-station" not in p.name)
 STEP_TYPES = {
     "gpio_loopback", "gpio_read", "i2c_probe", "i2c_read", "spi_jedec", "spi_transfer",
     "adc", "rail_voltage", "supply_current", "rf_golden",

@@ -76,8 +76,9 @@ def test_neither_sequence_nor_fixture(write: Write, capsys: pytest.CaptureFixtur
     path, _, _ = write("# a simulated board\nboard: x\nleds: 3\n", "board.yaml")
     assert run_validate([str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{path}:2:1: not a sequence, fixture or profile file")
+    assert err.startswith(f"{path}:2:1: not a sequence, fixture, profile or station file")
     assert "allowed: 'sequence: NAME' (a test sequence), 'fixture: NAME'" in err
+    assert "'station: NAME' (a station file)" in err
     assert "'profile: NAME' (a provisioning profile)" in err
 
 

@@ -1,0 +1,100 @@
+"""The station file: what one long-running `ate station` process runs. Its fixtures (each
+with its own trigger), the sequence, the optional provisioning profile, where its state,
+outputs and line database are, and the limits it keeps (clamp debounce, free disk space).
+
+Paths are relative to the station file. May import ate.config only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ate.config.common import Duration, FieldError, Strict
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_FACTOR = {
+    None: 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+}
+
+
+class StationFixture(Strict):
+    """One fixture the station runs, and what starts its panels."""
+
+    file: str = Field(description="fixture YAML, relative to the station file")
+    trigger: Literal["clamp", "button", "manual"] = Field(
+        "clamp",
+        description="clamp: a panel starts when the clamp closes (debounced); button: on the "
+        "controller's start button (BUTTON notice); manual: when the operator page asks",
+    )
+
+
+class Station(Strict):
+    station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="station name")
+    fixtures: tuple[StationFixture, ...] = Field(min_length=1, max_length=16)
+    sequence: str = Field(description="sequence YAML, relative to the station file")
+    profile: str | None = Field(
+        None, description="provisioning profile YAML: units that pass are provisioned"
+    )
+    db: str | None = Field(
+        None,
+        pattern=r"^(sqlite|postgresql|postgres)://.*",
+        description="line database URL (default: $ATE_DB, else SQLite in the state folder)",
+    )
+    state: str = Field("ate-state", description="state folder: ledger, spool, default database")
+    lot: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="production lot")
+    outputs: str = Field("ate-out", description="folder for records, logs and JUnit")
+    operator: str = Field("unknown", description="operator id until one signs in")
+    debounce: Duration = Field(
+        0.2,
+        ge=0.0,
+        le=5.0,
+        description="the clamp must read closed this long before a panel starts (0 to 5 s)",
+    )
+    min_free: int | str = Field(
+        "500MB",
+        description="refuse to start a panel when the state or outputs folder has less free "
+        "space (bytes, or '500MB', '2GiB')",
+    )
+    max_retests: int | None = Field(None, ge=0, le=100)
+    retry_max: Duration = Field(
+        30.0, gt=0, le=600, description="cap of the back-off between reconnects to a controller"
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> Station:
+        files: dict[str, int] = {}
+        for i, f in enumerate(self.fixtures):
+            if f.file in files:
+                raise FieldError(
+                    f"fixture file {f.file!r} is listed twice (entries {files[f.file] + 1} and "
+                    f"{i + 1}); a fixture has one loop",
+                    ("fixtures", i, "file"),
+                )
+            files[f.file] = i
+        self.min_free_bytes  # noqa: B018 - parsed now so a typo fails at load
+        return self
+
+    @property
+    def min_free_bytes(self) -> int:
+        if isinstance(self.min_free, int):
+            if self.min_free < 0:
+                raise FieldError("min_free must be >= 0", ("min_free",))
+            return self.min_free
+        m = _SIZE.match(self.min_free)
+        if m is None:
+            raise FieldError(
+                f"min_free {self.min_free!r}: write bytes (500000000) or a size like "
+                "'500MB', '2GiB' (units B, KB, MB, GB, KiB, MiB, GiB)",
+                ("min_free",),
+            )
+        return int(float(m.group(1)) * _FACTOR[m.group(2)])

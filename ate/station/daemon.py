@@ -1,0 +1,342 @@
+"""The station daemon: `ate station --config station.yaml`. Runs one FixtureLoop task per
+fixture of the station file on one event loop, for as long as the process lives; owns the
+station-wide parts (event bus, output files, spool and line database, provisioning, the
+simulated twins of simulated fixtures), the signals (SIGTERM/SIGINT stop, SIGHUP reload)
+and systemd's notify socket (READY, STATUS, WATCHDOG).
+
+May import ate.station, ate.config, ate.scheduler, ate.provision, ate.sim (for `sim`
+fixtures) and ate.cli.store_cmds (the default database URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ate.config.errors import InputError
+from ate.config.loader import LoadedStation, load_station
+from ate.model.events import Event, PanelStarted
+from ate.provision.critical import CriticalSections
+from ate.provision.ledger import LedgerError
+from ate.provision.profile import CaNotReady
+from ate.scheduler.bus import EventBus
+from ate.scheduler.slot import SlotOptions
+from ate.station.fixture_loop import FixtureLoop, LoopContext
+from ate.station.line import LineDb
+from ate.station.runner import Endpoints, Outputs
+from ate.station.sd_notify import Notifier
+from ate.station.status import StationStatus
+from ate.station.store_sink import StoreSink
+from ate.store.spool import default_spool_path
+
+if TYPE_CHECKING:
+    from ate.sim.fixture_twin import SimFixtureThread
+    from ate.station.provisioning import StationProvisioning
+
+_log = logging.getLogger("ate.station")
+
+
+class CannotStart(Exception):
+    """The station cannot run this configuration (CA, ledger, database): one line."""
+
+
+@dataclass
+class _Running:
+    """One configuration in force: what its loops share and must close."""
+
+    loaded: LoadedStation
+    ctx: LoopContext
+    line: LineDb
+    provisioning: StationProvisioning | None
+    loops: dict[str, FixtureLoop] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class Station:
+    """Create, then `await run()`; `request_stop`, `request_reload` and `request_start`
+    are what signals and (later) the operator page call."""
+
+    def __init__(
+        self,
+        config: Path,
+        *,
+        transport: str = "pty",
+        notifier: Notifier | None = None,
+        options: SlotOptions | None = None,
+        loaded: LoadedStation | None = None,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.notifier = notifier or Notifier()
+        self.options = options or SlotOptions()
+        self.loaded = loaded or load_station(config)  # InputError: the caller exits 2
+        self.status = StationStatus(self.loaded.model.station)
+        self.bus = EventBus()
+        self.bus.subscribe(_log_panel_start)
+        self.critical = CriticalSections()
+        self.twins: dict[str, SimFixtureThread] = {}
+        self._stop: asyncio.Event | None = None
+        self._reload: asyncio.Event | None = None
+        self._ready = asyncio.Event()
+        self._outputs: Outputs | None = None
+        self._sink: StoreSink | None = None
+        self._running: _Running | None = None
+
+    # ---- control ----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if self._stop is not None and not self._stop.is_set():
+            _log.warning("station %s: stopping (no new panel)", self.status.station)
+            self.status.stopping = True
+            self.status.changed()
+            self._stop.set()
+
+    def request_reload(self) -> None:
+        if self._reload is not None:
+            self._reload.set()
+
+    def request_start(self, fixture: str) -> bool:
+        """The manual trigger: start a panel on `fixture` (False: no such manual fixture)."""
+        run = self._running
+        loop = run.loops.get(fixture) if run is not None else None
+        if loop is None or loop.trigger != "manual":
+            return False
+        loop.start_requested.set()
+        return True
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    # ---- the process ------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = {signal.SIGTERM: self.request_stop, signal.SIGINT: self.request_stop}
+        signals[signal.SIGHUP] = self.request_reload
+        for sig, handler in signals.items():
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, handler)
+
+        def tell_systemd(st: StationStatus) -> None:
+            self.notifier.status(st.summary())
+
+        self.status.subscribe(tell_systemd)
+        watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        try:
+            self._running = self._start(self.loaded, armed={})
+            self.notifier.ready(self.status.summary())
+            self._ready.set()
+            _log.info("station %s running: %s", self.status.station, ", ".join(self._running.loops))
+            while not self._stop.is_set():
+                await _first_of(self._stop, self._reload)
+                if self._reload.is_set() and not self._stop.is_set():
+                    self._reload.clear()
+                    await self._do_reload()
+            self.notifier.stopping(self.status.summary())
+            await self._stop_loops(self._running)
+            return 0
+        finally:
+            watchdog.cancel()
+            for sig in signals:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+            await self._close_all()
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 at half of systemd's WatchdogSec: sent from the event loop, so a
+        blocked loop (a hung station) stops the pings and systemd restarts it."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _start(self, loaded: LoadedStation, *, armed: dict[str, bool]) -> _Running:
+        """Open what `loaded` needs and start its loops; CannotStart if it cannot run."""
+        st = loaded.model
+        try:
+            loaded.state.mkdir(parents=True, exist_ok=True)
+            loaded.outputs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CannotStart(f"cannot create the state or outputs folder: {exc}") from None
+        from ate.cli.store_cmds import default_db_url
+
+        db_url = st.db or default_db_url(loaded.state)
+        if self._outputs is None:
+            self._outputs = Outputs(loaded.outputs)
+            self._outputs.attach(self.bus)
+            self._sink = StoreSink.start(
+                db_url, default_spool_path(loaded.state), station=st.station, operator=st.operator
+            )
+            self._sink.attach(self.bus)
+        line = LineDb(db_url, max_retests=st.max_retests)
+        provisioning = None
+        if loaded.profile is not None:
+            from ate.station.provisioning import open_provisioning
+
+            try:
+                provisioning = open_provisioning(
+                    loaded.profile,
+                    loaded.sequence,
+                    state_dir=loaded.state,
+                    out_dir=loaded.outputs,
+                    station=st.station,
+                    operator=st.operator,
+                    lot=st.lot,
+                    line=line,
+                )
+            except (CaNotReady, LedgerError) as exc:
+                line.close()
+                raise CannotStart(f"cannot provision: {exc}") from None
+            except InputError:
+                line.close()
+                raise
+            provisioning.provisioner.critical = self.critical
+
+        async def after_panel() -> None:
+            if provisioning is not None:
+                await asyncio.to_thread(provisioning.after_panel)
+
+        assert self._stop is not None
+        ctx = LoopContext(
+            station=st.station,
+            operator=st.operator,
+            sequence=loaded.sequence,
+            bus=self.bus,
+            status=self.status,
+            critical=self.critical,
+            watched_dirs=(loaded.state, loaded.outputs),
+            min_free=st.min_free_bytes,
+            debounce=st.debounce,
+            retry_max=st.retry_max,
+            stop=self._stop,
+            idle_exit=asyncio.Event(),
+            provisioner=provisioning.provisioner if provisioning else None,
+            admit=line.admit,
+            after_panel=after_panel,
+            options=self.options,
+        )
+        running = _Running(loaded, ctx, line, provisioning)
+        for fix, trigger in zip(loaded.fixtures, loaded.triggers, strict=True):
+            name = fix.model.fixture
+            sim = self._twin(fix)
+            prev = self.status.fixtures.get(name)
+            self.status.add(name, trigger)
+            if prev is not None:  # counters survive a reload
+                fs = self.status.fixtures[name]
+                fs.panels, fs.counts, fs.last_verdicts = (
+                    prev.panels,
+                    prev.counts,
+                    prev.last_verdicts,
+                )
+            loop = FixtureLoop(fix, trigger, ctx, sim, armed=armed.get(name, True))
+            running.loops[name] = loop
+            running.tasks[name] = asyncio.create_task(loop.run(), name=f"fixture-{name}")
+        return running
+
+    def _twin(self, fix: object) -> Endpoints | None:
+        from ate.config.loader import LoadedFixture
+
+        assert isinstance(fix, LoadedFixture)
+        if fix.model.controller.driver != "sim":
+            return None
+        name = fix.model.fixture
+        if name not in self.twins:
+            from ate.sim.fixture_twin import SimFixtureThread
+
+            twin = SimFixtureThread(fix.model, fix.base_dir, transport=self.transport)
+            twin.__enter__()
+            self.twins[name] = twin
+        twin = self.twins[name]
+        return Endpoints(controller=twin.controller_endpoint, slots=dict(twin.endpoints))
+
+    async def _stop_loops(self, running: _Running, *, idle: bool = False) -> dict[str, bool]:
+        """Let every loop leave (at its next idle point when `idle`, a reload; else a stop:
+        the panel ends after its irreversible acts); returns each fixture's armed state."""
+        if idle:
+            running.ctx.idle_exit.set()
+        await asyncio.gather(*running.tasks.values(), return_exceptions=True)
+        for name, task in running.tasks.items():
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                _log.error("fixture %s: loop ended: %s: %s", name, type(exc).__name__, exc)
+        return {name: loop.armed for name, loop in running.loops.items()}
+
+    async def _do_reload(self) -> None:
+        """SIGHUP: read the station file again; a file that does not validate is refused
+        (its one line logged) and the running configuration goes on untouched. A good one
+        replaces the loops between panels: a panel running finishes first."""
+        try:
+            new = await asyncio.to_thread(load_station, self.config)
+        except InputError as exc:
+            _log.error("reload refused, the running configuration stays: %s", exc)
+            self.status.config_error = str(exc)
+            self.status.changed()
+            return
+        old = self._running
+        assert old is not None
+        armed = await self._stop_loops(old, idle=True)
+        self._close_running(old)
+        for name in list(self.status.fixtures):
+            if name not in {f.model.fixture for f in new.fixtures}:
+                self.status.remove(name)
+        try:
+            self._running = self._start(new, armed=armed)
+        except (CannotStart, InputError) as exc:
+            _log.error("reload refused, the previous configuration restarts: %s", exc)
+            self.status.config_error = str(exc)
+            self._running = self._start(old.loaded, armed=armed)
+            return
+        self.loaded = new
+        self.status.config_error = None
+        self.status.reloads += 1
+        self.status.changed()
+        _log.info("station file reloaded: %s", ", ".join(self._running.loops))
+
+    def _close_running(self, running: _Running) -> None:
+        if running.provisioning is not None:
+            running.provisioning.close()
+        running.line.close()
+
+    async def _close_all(self) -> None:
+        if self._running is not None:
+            for task in self._running.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._running.tasks.values(), return_exceptions=True)
+            self._close_running(self._running)
+            self._running = None
+        if self._sink is not None:
+            with contextlib.suppress(Exception):
+                left = await self._sink.drain(5.0)
+                if left:
+                    _log.warning("%d entries wait in the station spool for the database", left)
+            await self._sink.aclose()
+            self._sink = None
+        if self._outputs is not None:
+            self._outputs.close()
+            self._outputs = None
+        for twin in self.twins.values():
+            twin.close()
+        self.twins.clear()
+        self.notifier.close()
+
+
+def _log_panel_start(event: Event) -> None:
+    if isinstance(event, PanelStarted):
+        _log.info("fixture %s: panel %s started", event.fixture, event.panel_id)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    tasks = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

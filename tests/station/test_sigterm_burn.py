@@ -1,0 +1,129 @@
+"""SIGTERM to a real `ate station` process while an eFuse burn is in progress: the burn
+completes and its outcome is in the ledger, no further burn starts, the panel ends as
+ABORTED (recorded), and the process exits 0. The station provisions with a development
+profile (ate.sim.devkit) against a simulated unit in this test process, over sockets;
+the failpoint seam (ATE_FAILPOINT=pause:...) holds the unit inside the burn's critical
+section, after its intent, until the test has sent SIGTERM, seen the station wait for the
+act, and sent SIGUSR1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ate.config.loader import load_fixture
+from ate.provision.ledger import Ledger
+from ate.sim.devkit import DevKit, make_dev_profile
+from ate.sim.fixture_twin import SimFixtureThread
+from tests.scheduler.conftest import REPO
+
+LINE_WAIT_S = 120.0  # hang guard per line of the station's log, not a timing check
+STEP = "fe.key"  # the eFuse plan's first burn
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> DevKit:
+    return make_dev_profile(tmp_path_factory.mktemp("kit") / "devkit")
+
+
+def _files(tmp: Path, twin: SimFixtureThread, kit: DevKit) -> Path:
+    seq = yaml.safe_load((REPO / "sequences" / "minimal.yaml").read_text())
+    seq["test_firmware"]["path"] = str(
+        (REPO / "sequences" / seq["test_firmware"]["path"]).resolve()
+    )
+    (tmp / "seq.yaml").write_text(yaml.safe_dump(seq, sort_keys=False))
+    hw = {
+        "fixture": "hw1",
+        "controller": {"driver": "line", "port": twin.controller_endpoint},
+        "slots": [{"slot": 1, "port": twin.endpoints[1], "power": 1, "current_sense": 1}],
+        "resources": {"dmm": {"kind": "dmm", "capacity": 1}},
+    }
+    (tmp / "hw1.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
+    st = {
+        "station": "burn1",
+        "fixtures": [{"file": "hw1.yaml"}],
+        "sequence": "seq.yaml",
+        "profile": str(kit.profile),
+        "state": "state",
+        "outputs": "out",
+        "debounce": 0,
+        "min_free": 0,
+        "lot": "lot1",
+    }
+    path = tmp / "station.yaml"
+    path.write_text(yaml.safe_dump(st, sort_keys=False))
+    return path
+
+
+async def test_sigterm_during_an_efuse_burn(tmp_path: Path, kit: DevKit) -> None:
+    sim_doc = {
+        "fixture": "twin",
+        "controller": {"driver": "sim"},
+        "slots": [{"slot": 1, "port": "sim", "power": 1, "current_sense": 1}],
+        "resources": {"dmm": {"kind": "dmm", "capacity": 1}},
+        "simulation": {
+            "board": str(REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"),
+            "seed": 5,
+            "state_dir": "units",
+        },
+    }
+    (tmp_path / "twin.yaml").write_text(yaml.safe_dump(sim_doc))
+    fix = load_fixture(tmp_path / "twin.yaml")
+    with SimFixtureThread(fix.model, fix.base_dir, transport="socket") as twin:
+        path = _files(tmp_path, twin, kit)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "ATE_FAILPOINT": f"pause:efuse-intent:{STEP}",
+        }
+        env.pop("NOTIFY_SOCKET", None)
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "ate.cli.main", "station", "--config", str(path)],
+            cwd=tmp_path,
+            env=env,
+            stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stderr is not None
+        seen: list[str] = []
+
+        async def until(text: str) -> str:
+            assert proc.stderr is not None
+            while line := await asyncio.wait_for(proc.stderr.readline(), LINE_WAIT_S):
+                seen.append(line.decode().rstrip())
+                if text in seen[-1]:
+                    return seen[-1]
+            raise AssertionError(f"the station ended before {text!r}: {seen}")
+
+        await until(f"failpoint efuse-intent:{STEP} reached")
+        proc.send_signal(signal.SIGTERM)
+        waiting = await until("stopping after")
+        assert f"efuse:{STEP}" in waiting
+        proc.send_signal(signal.SIGUSR1)  # the burn goes on now, the station stopping
+        rest = await asyncio.wait_for(proc.stderr.read(), LINE_WAIT_S)
+        seen.extend(rest.decode().splitlines())
+        assert await asyncio.wait_for(proc.wait(), LINE_WAIT_S) == 0, seen
+        assert not any("Traceback" in s for s in seen), seen
+
+    records = list((tmp_path / "out" / "records").glob("*.json"))
+    assert len(records) == 1
+    rec = json.loads(records[0].read_text())
+    assert rec["verdict"] == "ABORTED" and "stopping" in rec["reason"]
+    mac = rec["unit"]["mac"]
+    ledger = Ledger(tmp_path / "state" / "ledger.sqlite")
+    try:
+        efuse_acts = [(a.act, a.kind, a.status) for a in ledger.acts(mac) if "efuse" in a.act]
+    finally:
+        ledger.close()
+    # The burn in progress completed and was recorded; no later burn began.
+    assert efuse_acts == [
+        (f"efuse:{STEP}", "intent", "planned"),
+        (f"efuse:{STEP}", "outcome", "done"),
+    ]
