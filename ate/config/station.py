@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ate.config.common import Duration, FieldError, Strict
+from ate.config.common import FieldError, Strict, Timeout
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
 _FACTOR = {
@@ -54,7 +54,7 @@ class Station(Strict):
     lot: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="production lot")
     outputs: str = Field("ate-out", description="folder for records, logs and JUnit")
     operator: str = Field("unknown", description="operator id until one signs in")
-    debounce: Duration = Field(
+    debounce: Timeout = Field(
         0.2,
         ge=0.0,
         le=5.0,
@@ -66,7 +66,7 @@ class Station(Strict):
         "space (bytes, or '500MB', '2GiB')",
     )
     max_retests: int | None = Field(None, ge=0, le=100)
-    retry_max: Duration = Field(
+    retry_max: Timeout = Field(
         30.0, gt=0, le=600, description="cap of the back-off between reconnects to a controller"
     )
 
