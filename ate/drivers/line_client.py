@@ -7,6 +7,7 @@ another device because every client is its own transport on the shared event loo
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -94,6 +95,9 @@ class LineClient:
         self._guarding = False  # a boot now is unexpected: the unit's state would be gone
         self._rebooted: DeviceRebooted | None = None
         self._lost_listeners: list[Callable[[Exception], None]] = []
+        # Ids this client has used: a reply to one is at worst late; to any other, a lie.
+        self._sent_ids: collections.deque[int] = collections.deque(maxlen=256)
+        self._violation: DeviceError | None = None
         self.stats = {"sent": 0, "resent": 0, "corrupt": 0, "stale": 0}
 
     @classmethod
@@ -120,8 +124,10 @@ class LineClient:
                 fut = self._pending
                 if fut is not None and event.id == self._pending_id and not fut.done():
                     fut.set_result(event)
-                else:
+                elif event.id in self._sent_ids:
                     self.stats["stale"] += 1  # a late answer to an abandoned request
+                else:
+                    self._violated(f"a reply to request id {event.id}, which was never sent")
             elif isinstance(event, Notice):
                 self._deliver_notice(event)
             elif isinstance(event, LogLine):
@@ -151,6 +157,14 @@ class LineClient:
         self._notice_waiters = keep
         for listener in self._notice_listeners:
             listener(notice)
+
+    def _violated(self, what: str) -> None:
+        """The device broke the protocol in a way no honest firmware does: nothing it
+        says can be trusted any more, so this and every later request fails."""
+        if self._violation is None:
+            self._violation = DeviceError("protocol", "EPROTO", what)
+        if self._pending is not None and not self._pending.done():
+            self._pending.set_exception(self._violation)
 
     def _boot_expected(self) -> bool:
         return any(name == "READY" and not fut.done() for name, fut in self._notice_waiters)
@@ -214,6 +228,8 @@ class LineClient:
         """
         if self._rebooted is not None:
             raise self._rebooted
+        if self._violation is not None:
+            raise self._violation
         if self._lost is not None:
             raise self._lost
         transport = self._transport
@@ -224,6 +240,7 @@ class LineClient:
             line = encode_request(req_id, command, *args)
             loop = asyncio.get_running_loop()
             self._pending_id = req_id
+            self._sent_ids.append(req_id)
             try:
                 for attempt in range(attempts):
                     fut: asyncio.Future[Reply | ErrorReply] = loop.create_future()
@@ -238,6 +255,8 @@ class LineClient:
                     except (TimeoutError, _Resend):
                         if self._rebooted is not None:
                             raise self._rebooted from None
+                        if self._violation is not None:
+                            raise self._violation from None
                         continue
                     if isinstance(reply, ErrorReply):
                         raise DeviceError(command, reply.code, reply.message)

@@ -242,8 +242,6 @@ class SlotRun:
             )
             verdict, reason = await self._bring_up(dut, powered=self.binding.prepare is not None)
             if verdict is Verdict.PASS:
-                verdict, reason = self._claim_identity()
-            if verdict is Verdict.PASS:
                 self._phase("test")
                 client.guard_reboots()
                 verdict, reason = await self._run_steps(dut)
@@ -267,12 +265,12 @@ class SlotRun:
                 self.claims.release((self.panel_id, self.slot))
             await self._power_down(client)
 
-    def _claim_identity(self) -> tuple[Verdict, str]:
-        """Hold this unit's MAC while the slot runs; a clash with another slot is ERROR."""
-        assert self.unit is not None  # bring-up identified it
-        self.claims = claims_for_loop()
-        clash = self.claims.claim(self.unit.mac, (self.panel_id, self.slot))
-        return (Verdict.ERROR, clash) if clash else (Verdict.PASS, "")
+    def _claim(self, mac: str) -> str | None:
+        """Hold a MAC this slot's unit reported (ROM and firmware may each report one)
+        while the slot runs; the clash reason if another slot holds it too."""
+        if self.claims is None:
+            self.claims = claims_for_loop()
+        return self.claims.claim(mac, (self.panel_id, self.slot))
 
     def _identity_still_ours(self) -> tuple[Verdict, str]:
         """Before anything irreversible: no other slot has since reported this MAC."""
@@ -324,6 +322,8 @@ class SlotRun:
         self.extra.update(prepared.sections)
         if self.unit is not None:
             self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+            if clash := self._claim(self.unit.mac):
+                return Verdict.ERROR, clash
         return prepared.finished
 
     async def _bring_up(self, dut: TestFirmwareClient, *, powered: bool) -> tuple[Verdict, str]:
@@ -350,6 +350,7 @@ class SlotRun:
             ready.cancel()
         self._phase("identify")
         info = await dut.info()
+        clash = self._claim(info.mac)  # even a MAC that differs from the ROM's is claimed
         if self.unit is not None and self.unit.mac != info.mac:
             return Verdict.ERROR, (
                 f"identify: the test firmware reports MAC {info.mac}, the ROM loader read "
@@ -359,6 +360,8 @@ class SlotRun:
             mac=info.mac, chip=info.chip, firmware=info.firmware, protocol=info.proto
         )
         self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
+        if clash:
+            return Verdict.ERROR, clash
         if info.chip != self.plan.chip:
             return (
                 Verdict.ERROR,

@@ -31,6 +31,7 @@ from ate.protocol.lines import (
     encode_reply,
 )
 from ate.sim import devkey
+from ate.sim.hostile import Hostile, reboots_now, rf_fields, wire_bytes
 
 Level = Literal[0, 1]
 Gpio = Annotated[int, Field(ge=0, le=63, description="GPIO number")]
@@ -205,6 +206,9 @@ class Faults(Strict):
     )
     prov_bad_signature: bool = Field(
         False, description="prov.sign signs with another key than the one prov.key reports"
+    )
+    hostile: Hostile | None = Field(
+        None, description="a lying, flooding or rebooting firmware (see ate/sim/hostile.py)"
     )
 
 
@@ -692,6 +696,10 @@ class SimBoard:
             # Keyed on the whole request, as the firmware does: a new host session that
             # starts again at id 1 with another command must not get a stale answer.
             return self.last[1]
+        hostile = self.spec.faults.hostile
+        if hostile is not None and reboots_now(hostile, self.requests_since_boot):
+            self._action = Action("reboot")  # no reply: it just starts again
+            return b""
         handler = _COMMANDS.get(request.command)
         try:
             if handler is None:
@@ -699,6 +707,8 @@ class SimBoard:
             reply = encode_reply(request.id, handler(self, request))
         except CommandError as exc:
             reply = encode_error(request.id, exc.code, exc.message)
+        if hostile is not None:
+            reply = wire_bytes(hostile, self.requests_since_boot, request.id, reply)
         self.last = (request, reply)
         return reply
 
@@ -732,9 +742,15 @@ class SimBoard:
             "proto": PROTOCOL_VERSION,
             "fw": self.spec.firmware,
             "chip": self.spec.chip,
-            "mac": self.mac,
+            "mac": self._claimed_mac(),
             "idf": self.spec.idf,
         }
+
+    def _claimed_mac(self) -> str:
+        hostile = self.spec.faults.hostile
+        if hostile is not None and hostile.mode == "clone_mac" and hostile.mac:
+            return hostile.mac
+        return self.mac
 
     def _pin(self, text: str) -> int:
         pin = parse_int(text, "pin", 0, self.spec.gpio.count - 1)
@@ -886,11 +902,13 @@ class SimBoard:
         parse_int(req.args[0], "channel", 1, 14)
         packets = parse_int(req.args[1], "packets", 1, 10_000)
         lost = sum(self._noise.random() * 100.0 < self._per for _ in range(packets))
-        return {
+        honest: dict[str, object] = {
             "rssi": f"{self._rssi + self._noise.gauss(0.0, 0.5):.1f}",
             "freq_offset": f"{self._freq + self._noise.gauss(0.0, 0.2):.2f}",
             "per": f"{100.0 * lost / packets:.2f}",
         }
+        hostile = self.spec.faults.hostile
+        return honest if hostile is None else rf_fields(hostile, self.requests_since_boot, honest)
 
     def _sys_uptime(self, req: Request) -> dict[str, object]:
         check_args(req, 0)
