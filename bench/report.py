@@ -413,13 +413,13 @@ def _fill_tables(con: sqlite3.Connection, runs: list[SimRun]) -> None:
         ),
     )
     con.executemany(
-        "INSERT INTO measurements (run_id, step_idx, name, value, text, unit, low, high, expect, "
-        "verdict) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+        "INSERT INTO measurements (run_id, step_idx, attempt, ord, name, value, text, unit, low, "
+        "high, expect, verdict) VALUES (?, ?, 0, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
         (
-            (r.run_id, i, m.name, v, m.unit, m.low, m.high, m.expect, mv)
+            (r.run_id, i, k, m.name, v, m.unit, m.low, m.high, m.expect, mv)
             for r in runs
             for i, s in enumerate(r.steps)
-            for m, v, mv in s.measurements
+            for k, (m, v, mv) in enumerate(s.measurements)
         ),
     )
     first, last = runs[0].started_at, runs[-1].started_at

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,28 +230,50 @@ def _show_run(n: int, run: RunDetail, console: Console) -> None:
     for step in run.steps:
         if not step.measurements:
             table.add_row(step.name, "", "", "", step.verdict)
+        # Ids and register values read as the datasheet prints them: in hex.
+        num = _hex if step.type in _HEX_STEP_TYPES else _dec
         for m in step.measurements:
-            value = m.text if m.value is None else f"{m.value:g}"
+            value = m.text if m.value is None else num(m.value)
+            name = m.name if not step.retries else f"{m.name} (attempt {m.attempt + 1})"
             table.add_row(
                 step.name,
-                m.name,
+                name,
                 f"{value} {m.unit}".strip(),
-                _limits(m.low, m.high, m.expect, m.unit),
+                _limits(m.low, m.high, m.expect, m.unit, num),
                 m.verdict,
             )
+        if step.retries and step.verdict == "PASS":
+            table.add_row(step.name, f"passed on attempt {step.retries + 1}", "", "", "")
     console.print(table)
 
 
-def _limits(low: float | None, high: float | None, expect: float | None, unit: str) -> str:
+_HEX_STEP_TYPES = frozenset({"i2c_read", "spi_jedec"})
+
+
+def _dec(x: float) -> str:
+    return f"{x:g}"
+
+
+def _hex(x: float) -> str:
+    return f"0x{int(x):02x}" if float(x).is_integer() and x >= 0 else f"{x:g}"
+
+
+def _limits(
+    low: float | None,
+    high: float | None,
+    expect: float | None,
+    unit: str,
+    num: Callable[[float], str] = _dec,
+) -> str:
     u = f" {unit}" if unit else ""
     if expect is not None:
-        return f"== {expect:g}{u}"
+        return f"== {num(expect)}{u}"
     if low is not None and high is not None:
-        return f"{low:g} .. {high:g}{u}"
+        return f"{num(low)} .. {num(high)}{u}"
     if low is not None:
-        return f">= {low:g}{u}"
+        return f">= {num(low)}{u}"
     if high is not None:
-        return f"<= {high:g}{u}"
+        return f"<= {num(high)}{u}"
     return "-"
 
 

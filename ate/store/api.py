@@ -148,6 +148,7 @@ class MeasurementDetail:
     high: float | None
     expect: float | None
     verdict: str
+    attempt: int = 0  # 0 for the first attempt of its step
 
 
 @dataclass(frozen=True)

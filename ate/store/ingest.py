@@ -31,7 +31,18 @@ _FAILED = frozenset((Verdict.FAIL.value, Verdict.ERROR.value))
 
 StepRow = tuple[str, int, str, str, str, str, int, float, float]
 MeasurementRow = tuple[
-    str, int, str, float | None, str | None, str, float | None, float | None, float | None, str
+    str,
+    int,
+    int,
+    int,
+    str,
+    float | None,
+    str | None,
+    str,
+    float | None,
+    float | None,
+    float | None,
+    str,
 ]
 EventRow = tuple[str, int, str, str, str, str, str, str]
 
@@ -199,16 +210,19 @@ def _steps(rid: str, raw: Any, ctx: str) -> tuple[list[StepRow], list[Measuremen
                 _float(step.get("duration_s", 0.0), f"{where}: duration_s"),
             )
         )
-        names: dict[str, int] = {}
-        for m in step.get("measurements") or []:
+        names: dict[tuple[int, str], int] = {}
+        for ord_, m in enumerate(step.get("measurements") or []):
             if not isinstance(m, Mapping):
                 raise BadRecord(f"{where}: a measurement is not an object")
             mname = _str(m, "name", f"{where} measurement")
-            # A step that reports one name twice keeps both: the second is "name#2".
-            names[mname] = names.get(mname, 0) + 1
-            if names[mname] > 1:
-                mname = f"{mname}#{names[mname]}"
+            attempt = _int(m.get("attempt", 0), f"{where} measurement {mname}: attempt")
+            # A step that reports one name twice in an attempt keeps both: "name#2".
+            n = names[(attempt, mname)] = names.get((attempt, mname), 0) + 1
+            if n > 1:
+                mname = f"{mname}#{n}"
             value, text = _reading(m.get("value"))
+            if value is None and text is None and m.get("raw") is not None:
+                text = str(m["raw"])[:200]  # a non-finite reading: null, with its raw text
             limits = m.get("limits") or {}
             if not isinstance(limits, Mapping):
                 raise BadRecord(f"{where} measurement {mname}: 'limits' is not an object")
@@ -216,6 +230,8 @@ def _steps(rid: str, raw: Any, ctx: str) -> tuple[list[StepRow], list[Measuremen
                 (
                     rid,
                     idx,
+                    attempt,
+                    ord_,
                     mname,
                     value,
                     text,

@@ -428,8 +428,8 @@ class SqlStore:
             r.steps,
         )
         tx.many(
-            "INSERT INTO measurements (run_id, step_idx, name, value, text, unit, low, high, "
-            "expect, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO measurements (run_id, step_idx, attempt, ord, name, value, text, unit, "
+            "low, high, expect, verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             r.measurements,
         )
         tx.many(
@@ -676,7 +676,7 @@ class SqlStore:
                 f"{self._join_in_order} measurements m ON m.run_id = r.run_id "
                 "JOIN steps s ON s.run_id = m.run_id AND s.idx = m.step_idx WHERE "
                 + mcond
-                + " ORDER BY r.started_at, r.run_id, m.step_idx, m.name",
+                + " ORDER BY r.started_at, r.run_id, m.step_idx, m.attempt, m.ord",
                 params,
             ):
                 key = (step, name, unit)
@@ -851,8 +851,8 @@ def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
     measurements: dict[tuple[str, int], list[MeasurementDetail]] = {}
     for row in tx.all(
         "SELECT m.run_id, m.step_idx, m.name, m.value, m.text, m.unit, m.low, m.high, m.expect, "
-        "m.verdict FROM measurements m JOIN test_runs r ON r.run_id = m.run_id "
-        "WHERE r.chip_id = ? ORDER BY m.run_id, m.step_idx, m.name",
+        "m.verdict, m.attempt FROM measurements m JOIN test_runs r ON r.run_id = m.run_id "
+        "WHERE r.chip_id = ? ORDER BY m.run_id, m.step_idx, m.attempt, m.ord",
         (chip,),
     ):
         measurements.setdefault((row[0], row[1]), []).append(MeasurementDetail(*row[2:]))

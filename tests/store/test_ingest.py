@@ -327,7 +327,7 @@ def test_a_reading_goes_to_value_or_text(value: Any) -> None:
     rec = make_record(1, n_steps=1)
     rec["steps"][0]["measurements"][0]["value"] = value
     [m] = rows_from_record(rec).measurements
-    number, text = m[3], m[4]
+    number, text = m[5], m[6]
     if isinstance(value, bool | int | float) and math.isfinite(float(value)):
         assert number == float(value) and text is None
     elif value is None:

@@ -16,6 +16,7 @@ from ate.scheduler.bus import EventBus
 from ate.station.store_sink import StoreSink, audit_kind
 from ate.store.api import AuditEntry, open_store
 from ate.store.audit import verify_chain
+from ate.store.queries import known_version
 from ate.store.spool import Spool
 from tests.store_spool.conftest import Db, PanelMaker, record_ids
 
@@ -265,7 +266,10 @@ async def test_a_newer_database_schema_holds_delivery_back_with_one_line(
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(lines) == 1, lines
     assert lines[0].startswith("line database not usable (")
-    assert "database schema is version 99, this ate knows up to 1; upgrade ate" in lines[0]
+    assert (
+        f"database schema is version 99, this ate knows up to {known_version()}; upgrade ate"
+        in lines[0]
+    )
     assert lines[0].count(sqlite_db.url) == 1
     assert lines[0].endswith("; spooling locally, 2 records waiting")
     sqlite_db.sql("DELETE FROM schema_migrations WHERE version = 99")
