@@ -37,7 +37,8 @@ from ate.store.api import (
     open_store,
     redact_url,
 )
-from ate.store.audit import verify_chain
+from ate.store.audit import verify_chain, verify_signatures
+from ate.store.signing import KeyFileError, pinned_public_key
 from ate.store.spool import AuditHead
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_BAD_INPUT, EXIT_NO_DB = 0, 1, 2, 3
@@ -426,9 +427,13 @@ def read_spool_heads(path: Path) -> dict[str, AuditHead]:
 
 
 def audit_problems(
-    entries: list[AuditEntry], heads: dict[str, AuditHead], station: str | None = None
+    entries: list[AuditEntry],
+    heads: dict[str, AuditHead],
+    station: str | None = None,
+    keys: dict[str, str] | None = None,
 ) -> list[str]:
-    """Every problem in each station's chain, and against the remembered heads."""
+    """Every problem in each station's chain, against the remembered heads, and each
+    entry's signature against the station's key (`keys`: station -> public key hex)."""
     chains: dict[str, list[AuditEntry]] = {}
     for e in entries:
         chains.setdefault(e.station, []).append(e)
@@ -445,21 +450,47 @@ def audit_problems(
             continue
         expected = (head.seq, head.hash) if head is not None else None
         problems.extend(verify_chain(chain, expected_head=expected))
+        if keys is not None:
+            problems.extend(verify_signatures(name, chain, keys.get(name)))
     return problems
 
 
 def run_audit_verify(url: str, station: str | None, spool: Path | None) -> int:
     heads = read_spool_heads(spool) if spool is not None else {}
     with opened(url) as store:
-        entries = store.audit_entries(station)
+        entries, damaged = store.audit_entries_checked(station)
+        try:
+            keys = store.audit_keys()
+        except StoreError as exc:
+            keys, damaged = {}, [*damaged, f"audit keys unreadable: {str(exc).splitlines()[0]}"]
     if station is not None and not entries and station not in heads:
         raise CommandFailed(f"no audit entries for station {station!r}", EXIT_NOT_FOUND)
-    problems = audit_problems(entries, heads, station)
+    problems: list[str] = list(damaged)
+    if spool is not None:
+        # The key in the station's own state folder is the trust anchor: a key replaced
+        # in the database (to re-sign a forged chain) shows here.
+        try:
+            pinned = pinned_public_key(spool.parent)
+        except KeyFileError as exc:
+            raise CommandFailed(str(exc), EXIT_BAD_INPUT) from None
+        for name in sorted(set(heads) | ({station} if station else set())):
+            if pinned is None:
+                continue
+            if name in keys and keys[name] != pinned:
+                problems.append(
+                    f"audit log of station {name!r}: the key registered in the line database "
+                    "is not the key in the station's state folder (the registration was replaced)"
+                )
+            keys[name] = pinned
+    problems += audit_problems(entries, heads, station, keys)
     if problems:
         for p in problems:
             print(p)
         print(f"audit log NOT intact: {len(problems)} problem(s)")
         return EXIT_NOT_FOUND
     stations = {e.station for e in entries}
-    print(f"audit log intact: {len(entries)} entries, {len(stations)} stations")
+    print(
+        f"audit log intact: {len(entries)} entries, {len(stations)} stations, every entry "
+        "signed by its station's key"
+    )
     return EXIT_OK

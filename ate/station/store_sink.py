@@ -32,6 +32,7 @@ from ate.model.events import (
 from ate.records.unit_record import build_record
 from ate.scheduler.bus import EventBus
 from ate.store.api import (
+    AuditSigner,
     SchemaTooNew,
     Store,
     StoreError,
@@ -39,6 +40,7 @@ from ate.store.api import (
     open_store,
     redact_url,
 )
+from ate.store.signing import StationKey
 from ate.store.spool import DEFAULT_KEEP_DAYS, AuditHead, Spool, SpoolError, SpoolItem
 
 T = TypeVar("T")
@@ -140,8 +142,10 @@ class StoreSink:
         opener: StoreOpener | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        signer: AuditSigner | None = None,
     ) -> None:
         self.spool = spool
+        self.signer = signer  # signs each audit entry as it reaches the line database
         self.url = url
         self.station = station
         self._open = opener or open_store
@@ -191,6 +195,8 @@ class StoreSink:
             opener=opener,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
+            # The key lives beside the spool, in the station's state folder.
+            signer=StationKey.load_or_create(spool_path.parent),
         )
         if operator is not None:
             spool.append_audit(station, "signin", {"operator": operator})
@@ -409,7 +415,9 @@ class StoreSink:
                 )
             if entry is None:
                 self.spool.mark_attempt(item.key)
-                entry = store.audit_append(station, str(item.body["kind"]), item.body["payload"])
+                entry = store.audit_append(
+                    station, str(item.body["kind"]), item.body["payload"], signer=self.signer
+                )
             head = AuditHead(station, entry.seq, entry.hash, entry.at)
             self.spool.mark_delivered(item.key, head=head)
         except SpoolError:

@@ -136,6 +136,16 @@ class AuditEntry:
     payload: dict[str, Any]
     prev_hash: str
     hash: str
+    signature: str | None = None  # Ed25519 over the hash, by the station's key
+
+
+class AuditSigner(Protocol):
+    """What signs a station's audit entries (ate.store.signing.StationKey)."""
+
+    @property
+    def public_hex(self) -> str: ...
+
+    def sign(self, entry_hash: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -236,8 +246,18 @@ class Store(Protocol):
     def record_certificate(self, row: CertificateRow) -> None: ...
     def advance(self, chip_id: str, state: str, *, strict: bool = False) -> str: ...
     def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]: ...
-    def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry: ...
+    def audit_append(
+        self,
+        station: str,
+        kind: str,
+        payload: dict[str, Any],
+        signer: AuditSigner | None = None,
+    ) -> AuditEntry: ...
     def audit_entries(self, station: str | None = None) -> list[AuditEntry]: ...
+    def audit_entries_checked(
+        self, station: str | None = None
+    ) -> tuple[list[AuditEntry], list[str]]: ...
+    def audit_keys(self) -> dict[str, str]: ...
     def close(self) -> None: ...
 
 

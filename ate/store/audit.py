@@ -3,7 +3,10 @@
 Pure functions, no database. An entry is (station, seq, at, kind, payload, prev_hash);
 its hash is SHA-256 over the canonical encoding of those six fields: a JSON array with
 sorted object keys, no whitespace, ASCII only, no NaN. seq counts 1, 2, 3... per station;
-the first entry's prev_hash is 64 zeros. May import stdlib and ate.store.api only.
+the first entry's prev_hash is 64 zeros. The chain alone proves order and completeness,
+not authorship (anyone can compute a hash): each entry's hash is also signed by the
+station's key (`verify_signatures`). May import stdlib, ate.store.api and
+ate.store.signing only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ate.store.api import GENESIS_HASH, AuditEntry, StoreError
+from ate.store.signing import signature_valid
 
 _KIND = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
 
@@ -151,3 +155,54 @@ def _check_head(station: str, chain: list[AuditEntry], head: tuple[int, str]) ->
             "one the station remembers (the chain was rewritten)"
         ]
     return []
+
+
+def verify_signatures(
+    station: str, chain: Iterable[AuditEntry], public_key: str | None
+) -> list[str]:
+    """Entries of `station` whose signature does not verify with its key, in order: the
+    first names the first entry forged, or edited, without the station's key."""
+    problems: list[str] = []
+    for entry in chain:
+        where = f"audit log of station {station!r}, entry seq {entry.seq}"
+        if public_key is None:
+            return [
+                f"audit log of station {station!r}: no signing key is registered or pinned, "
+                "so no entry can be authenticated"
+            ]
+        if entry.signature is None:
+            problems.append(f"{where}: not signed (appended without the station's key)")
+        elif not signature_valid(public_key, hash_of(entry), entry.signature):
+            problems.append(
+                f"{where}: its signature does not verify with the station's key "
+                "(forged, or edited without the key)"
+            )
+    return problems
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def row_problem(row: tuple[Any, ...]) -> str | None:
+    """Why a raw audit_log row cannot be an entry (wrong types, bad JSON), or None."""
+    station, seq, at, kind, payload, prev_hash, digest, signature = row
+    if not isinstance(station, str) or not station:
+        return f"station is {station!r}, not a name"
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        return f"seq is {seq!r}, not a whole number from 1"
+    if not isinstance(at, str) or not isinstance(kind, str):
+        return "at or kind is not text"
+    if not isinstance(payload, str):
+        return f"payload is {type(payload).__name__}, not JSON text"
+    try:
+        value = json.loads(payload)
+    except ValueError as exc:
+        return f"payload is not JSON ({exc.args[0] if exc.args else exc})"
+    if not isinstance(value, dict):
+        return f"payload is JSON {type(value).__name__}, not an object"
+    for name, h in (("prev_hash", prev_hash), ("hash", digest)):
+        if not isinstance(h, str) or not _HEX64.fullmatch(h):
+            return f"{name} is {h!r}, not 64 hex digits"
+    if signature is not None and not isinstance(signature, str):
+        return f"signature is {type(signature).__name__}, not hex text"
+    return None

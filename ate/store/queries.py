@@ -8,6 +8,7 @@ ate.store.api/audit/ingest only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -23,6 +24,7 @@ from ate.store.api import (
     GENESIS_HASH,
     PROV_STATES,
     AuditEntry,
+    AuditSigner,
     CertificateRow,
     InvariantViolation,
     MeasurementDetail,
@@ -563,9 +565,17 @@ class SqlStore:
 
     # -- audit log ------------------------------------------------------------------------------
 
-    def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry:
+    def audit_append(
+        self,
+        station: str,
+        kind: str,
+        payload: dict[str, Any],
+        signer: AuditSigner | None = None,
+    ) -> AuditEntry:
         """Append one entry to the station's hash chain; concurrent appenders for one
-        station are serialised, so seq has no gaps and no forks."""
+        station are serialised, so seq has no gaps and no forks. With `signer` (the
+        station's key) the entry's hash is signed and the key registered on first use;
+        a station whose registered key differs is refused."""
         if not isinstance(station, str) or not station:
             raise StoreError("an audit entry needs a station name")
         audit.check_kind(kind)
@@ -579,9 +589,14 @@ class SqlStore:
             )
             seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
             entry = audit.make_entry(station, seq, now_iso(), kind, payload, prev)
+            signature = None
+            if signer is not None:
+                self._register_key(tx, station, signer.public_hex)
+                signature = signer.sign(entry.hash)
+                entry = dataclasses.replace(entry, signature=signature)
             tx.run(
-                "INSERT INTO audit_log (station, seq, at, kind, payload, prev_hash, hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit_log (station, seq, at, kind, payload, prev_hash, hash, "
+                "signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     entry.station,
                     entry.seq,
@@ -590,15 +605,70 @@ class SqlStore:
                     audit.canonical_payload(entry.payload),
                     entry.prev_hash,
                     entry.hash,
+                    signature,
                 ),
             )
             return entry
 
         return self._transact("write", fn, what=f"append to the audit log of {station}")
 
+    def _register_key(self, tx: Tx, station: str, public_key: str) -> None:
+        row = tx.one("SELECT public_key FROM audit_keys WHERE station = ?", (station,))
+        if row is None:
+            tx.run(
+                "INSERT INTO audit_keys (station, public_key, registered_at) VALUES (?, ?, ?)",
+                (station, public_key, now_iso()),
+            )
+        elif row[0] != public_key:
+            raise StoreError(
+                f"station {station!r} signs its audit log with another key than the one "
+                "registered in the line database; a station's key is never replaced silently "
+                "(restore its state folder, or register the new key by hand)"
+            )
+
+    def audit_keys(self) -> dict[str, str]:
+        """Each station's registered audit public key (hex)."""
+        rows = self._transact(
+            "read",
+            lambda tx: tx.all("SELECT station, public_key FROM audit_keys", ()),
+            what="read audit keys",
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def audit_entries_checked(
+        self, station: str | None = None
+    ) -> tuple[list[AuditEntry], list[str]]:
+        """Like audit_entries, but a damaged row (bad JSON, a wrong type, a missing table)
+        is a finding, one line each, instead of an exception: for `ate audit verify`."""
+        sql = "SELECT station, seq, at, kind, payload, prev_hash, hash, signature FROM audit_log"
+        params: tuple[str, ...] = ()
+        if station is not None:
+            sql += " WHERE station = ?"
+            params = (station,)
+        try:
+            rows = self._transact(
+                "read", lambda tx: tx.all(sql + " ORDER BY station, seq", params), what="read"
+            )
+        except StoreError as exc:
+            return [], [f"audit log unreadable: {str(exc).splitlines()[0]}"]
+        entries: list[AuditEntry] = []
+        findings: list[str] = []
+        for r in rows:
+            where = f"audit log row (station {r[0]!r}, seq {r[1]!r})"
+            problem = audit.row_problem(r)
+            if problem is not None:
+                findings.append(f"{where}: damaged: {problem}")
+                continue
+            entries.append(
+                AuditEntry(
+                    str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6], r[7]
+                )
+            )
+        return entries, findings
+
     def audit_entries(self, station: str | None = None) -> list[AuditEntry]:
         """Every entry (or one station's), by station then seq; check with verify_chain."""
-        sql = "SELECT station, seq, at, kind, payload, prev_hash, hash FROM audit_log"
+        sql = "SELECT station, seq, at, kind, payload, prev_hash, hash, signature FROM audit_log"
         params: tuple[str, ...] = ()
         if station is not None:
             sql += " WHERE station = ?"
@@ -607,7 +677,9 @@ class SqlStore:
             "read", lambda tx: tx.all(sql + " ORDER BY station, seq", params), what="read audit"
         )
         return [
-            AuditEntry(str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6])
+            AuditEntry(
+                str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6], r[7]
+            )
             for r in rows
         ]
 

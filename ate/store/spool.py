@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ate.statedir import private_sqlite
+
 SPOOL_VERSION = 1
 SPOOL_KIND = "ate-spool"
 DEFAULT_KEEP_DAYS = 14.0
@@ -107,7 +109,7 @@ class Spool:
         self.notice: str | None = None  # set by open_or_recover when it moved a file aside
         self._lock = threading.Lock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)  # the station's state: 0700 folder, 0600 files
         except OSError as exc:
             raise SpoolError(
                 f"cannot create the folder of station spool {self.path}: {exc.strerror}"

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ate.statedir import private_sqlite
 from ate.store.api import URL_FORMS, StoreError, StoreUnavailable
 from ate.store.queries import ErrorKind, Mode, SqlStore, Tx
 
@@ -47,7 +48,7 @@ class SqliteStore(SqlStore):
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(self.path)  # 0600 in a 0700 folder: the station's state
             db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )

@@ -152,5 +152,11 @@ def test_no_secret_words_in_a_runs_outputs(tmp_path: Path, text: str) -> None:
     ate("demo", "--out", out, "--no-live")
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.suffix == ".db" for p in files)  # the databases are scanned too
+    # The one secret a run keeps: the station's audit signing key, private to the
+    # station's user in its state folder; everything else is scanned.
+    key = out / "state" / "audit-signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.parent.stat().st_mode & 0o777 == 0o700
+    files.remove(key)
     for path in files:
         assert text.encode() not in path.read_bytes(), path

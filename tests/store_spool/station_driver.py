@@ -55,8 +55,10 @@ class CrashingStore:
         self._count("ingest")
         return new
 
-    def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry:
-        entry = self._inner.audit_append(station, kind, payload)
+    def audit_append(
+        self, station: str, kind: str, payload: dict[str, Any], signer: Any = None
+    ) -> AuditEntry:
+        entry = self._inner.audit_append(station, kind, payload, signer)
         self._count("audit")
         return entry
 

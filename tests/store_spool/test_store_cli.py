@@ -188,7 +188,9 @@ def test_export_with_a_bad_time_is_exit_2(
 def test_audit_verify_intact(filled: Filled, capsys: pytest.CaptureFixture[str]) -> None:
     assert ate("audit", "verify", "--db", filled.db.url) == 0
     # st1: signin, run, run, 3 x (issue, burn); st2: signin, run
-    assert capsys.readouterr().out == "audit log intact: 11 entries, 2 stations\n"
+    assert capsys.readouterr().out == (
+        "audit log intact: 11 entries, 2 stations, every entry signed by its station's key\n"
+    )
     assert (
         ate(
             "audit",
@@ -202,7 +204,9 @@ def test_audit_verify_intact(filled: Filled, capsys: pytest.CaptureFixture[str])
         )
         == 0
     )
-    assert capsys.readouterr().out == "audit log intact: 9 entries, 1 stations\n"
+    assert capsys.readouterr().out == (
+        "audit log intact: 9 entries, 1 stations, every entry signed by its station's key\n"
+    )
 
 
 def _count(filled: Filled, station: str = "st1") -> int:
