@@ -555,6 +555,17 @@ class Provisioner:
             unit.serial = row.serial if row else None
             unit.cert = await self.ledger.call(self.ledger.certificate, mac)
             section = {**unit.section(state), "recognised_by": "ROM flags and ledger"}
+        else:
+            # Flags that match our plan prove nothing: another line's units match them too.
+            # Without this station's own record of that last burn here, it is not ours.
+            return (
+                Verdict.ERROR,
+                "locked elsewhere or unknown: the unit is in Secure Download Mode (its MAC is "
+                f"unreadable) and this station's ledger has {len(pending) or 'no'} unfinished "
+                f"final burn{'s' if len(pending) != 1 else ''} at fixture {fixture} slot "
+                f"{slot}; nothing was touched",
+                {"state": "unknown", "recognised_by": "none"},
+            )
         return (
             Verdict.PASS,
             "already provisioned and locked (Secure Download Mode; the MAC is unreadable, "
@@ -582,6 +593,7 @@ class Provisioner:
         await self._check_identity(unit, flasher, efuses)
         cut = await self._interrupted_burns(unit)
         statuses = await efuse_plan.inspect(self.profile.plan, efuses, interrupted=cut)
+        await self._journal_agrees_with_chip(unit, statuses)
         fe_key = await self._write_firmware(unit, flasher, efuses, statuses)
         await self._advance(unit, "written")
         await self.point(unit, "written")
@@ -742,6 +754,24 @@ class Provisioner:
                 self.ledger.record_flash_image, unit.mac, off, len(data), md5, role
             )
         return key
+
+    async def _journal_agrees_with_chip(
+        self, unit: UnitContext, statuses: list[efuse_plan.StepStatus]
+    ) -> None:
+        """A burn the ledger records as done must read back as done: when the two
+        disagree, the chip is not the one the ledger describes (swapped, tampered, or a
+        torn record) and no act may be done again on either's word. A person decides."""
+        recorded: dict[str, str] = {}
+        for a in await self.ledger.call(self.ledger.acts, unit.mac):
+            if a.act.startswith("efuse:") and a.kind == "outcome":
+                recorded[a.act.removeprefix("efuse:")] = a.status
+        for s in statuses:
+            if recorded.get(s.step.id) in ("done", "already") and s.state != "done":
+                raise Refused(
+                    f"conflict: the ledger records eFuse step {s.step.id} as burned on unit "
+                    f"{unit.mac}, but the chip reads it {s.state} ({s.detail}); nothing more is "
+                    "burned or written: resolve by hand"
+                )
 
     async def _interrupted_burns(self, unit: UnitContext) -> frozenset[str]:
         """Plan steps this station began on this unit and saw no end of (the intent is its

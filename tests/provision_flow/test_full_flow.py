@@ -62,6 +62,10 @@ async def test_four_units_one_panel_three_locked_faulted_untouched(make_prov_ben
 
 
 async def test_rerun_recognises_locked_units_without_retesting(make_prov_bench) -> None:
+    """A locked unit in Secure Download Mode cannot show its MAC, and matching security
+    flags prove nothing (another line's units have them too): without a proof of an
+    identity this line issued it is ERROR, "locked elsewhere or unknown", never re-tested
+    and never touched; a false PASS would ship a stranger's unit as ours."""
     bench = make_prov_bench(slots=2)
     first = await bench.run()
     assert all(r.verdict is Verdict.PASS for r in first.slots.values())
@@ -70,8 +74,9 @@ async def test_rerun_recognises_locked_units_without_retesting(make_prov_bench) 
     ledger.close()
     second = await bench.run()
     for r in second.slots.values():
-        assert r.verdict is Verdict.PASS, r.reason
-        assert "already provisioned and locked" in r.reason
+        assert r.verdict is Verdict.ERROR, r.reason
+        assert r.reason.startswith("locked elsewhere or unknown: "), r.reason
+        assert r.reason.endswith("nothing was touched")
         assert all(s.verdict is Verdict.SKIPPED for s in r.steps)  # not re-tested
     ledger = Ledger(bench.state_dir / LEDGER_FILE)
     try:

@@ -9,6 +9,7 @@ May import ate.sim.rom.chips, esptool and espefuse.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import struct
@@ -99,6 +100,10 @@ class EfuseBank:
             self._factory_program(wanted if wanted is not None else default_mac(seed), seed)
         if path is not None:
             ctrl.efuse_file = str(path)  # the controller saves after each eFuse read command
+            # ...by opening the file "wb" and writing: a kill in between leaves a torn or
+            # empty file. This unit's controller saves atomically instead (its own method,
+            # nothing patched in espefuse): temp file, fsync, rename.
+            ctrl.save_to_file = lambda: _save_atomically(ctrl.mem, path)
             ctrl.save_to_file()
         self._latch()
 
@@ -283,3 +288,12 @@ class EfuseBank:
 
     def save(self) -> None:
         self.controller.save_to_file()
+
+
+def _save_atomically(mem: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        mem.tofile(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
