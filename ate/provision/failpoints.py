@@ -3,7 +3,8 @@ station process at a named point between two provisioning acts, as a power cut w
 holds it there.
 
 Set ATE_FAILPOINT=<point> (e.g. `cert-signed`, `efuse-intent:sb.en`) to exit with code
-86 the first time any unit reaches that point. ATE_FAILPOINT=pause:<point> instead holds
+86 the first time any unit reaches that point; ATE_FAILPOINT=kill:<point> sends the
+process SIGKILL there instead. ATE_FAILPOINT=pause:<point> instead holds
 the unit there (saying so on stderr) until the process gets SIGUSR1, at most PAUSE_MAX_S:
 a test can signal the station while an act is in progress. Never set on a line. Stdlib
 only.
@@ -46,11 +47,25 @@ async def _pause_at(target: str, chip_id: str, point: str) -> None:
         loop.remove_signal_handler(signal.SIGUSR1)
 
 
+async def _kill_at(target: str, chip_id: str, point: str) -> None:
+    if point == target:
+        sys.stderr.write(f"ate: failpoint {point} reached for {chip_id}: SIGKILL\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def from_env() -> Callable[[str, str], Awaitable[None]] | None:
     """The checkpoint for Provisioner, or None when the variable is not set."""
     target = os.environ.get(ENV)
     if not target:
         return None
+    if target.startswith("kill:"):
+        kill_point = target.removeprefix("kill:")
+
+        async def kill(chip_id: str, at: str) -> None:
+            await _kill_at(kill_point, chip_id, at)
+
+        return kill
     if target.startswith("pause:"):
         point = target.removeprefix("pause:")
 
