@@ -1,0 +1,103 @@
+"""The operator's page as an ASGI app the station daemon mounts: one HTML shell, its
+script and styles (package data, nothing from the internet), and a Server-Sent Events
+stream of the StationView's snapshots (pushed on change, never polled).
+
+Imports ate.ui only; the caller owns the view, the event bus and the server.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import json
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ate.ui.i18n import catalog
+from ate.ui.view import StationView
+
+LOOPBACK = "127.0.0.1"
+
+
+def check_bind(host: str) -> None:
+    """The page binds loopback only: signing in (needed before the page may be served to
+    other machines) is not built yet, so another address is refused, not half-guarded."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(
+            f"operator page on {host}: only a loopback address (127.0.0.1, ::1) is allowed "
+            "until sign-in is available"
+        )
+
+
+_SHELL = """<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="static/page.css">
+<script type="application/json" id="catalog">{catalog}</script>
+<script src="static/page.js" defer></script>
+</head>
+<body>
+<header id="header"></header>
+<div id="banner" role="status">{connecting}</div>
+<main id="fixtures"></main>
+</body>
+</html>
+"""
+
+
+def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
+    """The page for `view`, its strings in `lang` (en, zh)."""
+    messages = catalog(lang)
+    # The catalog goes inside a <script> element: "</" must not close it early.
+    embedded = json.dumps(messages, ensure_ascii=False).replace("</", "<\\/")
+    shell = _SHELL.format(
+        lang="zh-Hans" if lang == "zh" else lang,
+        title=html.escape(messages["title"]),
+        catalog=embedded,
+        connecting=html.escape(messages["connecting"]),
+    )
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(shell, headers={"Cache-Control": "no-store"})
+
+    async def snapshot(request: Request) -> Response:
+        return JSONResponse(view.snapshot())
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
+            seen = -1
+            # Reconnect after 1 s if the station restarts; the browser does this itself.
+            yield "retry: 1000\n\n"
+            while True:
+                seen = await view.changed(seen)
+                # Snapshots coalesce: a burst of events costs one message, the latest.
+                data = json.dumps(view.snapshot(), ensure_ascii=False, separators=(",", ":"))
+                yield f"data: {data}\n\n"
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/snapshot", snapshot),
+            Route("/events", events),
+            Mount("/static", StaticFiles(packages=[("ate.ui", "static")]), name="static"),
+        ]
+    )

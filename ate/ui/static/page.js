@@ -1,0 +1,166 @@
+// The operator's page: renders the station's snapshots pushed over Server-Sent Events.
+// Text goes in with textContent only (station data is never parsed as HTML).
+"use strict";
+
+const T = JSON.parse(document.getElementById("catalog").textContent);
+const ICON = {
+  waiting: "\u25CB", testing: "\u25B6", provisioning: "\u25C6", locking: "\u25A0",
+  PASS: "\u2714", FAIL: "\u2716", ERROR: "\u26A0", ABORTED: "\u25A0", EMPTY: "\u2013",
+};
+const tiles = new Map(); // "fixture/slot" -> elements
+const fixtures = new Map(); // fixture -> elements
+let received = 0; // performance.now() when the last snapshot arrived
+let last = null;
+window.__ate = { latencies: [], version: -1 };
+
+function el(tag, cls, parent) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function setText(e, text) {
+  if (e.textContent !== text) e.textContent = text;
+}
+
+function fmtElapsed(s) {
+  const m = Math.floor(s / 60);
+  const r = Math.floor(s % 60);
+  return m + ":" + String(r).padStart(2, "0");
+}
+
+function header(snap) {
+  const h = document.getElementById("header");
+  if (!h.firstChild) {
+    for (const key of ["station", "sequence", "operator", "lot", "units", "fpy", "uph", "database", "spool"]) {
+      const item = el("div", "hitem", h);
+      item.dataset.key = key;
+      setText(el("span", "hlabel", item), T[key]);
+      el("span", "hvalue", item);
+    }
+  }
+  const first = snap.fixtures[0] || {};
+  const c = snap.counters;
+  const values = {
+    station: snap.station,
+    sequence: first.sequence || "\u2013",
+    operator: first.operator || "\u2013",
+    lot: snap.lot || "\u2013",
+    units: String(c.units),
+    fpy: c.fpy === null ? "\u2013" : c.fpy + "%",
+    uph: String(c.uph),
+    database: snap.database,
+    spool: String(snap.spool),
+  };
+  for (const item of h.children) setText(item.querySelector(".hvalue"), values[item.dataset.key]);
+}
+
+function fixtureBox(f) {
+  let box = fixtures.get(f.fixture);
+  if (!box) {
+    const root = el("section", "fixture", document.getElementById("fixtures"));
+    root.dataset.fixture = f.fixture;
+    const bar = el("div", "fbar", root);
+    box = {
+      root,
+      name: el("span", "fname", bar),
+      state: el("span", "fstate", bar),
+      grid: el("div", "grid", root),
+    };
+    fixtures.set(f.fixture, box);
+  }
+  setText(box.name, T.fixture + " " + f.fixture);
+  let word;
+  if (!f.online) word = T["fixture.offline"];
+  else if (f.state === "refused") word = T["fixture.refused"] + (f.refusal ? ": " + f.refusal : "");
+  else if (f.state === "waiting") word = T["fixture.load"];
+  else word = T["fixture." + f.state] || f.state;
+  setText(box.state, word);
+  box.root.dataset.state = f.online ? f.state : "offline";
+  return box;
+}
+
+function tile(box, fixture, t) {
+  const key = fixture + "/" + t.slot;
+  let e = tiles.get(key);
+  if (!e) {
+    const root = el("article", "tile", box.grid);
+    root.dataset.slot = String(t.slot);
+    const top = el("div", "top", root);
+    e = {
+      root,
+      slot: el("span", "slot", top),
+      icon: el("span", "icon", top),
+      word: el("span", "word", top),
+      step: el("div", "step", root),
+      bar: el("div", "bar", root),
+      fail: el("div", "fail", root),
+      todo: el("div", "todo", root),
+      ids: el("div", "ids", root),
+      elapsed: null,
+    };
+    e.fill = el("div", "fill", e.bar);
+    e.elapsed = el("span", "elapsed", top);
+    tiles.set(key, e);
+  }
+  e.root.dataset.state = t.state;
+  setText(e.slot, T.slot + " " + t.slot);
+  setText(e.icon, ICON[t.state] || "?");
+  setText(e.word, T["state." + t.state] || t.state);
+  const running = ["testing", "provisioning", "locking"].includes(t.state);
+  setText(e.step, running || t.state === "waiting" ? (t.step ? T.step + ": " + t.step : "") : "");
+  const [done, total] = t.progress;
+  const pct = t.state === "PASS" ? 100 : total > 0 ? Math.min(100, (100 * done) / total) : 0;
+  e.fill.style.width = pct + "%";
+  let fail = "";
+  if (t.failing && t.state === "FAIL") {
+    const f = t.failing;
+    fail = T.failing + ": " + f.step + (f.measurement ? " \u00B7 " + f.measurement : "") +
+      " = " + f.value + (f.unit ? " " + f.unit : "") + (f.limits ? " (" + T.limits + " " + f.limits + ")" : "");
+  } else if (t.state === "ERROR" && t.reason) {
+    fail = t.reason;
+  }
+  setText(e.fail, fail);
+  setText(e.todo, T["do." + t.state] || "");
+  const ids = [];
+  if (t.mac) ids.push(T.mac + " " + t.mac);
+  if (t.serial) ids.push(T.serial + " " + t.serial);
+  setText(e.ids, ids.join("  \u00B7  "));
+  e.base = t.elapsed_s;
+  e.running = running;
+}
+
+function tick() {
+  // Elapsed time moves between snapshots without asking the station.
+  const extra = last ? (performance.now() - received) / 1000 : 0;
+  for (const e of tiles.values()) {
+    const s = e.running ? e.base + extra : e.base;
+    setText(e.elapsed, e.base > 0 || e.running ? fmtElapsed(s) : "");
+  }
+}
+
+function render(snap) {
+  last = snap;
+  received = performance.now();
+  header(snap);
+  for (const f of snap.fixtures) {
+    const box = fixtureBox(f);
+    for (const t of f.tiles) tile(box, f.fixture, t);
+  }
+  tick();
+  document.body.dataset.version = String(snap.version);
+  window.__ate.version = snap.version;
+  window.__ate.latencies.push(Date.now() - snap.changed_at_ms);
+}
+
+function connect() {
+  const banner = document.getElementById("banner");
+  const source = new EventSource("events");
+  source.onopen = () => { banner.hidden = true; };
+  source.onmessage = (m) => render(JSON.parse(m.data));
+  source.onerror = () => { banner.hidden = false; banner.textContent = T.disconnected; };
+}
+
+setInterval(tick, 1000);
+connect();
