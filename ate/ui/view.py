@@ -211,8 +211,9 @@ class StationView:
             tile.mac = event.unit.mac
         elif isinstance(event, StepStarted):
             tile.step, tile.step_index = event.name, event.index
-            tile.steps_total = max(tile.steps_total, event.index + 1)
         elif isinstance(event, StepEnded):
+            # Without the sequence's length (steps_total) the page shows no bar: a
+            # guessed one would run backwards or sit at 100% with work left.
             tile.step_index = event.result.index + 1
             if event.result.verdict in (Verdict.FAIL, Verdict.ERROR) and tile.failing is None:
                 tile.failing = _failing(event.result)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ate.config.loader import load_sequence
 from ate.model.events import Event, PanelStarted, SlotEnded, SlotStarted
 from ate.model.results import SlotResult, UnitIdentity
 from ate.model.verdict import Verdict
 from ate.ui.view import StationView
-from tests.scheduler.conftest import Bench
+from tests.scheduler.conftest import S3_SEQUENCE, Bench
 
 FAULTS = {
     2: {"faults": {"rail_v": {"3v3": 2.95}}},  # FAIL: rail_3v3 out of limits
@@ -26,7 +27,8 @@ def tiles(view: StationView) -> dict[int, dict[str, Any]]:
 
 async def test_a_real_panel_lands_in_the_tiles(make_bench: Any) -> None:
     bench: Bench = make_bench(sim_slots=FAULTS)
-    view = StationView("st1", lot="L42")
+    steps = len(load_sequence(S3_SEQUENCE).model.steps)
+    view = StationView("st1", lot="L42", steps_total=steps)
     seen: list[str] = []
 
     def watch(event: Event) -> None:
@@ -45,7 +47,11 @@ async def test_a_real_panel_lands_in_the_tiles(make_bench: Any) -> None:
     assert 2.9 < float(fail["value"]) < 3.0
     assert t[3]["failing"] is None and "READY" in t[3]["reason"]
     assert t[1]["mac"] == result.slots[1].unit.mac  # type: ignore[union-attr]
-    assert t[1]["progress"][0] == t[1]["progress"][1] > 0
+    assert t[1]["progress"] == [steps, steps]
+    # rail_3v3 failed part way: the bar stopped where that step ended.
+    names = [s.name for s in load_sequence(S3_SEQUENCE).model.steps]
+    rail = names.index("rail_3v3")
+    assert t[2]["progress"][0] >= rail + 1 and t[2]["progress"][1] == steps
     assert t[1]["elapsed_s"] > 0
     snap = view.snapshot()
     assert snap["counters"]["units"] == 3  # the empty slot is not a unit

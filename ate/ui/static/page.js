@@ -50,7 +50,7 @@ function header(snap) {
     units: String(c.units),
     fpy: c.fpy === null ? "\u2013" : c.fpy + "%",
     uph: String(c.uph),
-    database: snap.database,
+    database: T["db." + snap.database] || snap.database,
     spool: String(snap.spool),
   };
   for (const item of h.children) setText(item.querySelector(".hvalue"), values[item.dataset.key]);
@@ -113,6 +113,7 @@ function tile(box, fixture, t) {
   const [done, total] = t.progress;
   const pct = t.state === "PASS" ? 100 : total > 0 ? Math.min(100, (100 * done) / total) : 0;
   e.fill.style.width = pct + "%";
+  e.bar.hidden = total === 0 || t.state === "PASS" || t.state === "EMPTY";
   let fail = "";
   if (t.failing && t.state === "FAIL") {
     const f = t.failing;
