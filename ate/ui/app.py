@@ -7,11 +7,13 @@ Imports ate.ui only; the caller owns the view, the event bus and the server.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import ipaddress
 import json
 from collections.abc import AsyncIterator
 
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -78,13 +80,16 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
-            seen = -1
+            sent = -1
             # Reconnect after 1 s if the station restarts; the browser does this itself.
             yield "retry: 1000\n\n"
             while True:
-                seen = await view.changed(seen)
+                await view.changed(sent)
                 # Snapshots coalesce: a burst of events costs one message, the latest.
-                data = json.dumps(view.snapshot(), ensure_ascii=False, separators=(",", ":"))
+                snap = view.snapshot()
+                snap["since_ms"] = view.first_change_ms(sent)
+                sent = snap["version"]  # later than what changed() woke on, if more came
+                data = json.dumps(snap, ensure_ascii=False, separators=(",", ":"))
                 yield f"data: {data}\n\n"
 
         return StreamingResponse(
@@ -101,3 +106,40 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
             Mount("/static", StaticFiles(packages=[("ate.ui", "static")]), name="static"),
         ]
     )
+
+
+class PageServer:
+    """The page on uvicorn, in the caller's event loop (the station's)."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.server, self.task = server, task
+        host, port = server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}/"
+
+    async def close(self) -> None:
+        self.server.should_exit = True
+        # Event streams never end by themselves: uvicorn cancels them at a forced exit.
+        self.server.force_exit = True
+        await self.task
+
+
+async def start_page(app: Starlette, host: str = LOOPBACK, port: int = 0) -> PageServer:
+    """Serve `app` on host:port (0: any free port) until `close()`."""
+    check_bind(host)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    # uvicorn offers no "started" event; a failed bind ends the task instead.
+    while not server.started:
+        if task.done():
+            await task
+            raise OSError(f"operator page: could not listen on {host}:{port}")
+        await asyncio.sleep(0.01)
+    return PageServer(server, task)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -146,6 +147,7 @@ class StationView:
         self.spool = 0
         self.version = 0
         self.changed_at_ms = time.time() * 1000.0
+        self._recent: deque[tuple[int, float]] = deque(maxlen=4096)  # (version, ms)
         self._clock = clock
         self._panels: dict[str, str] = {}  # panel id -> fixture
         self._seen_macs: set[str] = set()
@@ -259,10 +261,19 @@ class StationView:
         # Wall clock, not monotonic: the browser compares it with its own Date.now() to
         # measure event-to-screen latency (bench/page.py) on the same machine.
         self.changed_at_ms = time.time() * 1000.0
+        self._recent.append((self.version, self.changed_at_ms))
         waiters, self._waiters = self._waiters, []
         for w in waiters:
             if not w.done():
                 w.set_result(self.version)
+
+    def first_change_ms(self, seen: int) -> float:
+        """When the oldest change after version `seen` happened (wall clock, ms): a
+        snapshot covering several changes is as late as its oldest one."""
+        for version, ms in self._recent:
+            if version > seen:
+                return ms
+        return self.changed_at_ms
 
     async def changed(self, seen: int) -> int:
         """Wait until the version moves past `seen`; returns the new version."""

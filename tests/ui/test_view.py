@@ -121,3 +121,14 @@ async def test_status_changes_wake_the_page() -> None:
     assert (f["online"], f["state"]) == (False, "offline")
     status.set(online=True, state="refused", refusal="disk full")
     assert view.snapshot()["fixtures"][0]["refusal"] == "disk full"
+
+
+def test_a_coalesced_snapshot_is_as_late_as_its_oldest_change() -> None:
+    view = StationView("st1")
+    view.on_event(_started("p1", (1, 2)))
+    sent = view.version
+    view.on_event(SlotStarted("p1", 1))
+    first = view.changed_at_ms
+    view.on_event(SlotStarted("p1", 2))
+    assert view.first_change_ms(sent) == first <= view.changed_at_ms
+    assert view.first_change_ms(view.version) == view.changed_at_ms

@@ -152,7 +152,8 @@ function render(snap) {
   tick();
   document.body.dataset.version = String(snap.version);
   window.__ate.version = snap.version;
-  window.__ate.latencies.push(Date.now() - snap.changed_at_ms);
+  // Event-to-screen latency of the oldest change this snapshot carries (bench/page.py).
+  window.__ate.latencies.push(Date.now() - (snap.since_ms || snap.changed_at_ms));
 }
 
 function connect() {
