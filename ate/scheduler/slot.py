@@ -31,6 +31,7 @@ from ate.model.verdict import Verdict, worst
 from ate.scheduler.resources import ResourcePool
 from ate.sequence.context import StepContext, StepFailed
 from ate.sequence.plan import Plan, PlanStep
+from ate.sequence.prompts import OperatorPrompts
 
 _log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class SlotOptions:
     request_timeout: float = 0.5  # per attempt of one request to the DUT
     request_attempts: int = 3
     crypto_s: float = 2.0  # extra per attempt for the device's key generation and signing
+    prompts: OperatorPrompts | None = None  # where `prompt` steps ask the operator
 
 
 def _classify(exc: BaseException) -> tuple[Verdict, str]:
@@ -330,7 +332,9 @@ class SlotRun:
         return Verdict.PASS, ""
 
     async def _run_steps(self, dut: TestFirmwareClient | None) -> tuple[Verdict, str]:
-        ctx = StepContext(self.panel_id, self.slot, dut, self.controller, self.emit)
+        ctx = StepContext(
+            self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts
+        )
         verdict, reason = Verdict.PASS, ""
         pending = list(self.plan.steps)
         while pending:

@@ -10,6 +10,7 @@ from ate.model.events import Event, Measured
 from ate.model.limits import Limits
 from ate.model.results import Measurement
 from ate.model.verdict import Verdict
+from ate.sequence.prompts import OperatorPrompts
 
 
 class StepFailed(Exception):
@@ -26,6 +27,7 @@ class StepContext:
         "failure",
         "measurements",
         "panel_id",
+        "prompts",
         "slot",
         "step_name",
     )
@@ -37,8 +39,10 @@ class StepContext:
         dut: TestFirmwareClient | None,
         fixture: FixtureController | None,
         emit: Callable[[Event], None],
+        prompts: OperatorPrompts | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.prompts = prompts  # the operator's page, when the station has one
         self.slot = slot
         self._dut = dut
         self._fixture = fixture

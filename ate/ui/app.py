@@ -98,9 +98,31 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def answer(request: Request) -> Response:
+        # Only this page may answer: a form on another site can neither send JSON without
+        # the browser asking first (CORS) nor forge the Origin header.
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin != own:
+            return JSONResponse({"error": messages["error.origin"]}, status_code=403)
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return JSONResponse({"error": messages["error.json"]}, status_code=415)
+        try:
+            body = await request.json()
+            text = body["answer"] if isinstance(body, dict) else None
+            if not isinstance(text, str):
+                raise ValueError("answer")
+            ok = view.prompts.answer(request.path_params["id"], text)
+        except (ValueError, KeyError):
+            return JSONResponse({"error": messages["error.answer"]}, status_code=400)
+        if not ok:
+            return JSONResponse({"error": messages["error.gone"]}, status_code=409)
+        return Response(status_code=204)
+
     return Starlette(
         routes=[
             Route("/", page),
+            Route("/prompt/{id}", answer, methods=["POST"]),
             Route("/snapshot", snapshot),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("ate.ui", "static")]), name="static"),

@@ -29,6 +29,7 @@ from ate.model.events import (
 )
 from ate.model.results import Measurement, StepResult
 from ate.model.verdict import Verdict
+from ate.ui.prompts import PromptBroker
 
 # Verdicts the page shows as a tile's final state; anything else is still running.
 _FINAL = {v.value for v in (Verdict.PASS, Verdict.FAIL, Verdict.ERROR, Verdict.ABORTED)}
@@ -70,7 +71,7 @@ class Tile:
     failing: dict[str, Any] | None = None  # step, measurement, value, limits, unit
     reason: str = ""
 
-    def snapshot(self, now: float) -> dict[str, Any]:
+    def snapshot(self, now: float, prompt: dict[str, Any] | None = None) -> dict[str, Any]:
         elapsed = 0.0
         if self.started is not None:
             elapsed = (self.ended if self.ended is not None else now) - self.started
@@ -84,6 +85,7 @@ class Tile:
             "serial": self.serial,
             "failing": self.failing,
             "reason": self.reason,
+            "prompt": prompt,
         }
 
 
@@ -113,9 +115,17 @@ def _failing(step: StepResult) -> dict[str, Any]:
         (m for m in step.measurements if m.verdict is not Verdict.PASS), None
     )
     if bad is None:
-        return {"step": step.name, "measurement": "", "value": "", "limits": "", "unit": ""}
+        return {
+            "step": step.name,
+            "measurement": "",
+            "value": "",
+            "limits": "",
+            "unit": "",
+            "reason": step.reason,
+        }
     limits = bad.limits.describe() if bad.limits is not None else ""
     return {
+        "reason": step.reason,
         "step": step.name,
         "measurement": bad.name,
         "value": _number(bad.value),
@@ -152,6 +162,8 @@ class StationView:
         self._panels: dict[str, str] = {}  # panel id -> fixture
         self._seen_macs: set[str] = set()
         self._waiters: list[asyncio.Future[int]] = []
+        # The station passes this to the slots (SlotOptions.prompts); tiles show its questions.
+        self.prompts = PromptBroker(self._bump)
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -283,6 +295,10 @@ class StationView:
         self._waiters.append(fut)
         return await fut
 
+    def _prompt(self, panel_id: str, slot: int) -> dict[str, Any] | None:
+        pending = self.prompts.for_slot(panel_id, slot)
+        return pending.shown() if pending is not None else None
+
     def snapshot(self) -> dict[str, Any]:
         now = self._clock()
         hours = max(now - self.shift_started, 1e-9) / 3600.0
@@ -306,7 +322,10 @@ class StationView:
                     "refusal": fv.refusal,
                     "sequence": fv.sequence,
                     "operator": fv.operator,
-                    "tiles": [t.snapshot(now) for _, t in sorted(fv.tiles.items())],
+                    "tiles": [
+                        t.snapshot(now, self._prompt(fv.panel_id, t.slot))
+                        for _, t in sorted(fv.tiles.items())
+                    ],
                 }
                 for _, fv in sorted(self.fixtures.items())
             ],

@@ -4,6 +4,7 @@ fixture; Chinese catalog; no console errors. Screenshots go to /tmp for a person
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from ate.model.results import SlotResult, UnitIdentity
 from ate.model.verdict import Verdict
 from ate.ui.app import check_bind
 from ate.ui.view import StationView
-from tests.scheduler.conftest import S3_SEQUENCE, Bench
+from tests.scheduler.conftest import FAST, S3_SEQUENCE, Bench
 from tests.ui.conftest import start_page
 from tests.ui.test_view import FAULTS
 
@@ -113,3 +114,59 @@ def test_only_loopback_is_served() -> None:
     check_bind("::1")
     with pytest.raises(ValueError, match="only a loopback address"):
         check_bind("0.0.0.0")
+
+
+async def test_a_prompt_answered_on_the_page(make_bench: Any, browser: Any, tmp_path: Any) -> None:
+    from tests.ui.test_prompts import with_prompt
+
+    bench: Bench = make_bench(slots=2)
+    seq = load_sequence(with_prompt(tmp_path))
+    view = StationView("st1", steps_total=len(seq.model.steps))
+    server = await start_page(view)
+    try:
+        page, problems = await open_page(browser, server.url, (1280, 800))
+        options = dataclasses.replace(FAST, prompts=view.prompts)
+        run = asyncio.create_task(bench.run(seq, options=options, subscribers=(view.on_event,)))
+        for slot, button in ((1, "yes"), (2, "no")):
+            ask = tile(page, slot).locator(".ask")
+            await ask.locator(".question").wait_for(timeout=30_000)
+            assert await ask.locator(".question").inner_text() == "Is the status LED green?"
+            if slot == 1:
+                await page.screenshot(path=str(SHOTS / "prompt-1280x800.png"))
+            await ask.locator(f'button[data-answer="{button}"]').click()
+        result = await run
+        assert result.slots[1].steps[0].measurements[0].value == "yes"
+        assert result.slots[2].steps[0].verdict is Verdict.FAIL
+        await page.wait_for_function(f"window.__ate.version >= {view.version}")
+        assert await tile(page, 1).locator(".ask").is_hidden()
+        assert await tile(page, 2).get_attribute("data-state") == "FAIL"
+        assert "answer = no, wanted yes" in await tile(page, 2).locator(".fail").inner_text()
+        # A stale answer (the question is gone) is refused with the catalog's words.
+        status, body = await page.evaluate(
+            """async () => { const r = await fetch("prompt/x", {method: "POST",
+                 headers: {"Content-Type": "application/json"}, body: '{"answer":"yes"}'});
+                 return [r.status, await r.json()]; }"""
+        )
+        gone = "That question is no longer open (answered or timed out)"
+        assert (status, body["error"]) == (409, gone)
+        problems.clear()  # the 409 above is logged by the browser on purpose
+    finally:
+        await server.close()
+
+
+async def test_answers_from_another_site_or_not_json_are_refused(browser: Any) -> None:
+    view = StationView("st1")
+    server = await start_page(view)
+    try:
+        page, _ = await open_page(browser, server.url, (800, 480))
+        results = await page.evaluate(
+            """async () => {
+              const a = await fetch("prompt/x", {method: "POST", body: "answer=yes",
+                headers: {"Content-Type": "application/x-www-form-urlencoded"}});
+              const b = await fetch("prompt/x", {method: "POST", body: "{}",
+                headers: {"Content-Type": "application/json"}});
+              return [a.status, b.status]; }"""
+        )
+        assert results == [415, 400]
+    finally:
+        await server.close()

@@ -101,6 +101,8 @@ function tile(box, fixture, t) {
       elapsed: null,
     };
     e.fill = el("div", "fill", e.bar);
+    e.ask = el("div", "ask", root);
+    e.askId = null;
     e.elapsed = el("span", "elapsed", top);
     tiles.set(key, e);
   }
@@ -117,8 +119,13 @@ function tile(box, fixture, t) {
   let fail = "";
   if (t.failing && t.state === "FAIL") {
     const f = t.failing;
-    fail = T.failing + ": " + f.step + (f.measurement ? " \u00B7 " + f.measurement : "") +
-      " = " + f.value + (f.unit ? " " + f.unit : "") + (f.limits ? " (" + T.limits + " " + f.limits + ")" : "");
+    if (f.limits) {
+      fail = T.failing + ": " + f.step + " \u00B7 " + f.measurement + " = " + f.value +
+        (f.unit ? " " + f.unit : "") + " (" + T.limits + " " + f.limits + ")";
+    } else {
+      // No numeric limits (a NACK, an answer): the step's own reason says what was wanted.
+      fail = T.failing + ": " + f.step + " \u00B7 " + (f.reason || f.value);
+    }
   } else if (t.state === "ERROR" && t.reason) {
     fail = t.reason;
   }
@@ -128,8 +135,55 @@ function tile(box, fixture, t) {
   if (t.mac) ids.push(T.mac + " " + t.mac);
   if (t.serial) ids.push(T.serial + " " + t.serial);
   setText(e.ids, ids.join("  \u00B7  "));
+  showPrompt(e, t.prompt);
   e.base = t.elapsed_s;
   e.running = running;
+}
+
+function send(e, id, answer) {
+  for (const b of e.ask.querySelectorAll("button, input")) b.disabled = true;
+  fetch("prompt/" + encodeURIComponent(id), {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ answer }),
+  }).then(async (r) => {
+    if (r.ok) return;
+    const body = await r.json().catch(() => ({}));
+    setText(e.askError, body.error || String(r.status));
+    for (const b of e.ask.querySelectorAll("button, input")) b.disabled = false;
+  });
+}
+
+function showPrompt(e, p) {
+  // Rebuilt only when the question changes, so typing is not lost to the next snapshot.
+  const id = p ? p.id : null;
+  if (id === e.askId) return;
+  e.askId = id;
+  e.ask.replaceChildren();
+  e.ask.hidden = !p;
+  if (!p) return;
+  setText(el("div", "question", e.ask), p.text);
+  const row = el("div", "answers", e.ask);
+  if (p.kind === "number") {
+    const input = el("input", "number", row);
+    input.type = "text";
+    input.inputMode = "decimal";
+    input.setAttribute("aria-label", p.text);
+    if (p.unit) setText(el("span", "unit", row), p.unit);
+    const ok = el("button", "answer", row);
+    setText(ok, T["prompt.ok"]);
+    ok.onclick = () => send(e, p.id, input.value.trim());
+  } else {
+    const options = p.kind === "confirm" ? [["yes", T["prompt.yes"]], ["no", T["prompt.no"]]]
+      : p.choices.map((c) => [c, c]);
+    for (const [value, label] of options) {
+      const b = el("button", "answer", row);
+      b.dataset.answer = value;
+      setText(b, label);
+      b.onclick = () => send(e, p.id, value);
+    }
+  }
+  e.askError = el("div", "askerror", e.ask);
 }
 
 function tick() {
