@@ -119,9 +119,17 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
             return JSONResponse({"error": messages["error.gone"]}, status_code=409)
         return Response(status_code=204)
 
+    async def label_png(request: Request) -> Response:
+        serial = request.path_params["serial"]
+        label = view.labels.labels.get(serial) if view.labels is not None else None
+        if label is None:
+            return Response(status_code=404)
+        return Response(label.png(), media_type="image/png")
+
     return Starlette(
         routes=[
             Route("/", page),
+            Route("/label/{serial}.png", label_png),
             Route("/prompt/{id}", answer, methods=["POST"]),
             Route("/snapshot", snapshot),
             Route("/events", events),

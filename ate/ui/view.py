@@ -29,6 +29,7 @@ from ate.model.events import (
 )
 from ate.model.results import Measurement, StepResult
 from ate.model.verdict import Verdict
+from ate.ui.labels import LabelPrinter
 from ate.ui.prompts import PromptBroker
 
 # Verdicts the page shows as a tile's final state; anything else is still running.
@@ -71,7 +72,12 @@ class Tile:
     failing: dict[str, Any] | None = None  # step, measurement, value, limits, unit
     reason: str = ""
 
-    def snapshot(self, now: float, prompt: dict[str, Any] | None = None) -> dict[str, Any]:
+    def snapshot(
+        self,
+        now: float,
+        prompt: dict[str, Any] | None = None,
+        label: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         elapsed = 0.0
         if self.started is not None:
             elapsed = (self.ended if self.ended is not None else now) - self.started
@@ -86,6 +92,7 @@ class Tile:
             "failing": self.failing,
             "reason": self.reason,
             "prompt": prompt,
+            "label": label,
         }
 
 
@@ -164,6 +171,7 @@ class StationView:
         self._waiters: list[asyncio.Future[int]] = []
         # The station passes this to the slots (SlotOptions.prompts); tiles show its questions.
         self.prompts = PromptBroker(self._bump)
+        self.labels: LabelPrinter | None = None  # attach_labels(): previews and print state
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -179,6 +187,10 @@ class StationView:
             fv.state = fs.state
             fv.refusal = fs.refusal
         self._bump()
+
+    def attach_labels(self, printer: LabelPrinter) -> None:
+        self.labels = printer
+        printer.on_change = self._bump
 
     def line_state(self, database: str, spool: int) -> None:
         """The line database ("online"/"offline") and how many records wait in the spool."""
@@ -251,7 +263,8 @@ class StationView:
         tile.reason = result.reason
         if result.unit is not None:
             tile.mac = result.unit.mac
-        serial = result.extra.get("serial")
+        prov = result.extra.get("provisioning")
+        serial = prov.get("serial") if isinstance(prov, dict) else None
         if isinstance(serial, str):
             tile.serial = serial
         if result.verdict is Verdict.PASS:
@@ -299,6 +312,17 @@ class StationView:
         pending = self.prompts.for_slot(panel_id, slot)
         return pending.shown() if pending is not None else None
 
+    def _label(self, tile: Tile) -> dict[str, Any] | None:
+        if self.labels is None or tile.serial not in self.labels.labels:
+            return None
+        failed = self.labels.failed.get(tile.serial)
+        return {
+            "serial": tile.serial,
+            "printer": self.labels.target is not None,
+            "printed": tile.serial in self.labels.printed,
+            "failed": failed,
+        }
+
     def snapshot(self) -> dict[str, Any]:
         now = self._clock()
         hours = max(now - self.shift_started, 1e-9) / 3600.0
@@ -323,7 +347,7 @@ class StationView:
                     "sequence": fv.sequence,
                     "operator": fv.operator,
                     "tiles": [
-                        t.snapshot(now, self._prompt(fv.panel_id, t.slot))
+                        t.snapshot(now, self._prompt(fv.panel_id, t.slot), self._label(t))
                         for _, t in sorted(fv.tiles.items())
                     ],
                 }

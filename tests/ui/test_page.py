@@ -15,6 +15,7 @@ from ate.model.events import Event, PanelStarted, SlotEnded, SlotStarted, StepSt
 from ate.model.results import SlotResult, UnitIdentity
 from ate.model.verdict import Verdict
 from ate.ui.app import check_bind
+from ate.ui.labels import LabelPrinter
 from ate.ui.view import StationView
 from tests.scheduler.conftest import FAST, S3_SEQUENCE, Bench
 from tests.ui.conftest import start_page
@@ -168,5 +169,43 @@ async def test_answers_from_another_site_or_not_json_are_refused(browser: Any) -
               return [a.status, b.status]; }"""
         )
         assert results == [415, 400]
+    finally:
+        await server.close()
+
+
+async def test_a_label_preview_on_a_locked_units_tile(browser: Any) -> None:
+    from tests.ui.test_labels import DAY, SERIAL, ended
+
+    view = StationView("st1", steps_total=3)
+    printer = LabelPrinter(None, today=lambda: DAY)
+    view.attach_labels(printer)
+    for event in (
+        PanelStarted("p1", "f1", "st1", "op", {"name": "s3", "version": "2"}, (1, 2), "t"),
+        ended(),
+        SlotEnded("p1", SlotResult(2, Verdict.FAIL, unit=UnitIdentity(mac="aa:bb:cc:00:00:02"))),
+    ):
+        view.on_event(event)
+        printer.on_event(event)
+    server = await start_page(view)
+    try:
+        page, problems = await open_page(browser, server.url, (800, 480))
+        await page.wait_for_function(f"window.__ate.version >= {view.version}")
+        img = tile(page, 1).locator("img.qr")
+        await img.wait_for()
+        await page.wait_for_function("document.querySelector('img.qr').naturalWidth > 0")
+        assert SERIAL in await tile(page, 1).locator(".ids").inner_text()
+        assert (
+            await tile(page, 1).locator(".lstate").inner_text()
+            == "Label: no printer set (preview only)"
+        )
+        assert await tile(page, 2).locator(".ask").is_hidden()
+        assert await tile(page, 2).locator("img.qr").count() == 0
+        png = await page.evaluate(
+            """async (src) => Array.from(new Uint8Array(await (await fetch(src)).arrayBuffer()))""",
+            await img.get_attribute("src"),
+        )
+        assert bytes(png) == printer.labels[SERIAL].png()
+        await page.screenshot(path=str(SHOTS / "label-800x480.png"))
+        assert problems == [], problems
     finally:
         await server.close()

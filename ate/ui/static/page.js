@@ -101,7 +101,11 @@ function tile(box, fixture, t) {
       elapsed: null,
     };
     e.fill = el("div", "fill", e.bar);
+    e.label = el("div", "label", root);
+    e.labelKey = null;
+    e.label.hidden = true;
     e.ask = el("div", "ask", root);
+    e.ask.hidden = true;
     e.askId = null;
     e.elapsed = el("span", "elapsed", top);
     tiles.set(key, e);
@@ -136,6 +140,7 @@ function tile(box, fixture, t) {
   if (t.serial) ids.push(T.serial + " " + t.serial);
   setText(e.ids, ids.join("  \u00B7  "));
   showPrompt(e, t.prompt);
+  showLabel(e, t.label);
   e.base = t.elapsed_s;
   e.running = running;
 }
@@ -184,6 +189,22 @@ function showPrompt(e, p) {
     }
   }
   e.askError = el("div", "askerror", e.ask);
+}
+
+function showLabel(e, l) {
+  const key = l ? JSON.stringify(l) : null;
+  if (key === e.labelKey) return;
+  e.labelKey = key;
+  e.label.replaceChildren();
+  e.label.hidden = !l;
+  if (!l) return;
+  const img = el("img", "qr", e.label);
+  img.alt = T["label.preview"] + " " + l.serial;
+  img.src = "label/" + encodeURIComponent(l.serial) + ".png";
+  const state = el("span", "lstate", e.label);
+  setText(state, l.failed ? T["label.failed"] : l.printed ? T["label.printed"]
+    : l.printer ? T["label.queued"] : T["label.noprinter"]);
+  e.label.dataset.failed = l.failed ? "1" : "";
 }
 
 function tick() {
