@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     from ate.cli.store_cmds import add_parsers
 
     add_parsers(sub)  # unit, export, audit verify
+    from ate.cli.user_cmd import add_parser as add_user_parser
+
+    add_user_parser(sub)
 
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -135,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "user":
+            from ate.cli.user_cmd import run_user
+
+            return run_user(args)
         from ate.cli.store_cmds import default_db_url, dispatch
 
         code = dispatch(args)

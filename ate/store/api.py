@@ -215,6 +215,17 @@ class UnitHistory:
 # -- the store ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """Who may sign in at a station: a role and an argon2id hash of the PIN, nothing else."""
+
+    name: str
+    role: str
+    pin_hash: str
+    created_at: str
+    disabled: bool
+
+
 class Store(Protocol):
     """A line's records and provisioning ledger. Sync and blocking: call from a thread.
     Safe to share between threads of one process; every process opens its own."""
@@ -237,6 +248,8 @@ class Store(Protocol):
     def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]: ...
     def audit_append(self, station: str, kind: str, payload: dict[str, Any]) -> AuditEntry: ...
     def audit_entries(self, station: str | None = None) -> list[AuditEntry]: ...
+    def user_add(self, name: str, role: str, pin_hash: str) -> None: ...
+    def user_get(self, name: str) -> UserRow | None: ...
     def close(self) -> None: ...
 
 

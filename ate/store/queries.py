@@ -36,6 +36,7 @@ from ate.store.api import (
     StoreError,
     StoreUnavailable,
     UnitHistory,
+    UserRow,
     normalise_mac,
     normalise_time,
     now_iso,
@@ -610,6 +611,37 @@ class SqlStore:
             AuditEntry(str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6])
             for r in rows
         ]
+
+    # -- sign-in --------------------------------------------------------------------------------
+
+    def user_add(self, name: str, role: str, pin_hash: str) -> None:
+        """A new user; one that exists already is refused (InvariantViolation), never
+        overwritten: changing a role is an admin's audited act, not a side effect."""
+
+        def fn(tx: Tx) -> None:
+            if tx.one("SELECT 1 FROM operators_auth WHERE name = ?", (name,)):
+                raise InvariantViolation(f"user {name!r} exists already")
+            tx.run(
+                "INSERT INTO operators_auth (name, role, pin_hash, created_at, disabled) "
+                "VALUES (?, ?, ?, ?, 0)",
+                (name, role, pin_hash, now_iso()),
+            )
+
+        self._transact("write", fn, what=f"add user {name}")
+
+    def user_get(self, name: str) -> UserRow | None:
+        row = self._transact(
+            "read",
+            lambda tx: tx.one(
+                "SELECT name, role, pin_hash, created_at, disabled FROM operators_auth "
+                "WHERE name = ?",
+                (name,),
+            ),
+            what=f"read user {name}",
+        )
+        if not row:
+            return None
+        return UserRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), bool(row[4]))
 
     # -- queries ----------------------------------------------------------------------------------
 

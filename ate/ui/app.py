@@ -11,7 +11,9 @@ import asyncio
 import html
 import ipaddress
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -20,23 +22,25 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ate.ui.auth import SESSION_S, AuthError, Authority, Session, check_role, may
 from ate.ui.i18n import catalog
 from ate.ui.view import StationView
 
 LOOPBACK = "127.0.0.1"
+COOKIE = "ate_session"
+CSRF_HEADER = "X-CSRF-Token"
 
 
-def check_bind(host: str) -> None:
-    """The page binds loopback only: signing in (needed before the page may be served to
-    other machines) is not built yet, so another address is refused, not half-guarded."""
+def check_bind(host: str, remote: bool = False) -> None:
+    """Loopback unless `remote` was set explicitly (and then sign-in is required)."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if not loopback:
+    if not loopback and not remote:
         raise ValueError(
-            f"operator page on {host}: only a loopback address (127.0.0.1, ::1) is allowed "
-            "until sign-in is available"
+            f"operator page on {host}: only a loopback address (127.0.0.1, ::1) unless the "
+            "station's setting allows remote access (then everyone signs in)"
         )
 
 
@@ -53,6 +57,8 @@ _SHELL = """<!doctype html>
 </head>
 <body>
 <header id="header"></header>
+<div id="account"></div>
+<div id="notice" role="alert" hidden></div>
 <div id="banner" role="status">{connecting}</div>
 <main id="fixtures"></main>
 </body>
@@ -60,17 +66,76 @@ _SHELL = """<!doctype html>
 """
 
 
-def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
-    """The page for `view`, its strings in `lang` (en, zh)."""
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A privileged button on the page: who may press it and what it does (the daemon's)."""
+
+    role: str
+    run: Callable[[], Awaitable[None]]
+
+
+def operator_app(
+    view: StationView,
+    *,
+    lang: str = "en",
+    auth: Authority | None = None,
+    actions: Mapping[str, Action] | None = None,
+    remote: bool = False,
+) -> Starlette:
+    """The page for `view`, its strings in `lang` (en, zh). With `auth`, people sign in
+    and privileged acts (label reprint, `actions`) check their role. `remote`: the page
+    is served beyond loopback, so everything but the read-only view needs a session."""
     messages = catalog(lang)
+    acts = dict(actions or {})
+    if remote and auth is None:
+        raise ValueError("an operator page served beyond loopback needs sign-in (auth)")
+    for action in acts.values():
+        check_role(action.role)
     # The catalog goes inside a <script> element: "</" must not close it early.
-    embedded = json.dumps(messages, ensure_ascii=False).replace("</", "<\\/")
+    embedded = json.dumps(
+        {"messages": messages, "auth": auth is not None, "actions": sorted(acts)},
+        ensure_ascii=False,
+    ).replace("</", "<\\/")
     shell = _SHELL.format(
         lang="zh-Hans" if lang == "zh" else lang,
         title=html.escape(messages["title"]),
         catalog=embedded,
         connecting=html.escape(messages["connecting"]),
     )
+
+    def refuse(key: str, status: int, **fmt: str) -> Response:
+        return JSONResponse({"error": messages[key].format(**fmt)}, status_code=status)
+
+    def session_of(request: Request) -> Session | None:
+        return auth.session(request.cookies.get(COOKIE)) if auth is not None else None
+
+    async def json_body(request: Request) -> dict[str, Any] | Response:
+        # Only this page may post: a form on another site can neither send JSON without
+        # the browser asking first (CORS) nor forge the Origin header.
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and origin != own:
+            return refuse("error.origin", 403)
+        if request.headers.get("content-type", "").split(";")[0] != "application/json":
+            return refuse("error.json", 415)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return refuse("error.answer", 400)
+        return body
+
+    def signed_in(request: Request, needed: str | None) -> Session | Response:
+        """The caller's session, checked for its CSRF token and, if `needed`, its role."""
+        session = session_of(request)
+        if session is None:
+            return refuse("error.signin", 401)
+        if auth is None or not auth.csrf_ok(session, request.headers.get(CSRF_HEADER)):
+            return refuse("error.csrf", 403)
+        if needed is not None and not may(session.role, needed):
+            return refuse("error.role", 403, role=messages[f"role.{needed}"])
+        return session
 
     async def page(request: Request) -> Response:
         return HTMLResponse(shell, headers={"Cache-Control": "no-store"})
@@ -98,25 +163,56 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def answer(request: Request) -> Response:
-        # Only this page may answer: a form on another site can neither send JSON without
-        # the browser asking first (CORS) nor forge the Origin header.
-        origin = request.headers.get("origin")
-        own = f"{request.url.scheme}://{request.url.netloc}"
-        if origin is not None and origin != own:
-            return JSONResponse({"error": messages["error.origin"]}, status_code=403)
-        if request.headers.get("content-type", "").split(";")[0] != "application/json":
-            return JSONResponse({"error": messages["error.json"]}, status_code=415)
+    async def sign_in(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        if auth is None:
+            return refuse("error.noauth", 404)
+        name, pin = body.get("name"), body.get("pin")
+        if not isinstance(name, str) or not isinstance(pin, str):
+            return refuse("error.badpin", 401)
         try:
-            body = await request.json()
-            text = body["answer"] if isinstance(body, dict) else None
+            session, cookie = await asyncio.to_thread(auth.sign_in, name, pin)
+        except AuthError:
+            return refuse("error.badpin", 401)
+        response = JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf})
+        response.set_cookie(
+            COOKIE, cookie, max_age=SESSION_S, httponly=True, samesite="strict", secure=remote
+        )
+        return response
+
+    async def who(request: Request) -> Response:
+        session = session_of(request)
+        if session is None:
+            return JSONResponse({"user": None})
+        return JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf})
+
+    async def sign_out(request: Request) -> Response:
+        checked = signed_in(request, None)
+        if isinstance(checked, Response):
+            return checked
+        response = Response(status_code=204)
+        response.delete_cookie(COOKIE)
+        return response
+
+    async def answer(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        if remote:
+            checked = signed_in(request, "operator")
+            if isinstance(checked, Response):
+                return checked
+        text = body.get("answer")
+        try:
             if not isinstance(text, str):
                 raise ValueError("answer")
             ok = view.prompts.answer(request.path_params["id"], text)
-        except (ValueError, KeyError):
-            return JSONResponse({"error": messages["error.answer"]}, status_code=400)
+        except ValueError:
+            return refuse("error.answer", 400)
         if not ok:
-            return JSONResponse({"error": messages["error.gone"]}, status_code=409)
+            return refuse("error.gone", 409)
         return Response(status_code=204)
 
     async def label_png(request: Request) -> Response:
@@ -126,16 +222,55 @@ def operator_app(view: StationView, *, lang: str = "en") -> Starlette:
             return Response(status_code=404)
         return Response(label.png(), media_type="image/png")
 
-    return Starlette(
+    async def reprint(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        checked = signed_in(request, "technician")
+        if isinstance(checked, Response):
+            return checked
+        serial = request.path_params["serial"]
+        label = view.labels.labels.get(serial) if view.labels is not None else None
+        if label is None or view.labels is None:
+            return Response(status_code=404)
+        assert auth is not None
+        await asyncio.to_thread(auth.audit, checked, "label.reprint", {"serial": serial})
+        view.labels.print(label)
+        return Response(status_code=204)
+
+    async def run_action(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        act = acts.get(request.path_params["name"])
+        if act is None:
+            return Response(status_code=404)
+        checked = signed_in(request, act.role)
+        if isinstance(checked, Response):
+            return checked
+        assert auth is not None
+        name = request.path_params["name"]
+        await asyncio.to_thread(auth.audit, checked, "action", {"action": name})
+        await act.run()
+        return Response(status_code=204)
+
+    app = Starlette(
         routes=[
             Route("/", page),
-            Route("/label/{serial}.png", label_png),
+            Route("/session", who),
+            Route("/signin", sign_in, methods=["POST"]),
+            Route("/signout", sign_out, methods=["POST"]),
             Route("/prompt/{id}", answer, methods=["POST"]),
+            Route("/label/{serial}.png", label_png),
+            Route("/label/{serial}/reprint", reprint, methods=["POST"]),
+            Route("/action/{name}", run_action, methods=["POST"]),
             Route("/snapshot", snapshot),
             Route("/events", events),
             Mount("/static", StaticFiles(packages=[("ate.ui", "static")]), name="static"),
         ]
     )
+    app.state.remote = remote
+    return app
 
 
 class PageServer:
@@ -155,7 +290,7 @@ class PageServer:
 
 async def start_page(app: Starlette, host: str = LOOPBACK, port: int = 0) -> PageServer:
     """Serve `app` on host:port (0: any free port) until `close()`."""
-    check_bind(host)
+    check_bind(host, bool(app.state.remote))
     config = uvicorn.Config(
         app,
         host=host,

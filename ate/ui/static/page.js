@@ -2,7 +2,9 @@
 // Text goes in with textContent only (station data is never parsed as HTML).
 "use strict";
 
-const T = JSON.parse(document.getElementById("catalog").textContent);
+const CFG = JSON.parse(document.getElementById("catalog").textContent);
+const T = CFG.messages;
+let me = { user: null }; // the signed-in user, role and CSRF token
 const ICON = {
   waiting: "\u25CB", testing: "\u25B6", provisioning: "\u25C6", locking: "\u25A0",
   PASS: "\u2714", FAIL: "\u2716", ERROR: "\u26A0", ABORTED: "\u25A0", EMPTY: "\u2013",
@@ -145,18 +147,81 @@ function tile(box, fixture, t) {
   e.running = running;
 }
 
+function post(path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (me.csrf) headers["X-CSRF-Token"] = me.csrf;
+  return fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+}
+
+async function errorOf(r) {
+  const body = await r.json().catch(() => ({}));
+  return body.error || String(r.status);
+}
+
+function notice(text) {
+  const n = document.getElementById("notice");
+  setText(n, text || "");
+  n.hidden = !text;
+}
+
 function send(e, id, answer) {
   for (const b of e.ask.querySelectorAll("button, input")) b.disabled = true;
-  fetch("prompt/" + encodeURIComponent(id), {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ answer }),
-  }).then(async (r) => {
+  post("prompt/" + encodeURIComponent(id), { answer }).then(async (r) => {
     if (r.ok) return;
-    const body = await r.json().catch(() => ({}));
-    setText(e.askError, body.error || String(r.status));
+    setText(e.askError, await errorOf(r));
     for (const b of e.ask.querySelectorAll("button, input")) b.disabled = false;
   });
+}
+
+function account() {
+  const box = document.getElementById("account");
+  box.replaceChildren();
+  if (!CFG.auth) { box.hidden = true; return; }
+  if (me.user) {
+    setText(el("span", "who", box), T.signedin + ": " + me.user + " (" + T["role." + me.role] + ")");
+    for (const name of CFG.actions) {
+      const b = el("button", "action", box);
+      b.dataset.action = name;
+      setText(b, T["action." + name] || name);
+      b.onclick = async () => {
+        const r = await post("action/" + encodeURIComponent(name));
+        notice(r.ok ? "" : await errorOf(r));
+      };
+    }
+    const out = el("button", "signout", box);
+    setText(out, T.signout);
+    out.onclick = async () => { await post("signout"); me = { user: null }; account(); relabel(); };
+    return;
+  }
+  const form = el("form", "signin", box);
+  const name = el("input", "name", form);
+  name.placeholder = T.name;
+  name.setAttribute("aria-label", T.name);
+  name.autocomplete = "username";
+  const pin = el("input", "pin", form);
+  pin.type = "password";
+  pin.inputMode = "numeric";
+  pin.placeholder = T.pin;
+  pin.setAttribute("aria-label", T.pin);
+  pin.autocomplete = "current-password";
+  const go = el("button", "go", form);
+  go.type = "submit";
+  setText(go, T.signin);
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const r = await post("signin", { name: name.value.trim(), pin: pin.value });
+    pin.value = "";
+    if (!r.ok) { notice(await errorOf(r)); return; }
+    me = await r.json();
+    notice("");
+    account();
+    relabel();
+  };
+}
+
+function relabel() {
+  for (const e of tiles.values()) { e.labelKey = null; }
+  if (last) render(last);
 }
 
 function showPrompt(e, p) {
@@ -205,6 +270,14 @@ function showLabel(e, l) {
   setText(state, l.failed ? T["label.failed"] : l.printed ? T["label.printed"]
     : l.printer ? T["label.queued"] : T["label.noprinter"]);
   e.label.dataset.failed = l.failed ? "1" : "";
+  if (me.user) {
+    const b = el("button", "reprint", e.label);
+    setText(b, T.reprint);
+    b.onclick = async () => {
+      const r = await post("label/" + encodeURIComponent(l.serial) + "/reprint");
+      notice(r.ok ? "" : await errorOf(r));
+    };
+  }
 }
 
 function tick() {
@@ -240,4 +313,4 @@ function connect() {
 }
 
 setInterval(tick, 1000);
-connect();
+fetch("session").then((r) => r.json()).then((s) => { me = s; account(); connect(); });
