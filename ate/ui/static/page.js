@@ -74,8 +74,11 @@ function fixtureBox(f) {
   }
   setText(box.name, T.fixture + " " + f.fixture);
   let word;
-  if (!f.online) word = T["fixture.offline"];
-  else if (f.state === "refused") word = T["fixture.refused"] + (f.refusal ? ": " + f.refusal : "");
+  // A warning icon as well as the colour: the state must not depend on telling colours apart.
+  if (!f.online) word = "\u26A0 " + T["fixture.offline"];
+  else if (f.state === "refused") {
+    word = "\u26A0 " + T["fixture.refused"] + (f.refusal ? ": " + f.refusal : "");
+  }
   else if (f.state === "waiting") word = T["fixture.load"];
   else word = T["fixture." + f.state] || f.state;
   setText(box.state, word);
