@@ -24,6 +24,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--station", default=None, help="station named in the audit log")
+    add.add_argument(
+        "--badge",
+        action="store_true",
+        help="also read a badge id (scan it at the prompt, or a second line of stdin)",
+    )
     _db_arg(add)
 
 
@@ -36,10 +41,17 @@ def _read_pin() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _read_badge() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("Scan the badge: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def run_user(args: argparse.Namespace) -> int:
     station = args.station or os.environ.get("ATE_STATION") or socket.gethostname()
     try:
         pin = _read_pin()
+        badge = _read_badge() if args.badge else None
         store = open_store(args.db or default_db_url())
     except AuthError as exc:
         print(f"ate: {exc}", file=sys.stderr)
@@ -51,7 +63,9 @@ def run_user(args: argparse.Namespace) -> int:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_NO_DB
     try:
-        add_user(store, args.name, args.role, pin, station=station, by=getpass.getuser())
+        add_user(
+            store, args.name, args.role, pin, station=station, by=getpass.getuser(), badge=badge
+        )
     except (AuthError, InvariantViolation) as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -614,34 +614,44 @@ class SqlStore:
 
     # -- sign-in --------------------------------------------------------------------------------
 
-    def user_add(self, name: str, role: str, pin_hash: str) -> None:
-        """A new user; one that exists already is refused (InvariantViolation), never
-        overwritten: changing a role is an admin's audited act, not a side effect."""
+    def user_add(self, name: str, role: str, pin_hash: str, badge_key: str | None = None) -> None:
+        """A new user; one that exists already (or a badge already given) is refused
+        (InvariantViolation), never overwritten: changing a role is an admin's audited act."""
 
         def fn(tx: Tx) -> None:
             if tx.one("SELECT 1 FROM operators_auth WHERE name = ?", (name,)):
                 raise InvariantViolation(f"user {name!r} exists already")
+            if badge_key and tx.one(
+                "SELECT 1 FROM operators_auth WHERE badge_key = ?", (badge_key,)
+            ):
+                raise InvariantViolation("that badge belongs to another user")
             tx.run(
-                "INSERT INTO operators_auth (name, role, pin_hash, created_at, disabled) "
-                "VALUES (?, ?, ?, ?, 0)",
-                (name, role, pin_hash, now_iso()),
+                "INSERT INTO operators_auth (name, role, pin_hash, badge_key, created_at, "
+                "disabled) VALUES (?, ?, ?, ?, ?, 0)",
+                (name, role, pin_hash, badge_key, now_iso()),
             )
 
         self._transact("write", fn, what=f"add user {name}")
 
-    def user_get(self, name: str) -> UserRow | None:
+    def _user_where(self, column: str, value: str) -> UserRow | None:
         row = self._transact(
             "read",
             lambda tx: tx.one(
                 "SELECT name, role, pin_hash, created_at, disabled FROM operators_auth "
-                "WHERE name = ?",
-                (name,),
+                f"WHERE {column} = ?",
+                (value,),
             ),
-            what=f"read user {name}",
+            what="read a user",
         )
         if not row:
             return None
         return UserRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), bool(row[4]))
+
+    def user_get(self, name: str) -> UserRow | None:
+        return self._user_where("name", name)
+
+    def user_by_badge(self, badge_key: str) -> UserRow | None:
+        return self._user_where("badge_key", badge_key)
 
     # -- queries ----------------------------------------------------------------------------------
 

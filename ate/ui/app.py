@@ -169,13 +169,16 @@ def operator_app(
             return body
         if auth is None:
             return refuse("error.noauth", 404)
-        name, pin = body.get("name"), body.get("pin")
-        if not isinstance(name, str) or not isinstance(pin, str):
-            return refuse("error.badpin", 401)
+        name, pin, badge = body.get("name"), body.get("pin"), body.get("badge")
         try:
-            session, cookie = await asyncio.to_thread(auth.sign_in, name, pin)
+            if isinstance(badge, str):
+                session, cookie = await asyncio.to_thread(auth.sign_in_badge, badge)
+            elif isinstance(name, str) and isinstance(pin, str):
+                session, cookie = await asyncio.to_thread(auth.sign_in, name, pin)
+            else:
+                return refuse("error.badpin", 401)
         except AuthError:
-            return refuse("error.badpin", 401)
+            return refuse("error.badbadge" if isinstance(badge, str) else "error.badpin", 401)
         response = JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf})
         response.set_cookie(
             COOKIE, cookie, max_age=SESSION_S, httponly=True, samesite="strict", secure=remote

@@ -7,6 +7,7 @@ Imports ate.store (the line database's API) only.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -43,11 +44,31 @@ def check_pin(pin: str) -> str:
     return pin
 
 
-def add_user(store: Store, name: str, role: str, pin: str, *, station: str, by: str) -> None:
+def badge_key(badge: str) -> str:
+    """How a badge is found in the database: a digest, never the id a reader reads."""
+    badge = badge.strip()
+    if not (4 <= len(badge) <= 64 and badge.isprintable()):
+        raise AuthError("a badge id is 4 to 64 printable characters")
+    return hashlib.sha256(b"ate.badge:" + badge.encode()).hexdigest()
+
+
+def add_user(
+    store: Store,
+    name: str,
+    role: str,
+    pin: str,
+    *,
+    station: str,
+    by: str,
+    badge: str | None = None,
+) -> None:
     if not name or len(name) > 64 or not name.isprintable():
         raise AuthError("a user name is 1 to 64 printable characters")
-    store.user_add(name, check_role(role), _HASHER.hash(check_pin(pin)))
-    store.audit_append(station, "user.add", {"user": name, "role": role, "by": by})
+    key = badge_key(badge) if badge else None
+    store.user_add(name, check_role(role), _HASHER.hash(check_pin(pin)), key)
+    store.audit_append(
+        station, "user.add", {"user": name, "role": role, "by": by, "badge": key is not None}
+    )
 
 
 def may(role: str, needed: str) -> bool:
@@ -82,7 +103,24 @@ class Authority:
         self.store.audit_append(self.station, "signin", {"user": name, "ok": ok})
         if not ok or user is None:
             raise AuthError("unknown user or wrong PIN")
-        session = Session(user.name, user.role, secrets.token_urlsafe(24))
+        return self._session(user.name, user.role)
+
+    def sign_in_badge(self, badge: str) -> tuple[Session, str]:
+        """A badge scan: the badge's owner, if the badge is known and the user enabled."""
+        try:
+            user = self.store.user_by_badge(badge_key(badge))
+        except AuthError:
+            user = None
+        ok = user is not None and not user.disabled
+        self.store.audit_append(
+            self.station, "signin", {"user": user.name if user else None, "ok": ok, "by": "badge"}
+        )
+        if not ok or user is None:
+            raise AuthError("unknown badge")
+        return self._session(user.name, user.role)
+
+    def _session(self, name: str, role: str) -> tuple[Session, str]:
+        session = Session(name, role, secrets.token_urlsafe(24))
         return session, self._cookies.dumps([session.user, session.role, session.csrf])
 
     def session(self, cookie: str | None) -> Session | None:

@@ -22,6 +22,7 @@ from ate.ui.view import StationView
 from tests.ui.test_page import open_page
 
 REPO = Path(__file__).resolve().parents[2]
+BADGE = "0004711842"  # what a badge reader types (then Enter)
 PINS = {"olga": ("operator", "4711"), "erik": ("engineer", "902114")}
 
 
@@ -43,8 +44,19 @@ def db(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     path = tmp_path / "line.db"
     url = f"sqlite:///{path}"
     for name, (role, pin) in PINS.items():
+        badge = ("--badge",) if name == "olga" else ()
         done = ate(
-            "user", "add", name, "--role", role, "--db", url, "--station", "st1", stdin=pin + "\n"
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--db",
+            url,
+            "--station",
+            "st1",
+            *badge,
+            stdin=f"{pin}\n{BADGE}\n",
         )
         assert done.returncode == 0, done.stderr
     yield url, path
@@ -58,6 +70,8 @@ def test_user_add_keeps_only_an_argon2id_hash(db: tuple[str, Path]) -> None:
     for name, (role, pin_hash) in found.items():
         assert role == PINS[name][0]
         assert pin_hash.startswith("$argon2id$") and PINS[name][1] not in pin_hash
+    badges = dict(sqlite3.connect(path).execute("SELECT name, badge_key FROM operators_auth"))
+    assert badges["erik"] is None and len(badges["olga"]) == 64 and BADGE not in badges["olga"]
     store = open_store(url)
     kinds = [(e.kind, e.payload["user"]) for e in store.audit_entries("st1")]
     store.close()
@@ -70,15 +84,16 @@ def test_user_add_keeps_only_an_argon2id_hash(db: tuple[str, Path]) -> None:
         (("olga", "--role", "operator"), "1234", "user 'olga' exists already"),
         (("newbie", "--role", "operator"), "12", "a PIN is 4 to 12 digits"),
         (("newbie", "--role", "operator"), "12ab", "a PIN is 4 to 12 digits"),
+        (("newbie", "--role", "operator", "--badge"), "1234", "that badge belongs to another user"),
     ],
 )
 def test_user_add_refusals_are_one_line(
     db: tuple[str, Path], args: tuple[str, ...], pin: str, message: str
 ) -> None:
-    done = ate("user", "add", *args, "--db", db[0], stdin=pin + "\n")
+    done = ate("user", "add", *args, "--db", db[0], stdin=f"{pin}\n{BADGE}\n")
     assert done.returncode == 2
     assert done.stderr == f"ate: {message}\n"
-    assert pin not in done.stderr or pin == "12"
+    assert BADGE not in done.stderr and (pin not in done.stderr or pin == "12")
 
 
 def test_an_unknown_role_is_refused(db: tuple[str, Path]) -> None:
@@ -161,3 +176,31 @@ def test_beyond_loopback_only_with_sign_in() -> None:
         check_bind("10.0.0.5")
     with pytest.raises(ValueError, match="needs sign-in"):
         operator_app(StationView("st1"), remote=True)
+
+
+async def test_sign_in_by_badge_scan(db: tuple[str, Path], browser: Any) -> None:
+    from tests.ui.conftest import serve
+
+    store: Store = open_store(db[0])
+    view = StationView("st1")
+    server = await serve(operator_app(view, auth=Authority(store, "st1", os.urandom(32))))
+    try:
+        page, problems = await open_page(browser, server.url, (800, 480))
+        name = page.locator("form.signin input.name")
+        await name.fill("9999999999")  # an unknown badge
+        await name.press("Enter")
+        await page.wait_for_function("!document.getElementById('notice').hidden")
+        assert await page.locator("#notice").inner_text() == "Unknown badge"
+        await name.fill(BADGE)
+        await name.press("Enter")
+        await page.locator("#account .who").wait_for()
+        assert await page.locator("#account .who").inner_text() == "Signed in: olga (operator)"
+        assert len(problems) == 1 and "status of 401" in problems[0], problems
+    finally:
+        await server.close()
+    audit = [e.payload for e in store.audit_entries("st1") if e.kind == "signin"]
+    store.close()
+    assert audit == [
+        {"user": None, "ok": False, "by": "badge"},
+        {"user": "olga", "ok": True, "by": "badge"},
+    ]

@@ -212,7 +212,10 @@ function account() {
   setText(go, T.signin);
   form.onsubmit = async (ev) => {
     ev.preventDefault();
-    const r = await post("signin", { name: name.value.trim(), pin: pin.value });
+    // A badge reader types its id and Enter into the first field: no PIN means a badge.
+    const r = await post("signin", pin.value ? { name: name.value.trim(), pin: pin.value }
+      : { badge: name.value.trim() });
+    name.value = "";
     pin.value = "";
     if (!r.ok) { notice(await errorOf(r)); return; }
     me = await r.json();
