@@ -181,6 +181,9 @@ class PluginStep(StepBase):
     limits: LimitSpec | None = None
 
 
+PROMPT_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
 class PromptStep(StepBase):
     """A question to the operator on the slot's tile ("Is the status LED green?"),
     answered on the page; no answer within `timeout` makes the step ERROR."""

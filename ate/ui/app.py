@@ -13,15 +13,23 @@ import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ate.config.sequence import PROMPT_IMAGE_TYPES
 from ate.ui.auth import SESSION_S, AuthError, Authority, Session, check_role, may
 from ate.ui.i18n import catalog
 from ate.ui.view import StationView
@@ -218,6 +226,17 @@ def operator_app(
             return refuse("error.gone", 409)
         return Response(status_code=204)
 
+    async def prompt_image(request: Request) -> Response:
+        # Only the picture of a question now open: never a path the request names.
+        pending = view.prompts.pending.get(request.path_params["id"])
+        if pending is None or pending.question.image is None:
+            return Response(status_code=404)
+        path = Path(pending.question.image)
+        media = PROMPT_IMAGE_TYPES.get(path.suffix.lower())
+        if media is None:
+            return Response(status_code=404)
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-store"})
+
     async def label_png(request: Request) -> Response:
         serial = request.path_params["serial"]
         label = view.labels.labels.get(serial) if view.labels is not None else None
@@ -264,6 +283,7 @@ def operator_app(
             Route("/signin", sign_in, methods=["POST"]),
             Route("/signout", sign_out, methods=["POST"]),
             Route("/prompt/{id}", answer, methods=["POST"]),
+            Route("/prompt/{id}/image", prompt_image),
             Route("/label/{serial}.png", label_png),
             Route("/label/{serial}/reprint", reprint, methods=["POST"]),
             Route("/action/{name}", run_action, methods=["POST"]),

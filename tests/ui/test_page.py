@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 
 from ate.config.loader import load_sequence
 from ate.model.events import Event, PanelStarted, SlotEnded, SlotStarted, StepStarted
@@ -121,7 +122,8 @@ async def test_a_prompt_answered_on_the_page(make_bench: Any, browser: Any, tmp_
     from tests.ui.test_prompts import with_prompt
 
     bench: Bench = make_bench(slots=2)
-    seq = load_sequence(with_prompt(tmp_path))
+    segno.make_qr("LED green").save(str(tmp_path / "led.png"), scale=6)
+    seq = load_sequence(with_prompt(tmp_path, image="led.png"))
     view = StationView("st1", steps_total=len(seq.model.steps))
     server = await start_page(view)
     try:
@@ -132,6 +134,10 @@ async def test_a_prompt_answered_on_the_page(make_bench: Any, browser: Any, tmp_
             ask = tile(page, slot).locator(".ask")
             await ask.locator(".question").wait_for(timeout=30_000)
             assert await ask.locator(".question").inner_text() == "Is the status LED green?"
+            await page.wait_for_function(
+                f"document.querySelector('.tile[data-slot=\"{slot}\"] img.compare')"
+                ".naturalWidth > 0"
+            )
             if slot == 1:
                 await page.screenshot(path=str(SHOTS / "prompt-1280x800.png"))
             await ask.locator(f'button[data-answer="{button}"]').click()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import segno
 from pydantic import ValidationError
 
+from ate.config.errors import InputError
 from ate.config.loader import load_sequence
 from ate.config.sequence import PromptStep
 from ate.model.verdict import Verdict
@@ -115,3 +118,21 @@ def test_prompt_model_refuses_what_cannot_be_asked(fields: dict[str, Any], messa
 def test_a_prompt_waits_a_minute_and_asks_once_by_default() -> None:
     step = PromptStep.model_validate(LED)
     assert (step.timeout, step.retries) == (60.0, 0)
+
+
+def test_a_missing_prompt_image_is_refused_at_load(tmp_path: Path) -> None:
+    path = with_prompt(tmp_path, image="pictures/led.png")
+    with pytest.raises(InputError) as err:
+        load_sequence(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:") and re.match(rf"{re.escape(str(path))}:\d+:\d+: ", text)
+    assert "image 'pictures/led.png' of step 'led_green': allowed is an existing" in text
+
+
+def test_a_prompt_image_is_resolved_next_to_the_sequence(tmp_path: Path) -> None:
+    (tmp_path / "pictures").mkdir()
+    segno.make_qr("LED green").save(str(tmp_path / "pictures" / "led.png"))
+    seq = load_sequence(with_prompt(tmp_path, image="pictures/led.png"))
+    step = seq.model.steps[0]
+    assert isinstance(step, PromptStep)
+    assert step.image == str((tmp_path / "pictures" / "led.png").resolve())

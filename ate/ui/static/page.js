@@ -239,6 +239,11 @@ function showPrompt(e, p) {
   e.ask.hidden = !p;
   if (!p) return;
   setText(el("div", "question", e.ask), p.text);
+  if (p.image) {
+    const img = el("img", "compare", e.ask);
+    img.alt = p.text;
+    img.src = "prompt/" + encodeURIComponent(p.id) + "/image";
+  }
   const row = el("div", "answers", e.ask);
   if (p.kind === "number") {
     const input = el("input", "number", row);
