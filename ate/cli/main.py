@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     from ate.cli.store_cmds import add_parsers
 
     add_parsers(sub)  # unit, export, audit verify
+    from ate.cli.user_cmd import add_parser as add_user_parser
+
+    add_user_parser(sub)
 
     from ate.cli.station_cmd import add_parser as add_station
 
@@ -149,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "user":
+            from ate.cli.user_cmd import run_user
+
+            return run_user(args)
         from ate.cli.store_cmds import default_db_url, dispatch
 
         code = dispatch(args)

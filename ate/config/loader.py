@@ -22,7 +22,7 @@ from ate.config.errors import InputError
 from ate.config.esp_image import check_app_image
 from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
-from ate.config.sequence import PluginStep, Sequence
+from ate.config.sequence import PROMPT_IMAGE_TYPES, PluginStep, PromptStep, Sequence
 from ate.config.station import Station
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
 
@@ -136,7 +136,26 @@ def load_sequence(path: Path | str) -> LoadedSequence:
                     f"{', '.join(installed) or 'none'}{hint}",
                 )
             )
+    steps = list(seq.steps)
+    for i, step in enumerate(steps):
+        if isinstance(step, PromptStep) and step.image is not None:
+            # The page shows the picture: resolved here, relative to the sequence file,
+            # so a missing picture is refused at load, not found missing mid-panel.
+            picture = (loaded.path.parent / step.image).resolve()
+            if picture.suffix.lower() not in PROMPT_IMAGE_TYPES or not picture.is_file():
+                problems.append(
+                    _at(
+                        loaded,
+                        ("steps", i, "image"),
+                        f"image {step.image!r} of step {step.name!r}: allowed is an existing "
+                        f"{', '.join(sorted(PROMPT_IMAGE_TYPES))} file, relative to the "
+                        f"sequence file (looked for {picture})",
+                    )
+                )
+            else:
+                steps[i] = step.model_copy(update={"image": str(picture)})
     _raise_first(problems)
+    seq = seq.model_copy(update={"steps": steps})
     return LoadedSequence(
         seq, loaded.path, loaded.sha256, firmware, firmware_sha, loaded.positions, image
     )

@@ -207,6 +207,48 @@ class PluginStep(StepBase):
     limits: LimitSpec | None = None
 
 
+PROMPT_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+class PromptStep(StepBase):
+    """A question to the operator on the slot's tile ("Is the status LED green?"),
+    answered on the page; no answer within `timeout` makes the step ERROR."""
+
+    type: Literal["prompt"]
+    text: str = Field(min_length=1, max_length=200, description="the question, as shown")
+    kind: Literal["confirm", "choice", "number"] = "confirm"
+    choices: tuple[str, ...] = Field((), description="kind choice: the buttons")
+    expect: str | None = Field(
+        None, description="confirm: yes (default) or no; choice: the answer that passes"
+    )
+    limits: LimitSpec | None = Field(None, description="kind number: the accepted range")
+    image: str | None = Field(None, description="a picture to compare with, beside the question")
+    # An operator is slower than a DUT: a minute unless the sequence says otherwise.
+    timeout: Duration | None = Field(60.0, gt=0, description="to answer, per attempt")
+    # An answer is not a flaky reading: asking again after "no" would fish for a "yes".
+    retries: int | None = Field(0, ge=0, le=10, description="extra attempts on failure")
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> PromptStep:
+        if self.kind == "choice":
+            if len(self.choices) < 2:
+                raise ValueError("a choice prompt needs at least two choices")
+            if self.expect is not None and self.expect not in self.choices:
+                raise ValueError(f"expect {self.expect!r} is not one of the choices")
+        elif self.choices:
+            raise ValueError(f"choices are for kind choice, not {self.kind}")
+        if self.kind == "confirm" and self.expect not in (None, "yes", "no"):
+            raise ValueError("a confirm prompt expects yes or no")
+        if self.kind == "number":
+            if self.limits is None:
+                raise ValueError("a number prompt needs limits")
+            if self.expect is not None:
+                raise ValueError("a number prompt is judged by limits, not expect")
+        elif self.limits is not None:
+            raise ValueError(f"limits are for kind number, not {self.kind}")
+        return self
+
+
 Step = Annotated[
     GpioLoopbackStep
     | GpioReadStep
@@ -218,7 +260,8 @@ Step = Annotated[
     | RailVoltageStep
     | SupplyCurrentStep
     | RfGoldenStep
-    | PluginStep,
+    | PluginStep
+    | PromptStep,
     Field(discriminator="type"),
 ]
 

@@ -38,6 +38,7 @@ from ate.scheduler.claims import UnitClaims, claims_for_loop
 from ate.scheduler.resources import ResourcePool
 from ate.sequence.context import StepContext, StepFailed, UnitIntegrityError
 from ate.sequence.plan import Plan, PlanStep
+from ate.sequence.prompts import OperatorPrompts
 
 _log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class SlotOptions:
     request_timeout: float = 0.5  # per attempt of one request to the DUT
     request_attempts: int = 3
     crypto_s: float = 2.0  # extra per attempt for the device's key generation and signing
+    prompts: OperatorPrompts | None = None  # where `prompt` steps ask the operator
 
 
 def _integrity_reason(exc: BaseException) -> str:
@@ -375,7 +377,9 @@ class SlotRun:
         return Verdict.PASS, ""
 
     async def _run_steps(self, dut: TestFirmwareClient | None) -> tuple[Verdict, str]:
-        ctx = StepContext(self.panel_id, self.slot, dut, self.controller, self.emit)
+        ctx = StepContext(
+            self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts
+        )
         verdict, reason = Verdict.PASS, ""
         pending = list(self.plan.steps)
         while pending:

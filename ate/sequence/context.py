@@ -11,6 +11,7 @@ from ate.model.limits import Limits
 from ate.model.quantities import reading_problem
 from ate.model.results import Measurement
 from ate.model.verdict import Verdict
+from ate.sequence.prompts import OperatorPrompts
 
 
 class StepFailed(Exception):
@@ -35,6 +36,7 @@ class StepContext:
         "failure",
         "measurements",
         "panel_id",
+        "prompts",
         "slot",
         "step_name",
     )
@@ -46,8 +48,10 @@ class StepContext:
         dut: TestFirmwareClient | None,
         fixture: FixtureController | None,
         emit: Callable[[Event], None],
+        prompts: OperatorPrompts | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.prompts = prompts  # the operator's page, when the station has one
         self.slot = slot
         self._dut = dut
         self._fixture = fixture

@@ -8,6 +8,7 @@ raises StepFailed for a bad unit without a number, and lets driver errors propag
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from ate.model.limits import Limits
 from ate.model.units import Quantity, convert
 from ate.model.verdict import Verdict
 from ate.sequence.context import StepContext, StepFailed
+from ate.sequence.prompts import Question
 
 Executor = Callable[[StepContext, Any], Awaitable[None]]
 EXECUTORS: dict[str, Executor] = {}
@@ -203,3 +205,44 @@ def plugin_executor(fn: PluginFn) -> Executor:
 
 
 __all__ = ["EXECUTORS", "Executor", "StepFailed", "plugin_executor"]
+
+
+@executor("prompt")
+async def prompt(ctx: StepContext, step: s.PromptStep) -> None:
+    if ctx.prompts is None:
+        raise RuntimeError("no operator page to ask: this station runs without one")
+    limits = step.limits.to_limits() if step.limits is not None else None
+    question = Question(
+        ctx.panel_id,
+        ctx.slot,
+        step.name,
+        step.text,
+        step.kind,
+        step.choices,
+        step.image,
+        limits.unit if limits is not None else "",
+    )
+    answer = await ctx.prompts.ask(question)
+    # Recorded like any measurement: the answer is the value, judged against what passes.
+    if step.kind == "number":
+        assert limits is not None  # the model requires limits for a number prompt
+        try:
+            value = float(answer)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            # Not a reading: recorded as typed and never judged (ERROR, not FAIL).
+            shown = f"{answer!r}, not a finite number"
+            ctx.measure("answer", answer, limits.unit, None, shown=shown, verdict=Verdict.ERROR)
+            return
+        ctx.measure("answer", value, limits.unit, limits)
+        return
+    allowed = ("yes", "no") if step.kind == "confirm" else step.choices
+    if answer not in allowed:
+        shown = f"{answer!r}, not one of {', '.join(allowed)}"
+        ctx.measure("answer", answer, "", None, shown=shown, verdict=Verdict.ERROR)
+        return
+    expect = step.expect or ("yes" if step.kind == "confirm" else None)
+    verdict = Verdict.PASS if expect is None or answer == expect else Verdict.FAIL
+    shown = answer if expect is None else f"{answer}, wanted {expect}"
+    ctx.measure("answer", answer, "", None, shown=shown, verdict=verdict)

@@ -226,6 +226,17 @@ class UnitHistory:
 # -- the store ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """Who may sign in at a station: a role and an argon2id hash of the PIN, nothing else."""
+
+    name: str
+    role: str
+    pin_hash: str
+    created_at: str
+    disabled: bool
+
+
 class Store(Protocol):
     """A line's records and provisioning ledger. Sync and blocking: call from a thread.
     Safe to share between threads of one process; every process opens its own."""
@@ -258,6 +269,11 @@ class Store(Protocol):
         self, station: str | None = None
     ) -> tuple[list[AuditEntry], list[str]]: ...
     def audit_keys(self) -> dict[str, str]: ...
+    def user_add(
+        self, name: str, role: str, pin_hash: str, badge_key: str | None = None
+    ) -> None: ...
+    def user_get(self, name: str) -> UserRow | None: ...
+    def user_by_badge(self, badge_key: str) -> UserRow | None: ...
     def close(self) -> None: ...
 
 

@@ -38,6 +38,7 @@ from ate.store.api import (
     StoreError,
     StoreUnavailable,
     UnitHistory,
+    UserRow,
     normalise_mac,
     normalise_time,
     now_iso,
@@ -682,6 +683,47 @@ class SqlStore:
             )
             for r in rows
         ]
+
+    # -- sign-in --------------------------------------------------------------------------------
+
+    def user_add(self, name: str, role: str, pin_hash: str, badge_key: str | None = None) -> None:
+        """A new user; one that exists already (or a badge already given) is refused
+        (InvariantViolation), never overwritten: changing a role is an admin's audited act."""
+
+        def fn(tx: Tx) -> None:
+            if tx.one("SELECT 1 FROM operators_auth WHERE name = ?", (name,)):
+                raise InvariantViolation(f"user {name!r} exists already")
+            if badge_key and tx.one(
+                "SELECT 1 FROM operators_auth WHERE badge_key = ?", (badge_key,)
+            ):
+                raise InvariantViolation("that badge belongs to another user")
+            tx.run(
+                "INSERT INTO operators_auth (name, role, pin_hash, badge_key, created_at, "
+                "disabled) VALUES (?, ?, ?, ?, ?, 0)",
+                (name, role, pin_hash, badge_key, now_iso()),
+            )
+
+        self._transact("write", fn, what=f"add user {name}")
+
+    def _user_where(self, column: str, value: str) -> UserRow | None:
+        row = self._transact(
+            "read",
+            lambda tx: tx.one(
+                "SELECT name, role, pin_hash, created_at, disabled FROM operators_auth "
+                f"WHERE {column} = ?",
+                (value,),
+            ),
+            what="read a user",
+        )
+        if not row:
+            return None
+        return UserRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), bool(row[4]))
+
+    def user_get(self, name: str) -> UserRow | None:
+        return self._user_where("name", name)
+
+    def user_by_badge(self, badge_key: str) -> UserRow | None:
+        return self._user_where("badge_key", badge_key)
 
     # -- queries ----------------------------------------------------------------------------------
 

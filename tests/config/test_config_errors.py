@@ -167,7 +167,8 @@ def test_unknown_step_type(write: Write, seq: Callable[[str], str]) -> None:
         line,
         column,
         "unknown step type 'gpio_lop'; allowed: adc, gpio_loopback, gpio_read, i2c_probe, "
-        "i2c_read, plugin, rail_voltage, rf_golden, spi_jedec, spi_transfer, supply_current",
+        "i2c_read, plugin, prompt, rail_voltage, rf_golden, spi_jedec, spi_transfer, "
+        "supply_current",
         "did you mean 'gpio_loopback'",
     )
 

@@ -54,9 +54,8 @@ def test_reopening_applies_nothing_twice(store_url: str, store: Store, raw: Raw)
 
 
 def test_without_migrate_a_fresh_database_is_refused(store_url: str) -> None:
-    with pytest.raises(
-        StoreError, match=rf"schema is version 0, this ate needs {known_version()}"
-    ) as err:
+    needs = rf"schema is version 0, this ate needs {known_version()}"
+    with pytest.raises(StoreError, match=needs) as err:
         open_store(store_url, migrate=False)
     assert not isinstance(err.value, SchemaTooNew)
 
