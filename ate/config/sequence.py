@@ -224,7 +224,7 @@ class PromptStep(StepBase):
     limits: LimitSpec | None = Field(None, description="kind number: the accepted range")
     image: str | None = Field(None, description="a picture to compare with, beside the question")
     # An operator is slower than a DUT: a minute unless the sequence says otherwise.
-    timeout: Duration | None = Field(60.0, gt=0, description="to answer, per attempt")
+    timeout: Timeout | None = Field(60.0, gt=0, description="to answer, per attempt")
     # An answer is not a flaky reading: asking again after "no" would fish for a "yes".
     retries: int | None = Field(0, ge=0, le=10, description="extra attempts on failure")
 
