@@ -38,6 +38,23 @@ class StationFixture(Strict):
     )
 
 
+class StationPage(Strict):
+    """The operator's page, served by the station (ate/ui)."""
+
+    host: str = Field(
+        "127.0.0.1",
+        description="address to serve on; anything but loopback needs signin: true",
+    )
+    port: int = Field(8080, ge=0, le=65535, description="0: any free port")
+    lang: Literal["en", "zh"] = Field("en", description="language of every operator string")
+    signin: bool = Field(
+        False, description="operators sign in (PIN or badge) and actions check their role"
+    )
+    label_printer: str | None = Field(
+        None, description="tcp://HOST[:PORT] of a ZPL printer, or a folder for label files"
+    )
+
+
 class Station(Strict):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="station name")
     fixtures: tuple[StationFixture, ...] = Field(min_length=1, max_length=16)
@@ -66,6 +83,7 @@ class Station(Strict):
         "space (bytes, or '500MB', '2GiB')",
     )
     max_retests: int | None = Field(None, ge=0, le=100)
+    page: StationPage | None = Field(None, description="serve the operator's page")
     retry_max: Timeout = Field(
         30.0, gt=0, le=600, description="cap of the back-off between reconnects to a controller"
     )

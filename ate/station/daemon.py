@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
+import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from ate.provision.ledger import LedgerError
 from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.slot import SlotOptions
+from ate.statedir import write_private
 from ate.station.fixture_loop import FixtureLoop, LoopContext
 from ate.station.line import LineDb
 from ate.station.runner import Endpoints, Outputs
@@ -37,6 +41,8 @@ from ate.store.spool import default_spool_path
 if TYPE_CHECKING:
     from ate.sim.fixture_twin import SimFixtureThread
     from ate.station.provisioning import StationProvisioning
+    from ate.ui.app import PageServer
+    from ate.ui.view import StationView
 
 _log = logging.getLogger("ate.station")
 
@@ -86,6 +92,8 @@ class Station:
         self._outputs: Outputs | None = None
         self._sink: StoreSink | None = None
         self._running: _Running | None = None
+        self.page: PageServer | None = None  # the operator's page, when the file asks
+        self.view: StationView | None = None
 
     # ---- control ----------------------------------------------------------------------
 
@@ -130,6 +138,7 @@ class Station:
         self.status.subscribe(tell_systemd)
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         try:
+            self.page = await self._start_page()
             self._running = self._start(self.loaded, armed={})
             self.notifier.ready(self.status.summary())
             self._ready.set()
@@ -144,10 +153,59 @@ class Station:
             return 0
         finally:
             watchdog.cancel()
+            if self.page is not None:
+                await self.page.close()
             for sig in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
             await self._close_all()
+
+    async def _start_page(self) -> PageServer | None:
+        """The operator's page on this loop: a view fed by the bus and the status, the
+        slots' prompts asked on it, labels printed for locked units, sign-in against the
+        line database when the station file asks for it."""
+        loaded = self.loaded
+        cfg = loaded.model.page
+        if cfg is None:
+            return None
+        from ate.ui.app import Action, operator_app, start_page
+        from ate.ui.auth import Authority
+        from ate.ui.labels import LabelPrinter, PrinterTarget
+        from ate.ui.view import StationView
+
+        st = loaded.model
+        view = StationView(
+            st.station, steps_total=len(loaded.sequence.model.steps), lot=st.lot or ""
+        )
+        view.watch(self.status)
+        self.bus.subscribe(view.on_event)
+        self.options = dataclasses.replace(self.options, prompts=view.prompts)
+        if cfg.label_printer:
+            printer = LabelPrinter(PrinterTarget.parse(cfg.label_printer))
+            self.bus.subscribe(printer.on_event)
+            view.attach_labels(printer)
+        auth = None
+        if cfg.signin:
+            from ate.cli.store_cmds import default_db_url
+            from ate.store.api import open_store
+
+            store = open_store(st.db or default_db_url(loaded.state))
+            auth = Authority(store, st.station, _session_key(loaded.state))
+
+        async def reload() -> None:
+            self.request_reload()
+
+        app = operator_app(
+            view,
+            lang=cfg.lang,
+            auth=auth,
+            actions={"reload": Action("engineer", reload)},
+            remote=cfg.signin and not _loopback(cfg.host),
+        )
+        self.view = view
+        page = await start_page(app, cfg.host, cfg.port)
+        _log.info("station %s: operator page on %s", st.station, page.url)
+        return page
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 at half of systemd's WatchdogSec: sent from the event loop, so a
@@ -340,3 +398,19 @@ async def _first_of(*events: asyncio.Event) -> None:
     finally:
         for t in tasks:
             t.cancel()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _session_key(state: Path) -> bytes:
+    """The page's cookie-signing key: 32 random bytes in a 0600 file of the state folder,
+    so sessions survive a restart of the station."""
+    path = state / "page-session.key"
+    if not path.exists():
+        write_private(path, secrets.token_bytes(32))
+    return path.read_bytes()

@@ -39,12 +39,16 @@ _PHASE_STATE = {"provision": "provisioning"}
 
 
 class FixtureStatusLike(Protocol):
-    """The part of ate.station.status.FixtureStatus the page reads."""
+    """The part of ate.station.status.FixtureStatus the page reads (read-only)."""
 
-    fixture: str
-    online: bool
-    state: str
-    refusal: str | None
+    @property
+    def fixture(self) -> str: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def refusal(self) -> str | None: ...
 
 
 class StationStatusLike(Protocol):
