@@ -283,10 +283,17 @@ def _retests(a: Analysis) -> str:
         f"<th>Passed in the end</th><th>Still failing</th></tr></thead><tbody>{rows}</tbody>"
         "</table>"
     )
+    if a.passed_on_retry:
+        total = sum(n for _, n in a.passed_on_retry)
+        steps = ", ".join(f"{escape(name)} ({n:,})" for name, n in a.passed_on_retry)
+        marginal = f" {total:,} step results passed only on a retry: {steps}."
+    else:
+        marginal = " No step passed only on a retry."
     return _section(
         "retests",
         "Retests",
-        f"{a.summary.retests:,} retests. Units by the number of tests they took in range.",
+        f"{a.summary.retests:,} retests. Units by the number of tests they took in range."
+        + marginal,
         f'<div class="two">{plots.retest_svg(a.retests)}<div>{table}</div></div>',
     )
 

@@ -533,6 +533,7 @@ class Analysis:
     pareto: list[ParetoBar]
     measurements: list[SeriesStats]  # worst Cpk first
     retests: list[RetestBar]
+    passed_on_retry: list[tuple[str, int]]  # (step, results that passed only on retry)
     stations: list[PositionYield]
     fixtures: list[PositionYield]
     slots: list[PositionYield]
@@ -555,6 +556,7 @@ def analyse(report: ReportInput) -> Analysis:
         pareto=pareto(runs),
         measurements=worst_first(series_stats(s) for s in report.series),
         retests=retest_distribution(units),
+        passed_on_retry=sorted(report.passed_on_retry.items(), key=lambda kv: (-kv[1], kv[0])),
         stations=position_yields(units, lambda r: (r.station,)),
         fixtures=position_yields(units, lambda r: (r.fixture,)),
         slots=position_yields(units, lambda r: (r.fixture, r.slot)),

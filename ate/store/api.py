@@ -110,6 +110,8 @@ class ReportInput:
     until: str | None
     runs: list[RunRow]
     series: list[MeasurementSeries]
+    # step name -> step results that passed only on a retry (a marginal unit)
+    passed_on_retry: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -788,7 +788,9 @@ class SqlStore:
             for step, name, unit, low, high, value in tx.all(
                 "SELECT s.name, m.name, m.unit, m.low, m.high, m.value FROM test_runs r "
                 f"{self._join_in_order} measurements m ON m.run_id = r.run_id "
-                "JOIN steps s ON s.run_id = m.run_id AND s.idx = m.step_idx WHERE "
+                # only the attempt that decided the step: a unit counts once in Cpk
+                "JOIN steps s ON s.run_id = m.run_id AND s.idx = m.step_idx "
+                "AND m.attempt = s.retries WHERE "
                 + mcond
                 + " ORDER BY r.started_at, r.run_id, m.step_idx, m.attempt, m.ord",
                 params,
@@ -799,6 +801,15 @@ class SqlStore:
                     values[key] = got = []
                 got.append(value)
                 limits[key] = (low, high)  # the latest run's limits win
+            rcond = " AND ".join([*where, "s.verdict = 'PASS'", "s.retries > 0"])
+            retried = {
+                str(name): int(n)
+                for name, n in tx.all(
+                    "SELECT s.name, COUNT(*) FROM test_runs r JOIN steps s ON s.run_id = "
+                    f"r.run_id WHERE {rcond} GROUP BY s.name",
+                    params,
+                )
+            }
             return ReportInput(
                 since=params[0] if since is not None else None,
                 until=params[-1] if until is not None else None,
@@ -807,6 +818,7 @@ class SqlStore:
                     MeasurementSeries(key[0], key[1], key[2], *limits[key], got)
                     for key, got in values.items()
                 ],
+                passed_on_retry=retried,
             )
 
         return self._transact("snapshot", fn, what="read the report input")
