@@ -37,8 +37,11 @@ def write_station(
     seq = write_sequence(tmp, quick)
     image = str(yaml.safe_load(seq.read_text())["test_firmware"]["path"])
     entries = []
-    for name, kw in fixtures or [("fx1", {})]:
+    for n, (name, kw) in enumerate(fixtures or [("fx1", {})]):
         trigger = kw.pop("trigger", "clamp")
+        # Each fixture its own simulated units: one seed would give both the same MACs,
+        # and two panels at once reporting one MAC are an identity clash (ERROR).
+        kw.setdefault("seed", 7 + n)
         path = write_fixture(tmp, name=name, preflash=image, **kw)
         entries.append({"file": path.name, "trigger": trigger})
     doc: dict[str, Any] = {

@@ -41,7 +41,7 @@ async def test_sighup_bad_then_good_file(tmp_path: Path) -> None:
         # A good file, changed: a second fixture and another operator. SIGHUP mid-panel.
         seq = yaml.safe_load(good)["sequence"]
         image = yaml.safe_load((tmp_path / seq).read_text())["test_firmware"]["path"]
-        write_fixture(tmp_path, name="fx2", slots=1, preflash=image)
+        write_fixture(tmp_path, name="fx2", slots=1, preflash=image, seed=8)  # its own units
         doc = yaml.safe_load(good)
         doc["fixtures"].append({"file": "fx2.yaml", "trigger": "clamp"})
         doc["operator"] = "op2"
