@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ate.ui.view import StationView
 
 _log = logging.getLogger("ate.station")
+LINE_WATCH_S = 2.0  # how often the page's line database and spool state is refreshed
 
 
 class CannotStart(Exception):
@@ -137,8 +138,11 @@ class Station:
 
         self.status.subscribe(tell_systemd)
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+        line_watch: asyncio.Task[None] | None = None
         try:
             self.page = await self._start_page()
+            if self.view is not None:
+                line_watch = asyncio.create_task(self._line_watch(self.view), name="line-watch")
             self._running = self._start(self.loaded, armed={})
             self.notifier.ready(self.status.summary())
             self._ready.set()
@@ -153,6 +157,8 @@ class Station:
             return 0
         finally:
             watchdog.cancel()
+            if line_watch is not None:
+                line_watch.cancel()
             if self.page is not None:
                 await self.page.close()
             for sig in signals:
@@ -206,6 +212,17 @@ class Station:
         page = await start_page(app, cfg.host, cfg.port)
         _log.info("station %s: operator page on %s", st.station, page.url)
         return page
+
+    async def _line_watch(self, view: StationView) -> None:
+        """The page's line database and spool state, read from the store sink: a spool
+        count is a cheap local query, and the page must show a database that went away."""
+        while True:
+            sink = self._sink
+            if sink is not None:
+                st = sink.status()
+                state = "offline" if st.last_error else "online" if st.connected else "unknown"
+                view.line_state(state, st.waiting)
+            await asyncio.sleep(LINE_WATCH_S)
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 at half of systemd's WatchdogSec: sent from the event loop, so a

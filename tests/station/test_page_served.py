@@ -30,4 +30,9 @@ async def test_the_station_serves_its_page(tmp_path: Path) -> None:
         assert snap["station"] == "st1"
         text = json.dumps(snap, ensure_ascii=False)
         assert "fx1" in text and "PASS" in text
+        # the header's line database state follows the store sink (records delivered)
+        async with asyncio.timeout(30):
+            while station.view.database != "online":
+                await station.view.changed(station.view.version)
+        assert station.view.spool == 0
     assert station.page.task.done()  # closed with the station
