@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add_user_parser(sub)
 
+    from ate.cli.approval_cmd import add_parser as add_approval_parser
+
+    add_approval_parser(sub)
     from ate.cli.station_cmd import add_parser as add_station
 
     add_station(sub)
@@ -152,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "approval":
+            from ate.cli.approval_cmd import run_approval
+
+            return run_approval(args)
         if args.command == "user":
             from ate.cli.user_cmd import run_user
 

@@ -47,7 +47,7 @@ def run_validate(paths: list[str]) -> int:
     fixtures: list[LoadedFixture] = []
     for name in paths:
         try:
-            kind = _kind(Path(name))
+            kind = file_kind(Path(name))
             if kind == "profile":
                 from ate.provision.profile import open_profile
 
@@ -107,8 +107,8 @@ def schema(kind: str) -> dict[str, Any]:
     return {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
 
 
-def _kind(path: Path) -> str:
-    """ "sequence" or "fixture", from the file's top-level key."""
+def file_kind(path: Path) -> str:
+    """ "sequence", "fixture", "profile" or "station", from the file's top-level key."""
     try:
         text = read_file(path, YAML_MAX).decode("utf-8-sig")
     except (FileRefused, UnicodeDecodeError):

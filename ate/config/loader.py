@@ -228,9 +228,13 @@ class LoadedStation:
     outputs: Path
 
 
-def load_station(path: Path | str) -> LoadedStation:
+def load_station(
+    path: Path | str, *, sequence: Path | None = None, profile: Path | None = None
+) -> LoadedStation:
     """Load a station file and the fixtures and sequence it names (each problem one
-    InputError: a missing file points at the station file's line, a bad one at its own)."""
+    InputError: a missing file points at the station file's line, a bad one at its own).
+    `sequence` and `profile` (absolute paths) stand in for the ones the file names: what
+    an engineer loaded at the operator's page."""
     loaded = load_document(path, Station)
     st = loaded.model
     base = loaded.path.parent.resolve()
@@ -251,9 +255,10 @@ def load_station(path: Path | str) -> LoadedStation:
     fixtures = []
     for i, f in enumerate(st.fixtures):
         fixtures.append(load_fixture(named(f.file, ("fixtures", i, "file"), "fixture file")))
-    sequence = load_sequence(named(st.sequence, ("sequence",), "sequence file"))
+    sequence_path = sequence or named(st.sequence, ("sequence",), "sequence file")
+    loaded_sequence = load_sequence(sequence_path)
     for fix in fixtures:
-        check_compatible(sequence, fix)
+        check_compatible(loaded_sequence, fix)
     names: dict[str, int] = {}
     for i, fix in enumerate(fixtures):
         if fix.model.fixture in names:
@@ -266,14 +271,15 @@ def load_station(path: Path | str) -> LoadedStation:
                 column,
             )
         names[fix.model.fixture] = i
-    profile = named(st.profile, ("profile",), "profile") if st.profile else None
+    if profile is None and st.profile:
+        profile = named(st.profile, ("profile",), "profile")
     return LoadedStation(
         st,
         loaded.path,
         loaded.sha256,
         tuple(fixtures),
         tuple(f.trigger for f in st.fixtures),
-        sequence,
+        loaded_sequence,
         profile,
         (base / st.state).resolve(),
         (base / st.outputs).resolve(),

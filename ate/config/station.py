@@ -84,6 +84,11 @@ class Station(Strict):
     )
     max_retests: int | None = Field(None, ge=0, le=100)
     page: StationPage | None = Field(None, description="serve the operator's page")
+    production: bool = Field(
+        False,
+        description="production mode: run only a sequence and profile whose content digest an "
+        "engineer approved in the line database (`ate approval add`); checked at start and reload",
+    )
     retry_max: Timeout = Field(
         30.0, gt=0, le=600, description="cap of the back-off between reconnects to a controller"
     )

@@ -252,6 +252,8 @@ class Station:
                 db_url, default_spool_path(loaded.state), station=st.station, operator=st.operator
             )
             self._sink.attach(self.bus)
+        if st.production:
+            self._check_production(loaded, db_url)
         line = LineDb(db_url, max_retests=st.max_retests)
         provisioning = None
         if loaded.profile is not None:
@@ -316,6 +318,42 @@ class Station:
             running.loops[name] = loop
             running.tasks[name] = asyncio.create_task(loop.run(), name=f"fixture-{name}")
         return running
+
+    def _check_production(self, loaded: LoadedStation, db_url: str) -> None:
+        """Production mode: the sequence and profile about to run must be approved in the
+        line database (CannotStart says which is not, and how to approve it); what runs,
+        under whose approval, goes to the audit log."""
+        from ate.station.approvals import NotApproved, check_production
+        from ate.store import StoreError, open_store
+
+        try:
+            store = open_store(db_url)
+        except StoreError as exc:
+            raise CannotStart(
+                f"production mode: cannot check the approvals, the line database is away: {exc}"
+            ) from None
+        try:
+            approved = check_production(store, loaded.sequence, loaded.profile)
+            store.audit_append(
+                loaded.model.station,
+                "production",
+                {
+                    c.kind: {"name": c.name, "digest": c.digest, "approved_by": row.approved_by}
+                    for c, row in approved
+                },
+            )
+        except NotApproved as exc:
+            with contextlib.suppress(StoreError):
+                store.audit_append(loaded.model.station, "production.refused", {"why": str(exc)})
+            raise CannotStart(f"production mode: {exc}") from None
+        except StoreError as exc:
+            raise CannotStart(f"production mode: cannot check the approvals: {exc}") from None
+        finally:
+            store.close()
+        for c, row in approved:
+            _log.info(
+                "production: %s %s (%s) approved by %s", c.kind, c.name, c.short, row.approved_by
+            )
 
     def _twin(self, fix: object) -> Endpoints | None:
         from ate.config.loader import LoadedFixture

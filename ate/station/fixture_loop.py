@@ -185,7 +185,8 @@ class FixtureLoop:
 
         ctrl.line.add_lost_listener(on_lost)
         ctrl.line.add_notice_listener(self._on_notice)
-        await self._call(ctrl.clamp_closed())  # answers at all: the fixture is online
+        if not await self._call(ctrl.clamp_closed()):  # answers at all: online
+            self.armed = True  # and open now: boards can be changed before it closes
         fs = self.status.fixtures[self.name]
         if not fs.online and fs.offline_since is not None:
             _log.info("fixture %s back online", self.name)

@@ -237,6 +237,27 @@ class UserRow:
     pin_hash: str
     created_at: str
     disabled: bool
+    failed_signins: int = 0  # wrong PINs in a row
+    locked_until: str | None = None  # ISO time; sign-in refused before it
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    """A sequence or profile an engineer approved for production, by content digest."""
+
+    kind: str  # "sequence" | "profile"
+    digest: str
+    name: str
+    file: str
+    approved_by: str
+    approved_at: str
+    note: str
+    revoked_by: str | None
+    revoked_at: str | None
+
+    @property
+    def in_force(self) -> bool:
+        return self.revoked_at is None
 
 
 class Store(Protocol):
@@ -276,6 +297,18 @@ class Store(Protocol):
     ) -> None: ...
     def user_get(self, name: str) -> UserRow | None: ...
     def user_by_badge(self, badge_key: str) -> UserRow | None: ...
+    def user_signin_failed(self, name: str, lock_after: int, lock_until: str) -> UserRow | None:
+        """Count a wrong PIN; at `lock_after` in a row the user is locked until
+        `lock_until`. Returns the user as it now stands (None: no such user)."""
+        ...
+
+    def user_signin_ok(self, name: str) -> None: ...
+    def approval_add(
+        self, kind: str, digest: str, name: str, file: str, by: str, note: str = ""
+    ) -> ApprovalRow: ...
+    def approval_revoke(self, kind: str, digest: str, by: str) -> ApprovalRow: ...
+    def approval_get(self, kind: str, digest: str) -> ApprovalRow | None: ...
+    def approvals(self, kind: str | None = None) -> list[ApprovalRow]: ...
     def close(self) -> None: ...
 
 

@@ -23,6 +23,7 @@ from ate.store import audit
 from ate.store.api import (
     GENESIS_HASH,
     PROV_STATES,
+    ApprovalRow,
     AuditEntry,
     AuditSigner,
     CertificateRow,
@@ -706,24 +707,99 @@ class SqlStore:
         self._transact("write", fn, what=f"add user {name}")
 
     def _user_where(self, column: str, value: str) -> UserRow | None:
-        row = self._transact(
-            "read",
-            lambda tx: tx.one(
-                "SELECT name, role, pin_hash, created_at, disabled FROM operators_auth "
-                f"WHERE {column} = ?",
-                (value,),
-            ),
-            what="read a user",
-        )
-        if not row:
-            return None
-        return UserRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), bool(row[4]))
+        row = self._transact("read", lambda tx: _user_row(tx, column, value), what="read a user")
+        return row
 
     def user_get(self, name: str) -> UserRow | None:
         return self._user_where("name", name)
 
     def user_by_badge(self, badge_key: str) -> UserRow | None:
         return self._user_where("badge_key", badge_key)
+
+    def user_signin_failed(self, name: str, lock_after: int, lock_until: str) -> UserRow | None:
+        def fn(tx: Tx) -> UserRow | None:
+            tx.run(
+                "UPDATE operators_auth SET failed_signins = failed_signins + 1 WHERE name = ?",
+                (name,),
+            )
+            tx.run(
+                "UPDATE operators_auth SET locked_until = ?, failed_signins = 0 "
+                "WHERE name = ? AND failed_signins >= ?",
+                (lock_until, name, lock_after),
+            )
+            return _user_row(tx, "name", name)
+
+        return self._transact("write", fn, what=f"count a failed sign-in of {name}")
+
+    def user_signin_ok(self, name: str) -> None:
+        self._transact(
+            "write",
+            lambda tx: tx.run(
+                "UPDATE operators_auth SET failed_signins = 0, locked_until = NULL WHERE name = ?",
+                (name,),
+            ),
+            what=f"record a sign-in of {name}",
+        )
+
+    # -- what production may run ------------------------------------------------------------
+
+    def approval_add(
+        self, kind: str, digest: str, name: str, file: str, by: str, note: str = ""
+    ) -> ApprovalRow:
+        """Approve `digest` for production; approving one already in force is refused
+        (InvariantViolation), one revoked before is approved again with the new approver."""
+
+        def fn(tx: Tx) -> ApprovalRow:
+            old = _approval_row(tx, kind, digest)
+            if old is not None and old.in_force:
+                raise InvariantViolation(
+                    f"{kind} {digest[:12]} was approved already by {old.approved_by} "
+                    f"at {old.approved_at}"
+                )
+            if old is not None:
+                tx.run("DELETE FROM approvals WHERE kind = ? AND digest = ?", (kind, digest))
+            tx.run(
+                "INSERT INTO approvals (kind, digest, name, file, approved_by, approved_at, "
+                "note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (kind, digest, name, file, by, now_iso(), note),
+            )
+            row = _approval_row(tx, kind, digest)
+            assert row is not None
+            return row
+
+        return self._transact("write", fn, what=f"approve {kind} {digest[:12]}")
+
+    def approval_revoke(self, kind: str, digest: str, by: str) -> ApprovalRow:
+        def fn(tx: Tx) -> ApprovalRow:
+            old = _approval_row(tx, kind, digest)
+            if old is None or not old.in_force:
+                raise InvariantViolation(f"{kind} {digest[:12]} is not approved")
+            tx.run(
+                "UPDATE approvals SET revoked_by = ?, revoked_at = ? WHERE kind = ? AND digest = ?",
+                (by, now_iso(), kind, digest),
+            )
+            row = _approval_row(tx, kind, digest)
+            assert row is not None
+            return row
+
+        return self._transact("write", fn, what=f"revoke {kind} {digest[:12]}")
+
+    def approval_get(self, kind: str, digest: str) -> ApprovalRow | None:
+        return self._transact(
+            "read", lambda tx: _approval_row(tx, kind, digest), what="read an approval"
+        )
+
+    def approvals(self, kind: str | None = None) -> list[ApprovalRow]:
+        where, params = ("WHERE kind = ? ", (kind,)) if kind else ("", ())
+        rows = self._transact(
+            "read",
+            lambda tx: tx.all(
+                f"SELECT {_APPROVAL_COLS} FROM approvals {where}ORDER BY approved_at, digest",
+                params,
+            ),
+            what="list approvals",
+        )
+        return [ApprovalRow(*r) for r in rows]
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -1067,3 +1143,23 @@ def _fetch_all(tx: Tx, *, sql: str, args: list[str]) -> list[Any]:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+_USER_COLS = "name, role, pin_hash, created_at, disabled, failed_signins, locked_until"
+_APPROVAL_COLS = "kind, digest, name, file, approved_by, approved_at, note, revoked_by, revoked_at"
+
+
+def _user_row(tx: Tx, column: str, value: str) -> UserRow | None:
+    row = tx.one(f"SELECT {_USER_COLS} FROM operators_auth WHERE {column} = ?", (value,))
+    if not row:
+        return None
+    return UserRow(
+        str(row[0]), str(row[1]), str(row[2]), str(row[3]), bool(row[4]), int(row[5]), row[6]
+    )
+
+
+def _approval_row(tx: Tx, kind: str, digest: str) -> ApprovalRow | None:
+    row = tx.one(
+        f"SELECT {_APPROVAL_COLS} FROM approvals WHERE kind = ? AND digest = ?", (kind, digest)
+    )
+    return ApprovalRow(*row) if row else None

@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ate.config.sequence import PROMPT_IMAGE_TYPES
-from ate.ui.auth import SESSION_S, AuthError, Authority, Session, check_role, may
+from ate.ui.auth import SESSION_S, AuthError, Authority, LockedOut, Session, check_role, may
 from ate.ui.i18n import catalog
 from ate.ui.view import StationView
 
@@ -185,6 +185,8 @@ def operator_app(
                 session, cookie = await asyncio.to_thread(auth.sign_in, name, pin)
             else:
                 return refuse("error.badpin", 401)
+        except LockedOut as exc:
+            return refuse("error.locked", 429, until=exc.until)
         except AuthError:
             return refuse("error.badbadge" if isinstance(badge, str) else "error.badpin", 401)
         response = JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf})

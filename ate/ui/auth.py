@@ -7,6 +7,7 @@ Imports ate.store (the line database's API) only.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -18,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ate.store import Store
+from ate.store.api import UserRow, now_iso
 
 ROLES = ("operator", "technician", "engineer", "admin")  # each may do all the previous may
 PIN_DIGITS = (4, 12)
@@ -25,10 +27,22 @@ SESSION_S = 12 * 3600  # one shift
 # Memory-hard on purpose (64 MiB, 3 passes): a stolen database costs a guesser dearly per PIN.
 _HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1)
 _DUMMY = _HASHER.hash("0000")  # unknown users cost the same time as a wrong PIN
+# A 4-digit PIN has 10,000 values: five wrong in a row lock the user for 15 minutes, so
+# guessing one takes weeks, while an operator who mistypes twice is not stopped.
+LOCK_AFTER = 5
+LOCK_S = 15 * 60
 
 
 class AuthError(Exception):
     """A refusal the operator reads (no secret, no hash, no stack)."""
+
+
+class LockedOut(AuthError):
+    """Too many wrong PINs in a row: no sign-in by PIN until `until` (UTC, HH:MM)."""
+
+    def __init__(self, name: str, until_iso: str) -> None:
+        self.until = _clock(until_iso)
+        super().__init__(f"too many wrong PINs: {name} is locked until {self.until}")
 
 
 def check_role(role: str) -> str:
@@ -71,6 +85,45 @@ def add_user(
     )
 
 
+def authenticate(store: Store, station: str, name: str, pin: str, *, via: str) -> UserRow:
+    """The user `name` if `pin` is theirs, they are enabled and not locked out; AuthError
+    otherwise. Every attempt is audited; wrong PINs count towards a lockout kept in the
+    line database (so every station sees it); a right one clears the count."""
+    user = store.user_get(name)
+    if user is not None and user.locked_until is not None and user.locked_until > now_iso():
+        store.audit_append(
+            station,
+            "signin",
+            {"user": name, "ok": False, "via": via, "locked_until": user.locked_until},
+        )
+        raise LockedOut(name, user.locked_until)
+    try:
+        _HASHER.verify(user.pin_hash if user else _DUMMY, pin)
+        ok = user is not None and not user.disabled
+    except (VerificationError, InvalidHashError):
+        ok = False
+    detail: dict[str, Any] = {"user": name, "ok": ok, "via": via}
+    if ok and user is not None:
+        if user.failed_signins or user.locked_until:
+            store.user_signin_ok(name)
+    elif user is not None:
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=LOCK_S)
+        after = store.user_signin_failed(name, LOCK_AFTER, until.isoformat(timespec="milliseconds"))
+        if after is not None and after.locked_until is not None:
+            detail["locked_until"] = after.locked_until
+    store.audit_append(station, "signin", detail)
+    if not ok or user is None:
+        if "locked_until" in detail:
+            raise LockedOut(name, str(detail["locked_until"]))
+        raise AuthError("unknown user or wrong PIN")
+    return user
+
+
+def _clock(iso: str) -> str:
+    """An ISO time as the operator reads it (UTC, to the minute)."""
+    return iso[11:16] + " UTC"
+
+
 def may(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)
 
@@ -94,15 +147,7 @@ class Authority:
 
     def sign_in(self, name: str, pin: str) -> tuple[Session, str]:
         """The session and its cookie value; AuthError (and an audit entry) otherwise."""
-        user = self.store.user_get(name)
-        try:
-            _HASHER.verify(user.pin_hash if user else _DUMMY, pin)
-            ok = user is not None and not user.disabled
-        except (VerificationError, InvalidHashError):
-            ok = False
-        self.store.audit_append(self.station, "signin", {"user": name, "ok": ok})
-        if not ok or user is None:
-            raise AuthError("unknown user or wrong PIN")
+        user = authenticate(self.store, self.station, name, pin, via="page")
         return self._session(user.name, user.role)
 
     def sign_in_badge(self, badge: str) -> tuple[Session, str]:

@@ -163,9 +163,9 @@ async def test_sign_in_by_pin_and_an_operator_refused_an_engineer_action(
     audit = [(e.kind, e.payload) for e in store.audit_entries("st1")][2:]
     store.close()
     assert audit == [
-        ("signin", {"user": "olga", "ok": False}),
-        ("signin", {"user": "olga", "ok": True}),
-        ("signin", {"user": "erik", "ok": True}),
+        ("signin", {"user": "olga", "ok": False, "via": "page"}),
+        ("signin", {"user": "olga", "ok": True, "via": "page"}),
+        ("signin", {"user": "erik", "ok": True, "via": "page"}),
         ("action", {"user": "erik", "role": "engineer", "action": "reload"}),
     ]
 
@@ -204,3 +204,37 @@ async def test_sign_in_by_badge_scan(db: tuple[str, Path], browser: Any) -> None
         {"user": None, "ok": False, "by": "badge"},
         {"user": "olga", "ok": True, "by": "badge"},
     ]
+
+
+def test_five_wrong_pins_lock_the_user_everywhere(db: tuple[str, Path]) -> None:
+    """The count lives in the line database: a second station (another Authority) sees the
+    lock; the right PIN is refused while it holds; once it has passed, the right PIN works
+    and clears the count. The CLI's sign-in (`ate approval`) counts too."""
+    from ate.ui.auth import LOCK_AFTER, AuthError, LockedOut
+
+    url, path = db
+    store: Store = open_store(url)
+    here, there = (Authority(store, st, os.urandom(32)) for st in ("st1", "st2"))
+    for _ in range(LOCK_AFTER - 1):
+        with pytest.raises(AuthError, match="unknown user or wrong PIN"):
+            here.sign_in("olga", "0000")
+    with pytest.raises(LockedOut, match="olga is locked until"):
+        there.sign_in("olga", "0000")
+    with pytest.raises(LockedOut):
+        here.sign_in("olga", "4711")  # the right PIN, but locked
+    done = ate("approval", "list", "--db", url)  # reading needs no PIN
+    assert done.returncode == 0, done.stderr
+    sqlite3.connect(path).execute(
+        "UPDATE operators_auth SET locked_until = '2000-01-01T00:00:00.000+00:00'"
+    ).connection.commit()
+    session, _ = there.sign_in("olga", "4711")
+    assert session.user == "olga"
+    row = store.user_get("olga")
+    assert row is not None and row.failed_signins == 0 and row.locked_until is None
+    locked = [
+        e.payload for e in store.audit_entries() if e.kind == "signin" and not e.payload["ok"]
+    ]
+    store.close()
+    assert len(locked) == LOCK_AFTER + 1
+    assert "locked_until" in locked[LOCK_AFTER - 1] and "locked_until" in locked[LOCK_AFTER]
+    assert all("4711" not in str(p) and "0000" not in str(p) for p in locked)
