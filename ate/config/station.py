@@ -84,6 +84,12 @@ class Station(Strict):
     )
     max_retests: int | None = Field(None, ge=0, le=100)
     page: StationPage | None = Field(None, description="serve the operator's page")
+    label_scan: Literal["off", "optional", "required"] = Field(
+        "off",
+        description="unit labels scanned per slot before the clamp closes (on the page, by a "
+        "keyboard-wedge scanner): optional: a scanned label must match the unit's serial; "
+        "required: a unit with no scan is not provisioned (ERROR)",
+    )
     production: bool = Field(
         False,
         description="production mode: run only a sequence and profile whose content digest an "
@@ -104,6 +110,11 @@ class Station(Strict):
                     ("fixtures", i, "file"),
                 )
             files[f.file] = i
+        if self.label_scan != "off" and self.page is None:
+            raise FieldError(
+                "label_scan needs the operator's page (page: ...), where labels are scanned",
+                ("label_scan",),
+            )
         self.min_free_bytes  # noqa: B018 - parsed now so a typo fails at load
         return self
 

@@ -113,6 +113,7 @@ class UnitContext:
 
     product: str | None = None
     lot: str | None = None
+    label: str | None = None  # what the unit's label read, scanned before the panel
 
     def section(self, state: str) -> dict[str, Any]:
         cert = self.cert
@@ -148,6 +149,7 @@ class Provisioner:
         out_dir: Path | None = None,
         checkpoint: Checkpoint | None = None,
         labels: dict[int, str] | None = None,
+        require_label: bool = False,
         line: LineClaims | None = None,
     ) -> None:
         self.profile = profile
@@ -159,6 +161,7 @@ class Provisioner:
         self.out_dir = out_dir
         self._checkpoint = checkpoint
         self.labels = labels or {}
+        self.require_label = require_label
         self.line = line
         self._issue_lock = asyncio.Lock()  # one CA signature at a time per station
         # Intent to outcome of every irreversible act; a stopping station waits on it.
@@ -204,10 +207,19 @@ class Provisioner:
 
     # -- after the tests: the app phase, then the ROM phase -------------------------------
 
-    async def after_tests(self, access: SlotAccess) -> Provisioned:
+    async def after_tests(self, access: SlotAccess, label: str | None = None) -> Provisioned:
+        """Provision a unit that passed; `label` is what its label read (a scan for this
+        panel), else the one given for its slot when the Provisioner was made."""
         unit = self._unit(
             access.unit.mac, access.panel_id, access.slot, access.emit, access.tool_log
         )
+        unit.label = label if label is not None else self.labels.get(access.slot)
+        if unit.label is None and self.require_label:
+            return self._stopped(
+                unit,
+                Verdict.ERROR,
+                "provision: no label was scanned for this slot; scan the unit's label, then retest",
+            )
         try:
             changed = self.gate.changed()
             if changed:
@@ -452,7 +464,7 @@ class Provisioner:
             problems.append(f"certificate serialNumber {subject_serial} != serial {unit.serial}")
         if public_key_bytes(key) != cert_row.public_key:
             problems.append("the certificate's key is not the device's key")
-        label = self.labels.get(slot)
+        label = unit.label
         if label is not None and normalise_serial(label) != unit.serial:
             problems.append(f"the label reads {label}, the unit's serial is {unit.serial}")
         if problems:

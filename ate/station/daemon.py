@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ate.sim.fixture_twin import SimFixtureThread
     from ate.station.provisioning import StationProvisioning
     from ate.ui.app import PageServer
+    from ate.ui.scans import ScanBook
     from ate.ui.view import StationView
 
 _log = logging.getLogger("ate.station")
@@ -95,6 +96,7 @@ class Station:
         self._running: _Running | None = None
         self.page: PageServer | None = None  # the operator's page, when the file asks
         self.view: StationView | None = None
+        self.scans: ScanBook | None = None  # labels scanned on the page (label_scan)
 
     # ---- control ----------------------------------------------------------------------
 
@@ -177,6 +179,7 @@ class Station:
         from ate.ui.app import Action, operator_app, start_page
         from ate.ui.auth import Authority
         from ate.ui.labels import LabelPrinter, PrinterTarget
+        from ate.ui.scans import ScanBook
         from ate.ui.view import StationView
 
         st = loaded.model
@@ -185,6 +188,9 @@ class Station:
         )
         view.watch(self.status)
         self.bus.subscribe(view.on_event)
+        if st.label_scan != "off":
+            self.scans = ScanBook(_slots_of(loaded), st.label_scan)
+            view.attach_scans(self.scans)
         self.options = dataclasses.replace(self.options, prompts=view.prompts)
         if cfg.label_printer:
             printer = LabelPrinter(PrinterTarget.parse(cfg.label_printer))
@@ -269,6 +275,7 @@ class Station:
                     operator=st.operator,
                     lot=st.lot,
                     line=line,
+                    require_label=st.label_scan == "required",
                 )
             except (CaNotReady, LedgerError) as exc:
                 line.close()
@@ -300,6 +307,7 @@ class Station:
             admit=line.admit,
             after_panel=after_panel,
             options=self.options,
+            labels=self.scans,
         )
         running = _Running(loaded, ctx, line, provisioning)
         for fix, trigger in zip(loaded.fixtures, loaded.triggers, strict=True):
@@ -408,6 +416,8 @@ class Station:
             self._running = self._start(old.loaded, armed=armed)
             return
         self.loaded = new
+        if self.scans is not None:
+            self.scans.slots = _slots_of(new)
         self.status.config_error = None
         self.status.reloads += 1
         self.status.changed()
@@ -439,6 +449,12 @@ class Station:
             twin.close()
         self.twins.clear()
         self.notifier.close()
+
+
+def _slots_of(loaded: LoadedStation) -> dict[str, tuple[int, ...]]:
+    return {
+        f.model.fixture: tuple(s.slot for s in f.model.slots if s.enabled) for f in loaded.fixtures
+    }
 
 
 def _log_panel_start(event: Event) -> None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers.fixture import LineFixtureController
@@ -71,6 +71,15 @@ class LoopContext:
     admit: Admit | None = None
     after_panel: Callable[[], Awaitable[None]] | None = None
     options: SlotOptions = field(default_factory=SlotOptions)
+    labels: LabelSource | None = None  # the labels scanned before a panel (the page's)
+
+
+class LabelSource(Protocol):
+    """Labels scanned per slot (ate.ui.scans.ScanBook): taken when a panel starts, and
+    no scans for that fixture until it is done."""
+
+    def take(self, fixture: str) -> dict[int, str]: ...
+    def done(self, fixture: str) -> None: ...
 
 
 def disk_refusal(dirs: tuple[Path, ...], min_free: int) -> str | None:
@@ -326,11 +335,19 @@ class FixtureLoop:
     # ---- the panel --------------------------------------------------------------------
 
     async def _panel(self, ctrl: LineFixtureController) -> None:
+        self._set(state="testing", panel_id=None)
+        labels = self.ctx.labels.take(self.name) if self.ctx.labels is not None else {}
+        try:
+            await self._run_panel(ctrl, labels)
+        finally:
+            if self.ctx.labels is not None:
+                self.ctx.labels.done(self.name)
+
+    async def _run_panel(self, ctrl: LineFixtureController, labels: dict[int, str]) -> None:
         assert self._lost is not None
         lost = self._lost
         loop = asyncio.get_running_loop()
         end: asyncio.Future[tuple[Verdict, str]] = loop.create_future()
-        self._set(state="testing", panel_id=None)
         task = asyncio.ensure_future(
             run_one_panel(
                 self.fixture,
@@ -344,6 +361,7 @@ class FixtureLoop:
                 provisioner=self.ctx.provisioner,
                 admit=self.ctx.admit,
                 end=end,
+                labels=labels,
             )
         )
         stop = asyncio.ensure_future(self.ctx.stop.wait())

@@ -55,6 +55,7 @@ def open_provisioning(
     operator: str,
     lot: str | None = None,
     labels: dict[int, str] | None = None,
+    require_label: bool = False,
     checkpoint: Checkpoint | None = None,
     line: LineClaims | None = None,
 ) -> StationProvisioning:
@@ -84,6 +85,7 @@ def open_provisioning(
         out_dir=out_dir,
         checkpoint=checkpoint or failpoints.from_env(),
         labels=labels,
+        require_label=require_label,
         line=line,
     )
     return StationProvisioning(profile, ledger, provisioner, out_dir, lot)

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,9 @@ def slot_bindings(
     sim: Endpoints | None,
     provisioner: Provisioner | None = None,
     admit: Admit | None = None,
+    labels: Mapping[int, str] | None = None,
 ) -> list[SlotBinding]:
+    """What each enabled slot runs; `labels` are the ones scanned for this panel."""
     flash = sequence.model.test_firmware.flash != "never"
     image = sequence.firmware_image
     bindings = []
@@ -138,7 +141,11 @@ def slot_bindings(
             if flash
             else None
         )
-        provision = provisioner.after_tests if provisioner is not None else None
+        provision = (
+            partial(provisioner.after_tests, label=(labels or {}).get(spec.slot))
+            if provisioner is not None
+            else None
+        )
         bindings.append(SlotBinding(spec.slot, opener(), prepare, provision))
     return bindings
 
@@ -156,6 +163,7 @@ async def run_one_panel(
     provisioner: Provisioner | None = None,
     admit: Admit | None = None,
     end: asyncio.Future[tuple[Verdict, str]] | None = None,
+    labels: Mapping[int, str] | None = None,
 ) -> PanelResult:
     """One panel on `fixture`; opens (and closes) the controller unless one is given.
     `end`, when it resolves, ends the panel (see PanelSpec.end)."""
@@ -169,7 +177,7 @@ async def run_one_panel(
             operator=operator,
             plan=compile_plan(sequence.model),
             sequence_info=sequence_info(sequence),
-            bindings=slot_bindings(fixture, sequence, sim, provisioner, admit),
+            bindings=slot_bindings(fixture, sequence, sim, provisioner, admit, labels),
             controller=ctrl,
             resources={n: r.capacity for n, r in fixture.model.resources.items()},
             options=options or SlotOptions(),

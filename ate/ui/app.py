@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from ate.config.sequence import PROMPT_IMAGE_TYPES
 from ate.ui.auth import SESSION_S, AuthError, Authority, LockedOut, Session, check_role, may
 from ate.ui.i18n import catalog
+from ate.ui.scans import ScanRefused
 from ate.ui.view import StationView
 
 LOOPBACK = "127.0.0.1"
@@ -228,6 +229,37 @@ def operator_app(
             return refuse("error.gone", 409)
         return Response(status_code=204)
 
+    async def scan(request: Request) -> Response:
+        """A label scanned for a slot ({"code": ...}; an empty code clears the slot's)."""
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        if remote:
+            checked = signed_in(request, "operator")
+            if isinstance(checked, Response):
+                return checked
+        book, code = view.scans, body.get("code")
+        if book is None:
+            return Response(status_code=404)
+        try:
+            slot = int(request.path_params["slot"])
+        except ValueError:
+            return refuse("error.scan.slot", 400)
+        if not isinstance(code, str):
+            return refuse("error.scan.bad", 400)
+        fixture = request.path_params["fixture"]
+        try:
+            if code.strip():
+                serial = book.scan(fixture, slot, code)
+            else:
+                book.clear(fixture, slot)
+                serial = None
+        except ScanRefused as exc:
+            return refuse(
+                exc.key, 409 if exc.key == "error.scan.busy" else 400, slot=str(exc.slot or "")
+            )
+        return JSONResponse({"serial": serial})
+
     async def prompt_image(request: Request) -> Response:
         # Only the picture of a question now open: never a path the request names.
         pending = view.prompts.pending.get(request.path_params["id"])
@@ -286,6 +318,7 @@ def operator_app(
             Route("/signout", sign_out, methods=["POST"]),
             Route("/prompt/{id}", answer, methods=["POST"]),
             Route("/prompt/{id}/image", prompt_image),
+            Route("/scan/{fixture}/{slot}", scan, methods=["POST"]),
             Route("/label/{serial}.png", label_png),
             Route("/label/{serial}/reprint", reprint, methods=["POST"]),
             Route("/action/{name}", run_action, methods=["POST"]),

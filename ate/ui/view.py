@@ -31,6 +31,7 @@ from ate.model.results import Measurement, StepResult
 from ate.model.verdict import Verdict
 from ate.ui.labels import LabelPrinter
 from ate.ui.prompts import PromptBroker
+from ate.ui.scans import ScanBook
 
 # Verdicts the page shows as a tile's final state; anything else is still running.
 _FINAL = {v.value for v in (Verdict.PASS, Verdict.FAIL, Verdict.ERROR, Verdict.ABORTED)}
@@ -81,6 +82,7 @@ class Tile:
         now: float,
         prompt: dict[str, Any] | None = None,
         label: dict[str, Any] | None = None,
+        scanned: str | None = None,
     ) -> dict[str, Any]:
         elapsed = 0.0
         if self.started is not None:
@@ -97,6 +99,7 @@ class Tile:
             "reason": self.reason,
             "prompt": prompt,
             "label": label,
+            "scanned": scanned,
         }
 
 
@@ -176,6 +179,7 @@ class StationView:
         # The station passes this to the slots (SlotOptions.prompts); tiles show its questions.
         self.prompts = PromptBroker(self._bump)
         self.labels: LabelPrinter | None = None  # attach_labels(): previews and print state
+        self.scans: ScanBook | None = None  # attach_scans(): labels scanned per slot
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -195,6 +199,17 @@ class StationView:
     def attach_labels(self, printer: LabelPrinter) -> None:
         self.labels = printer
         printer.on_change = self._bump
+
+    def attach_scans(self, book: ScanBook) -> None:
+        """Tiles for every slot before the first panel (scans come before it) and each
+        tile's scanned label."""
+        self.scans = book
+        book.on_change = self._bump
+        for name, slots in book.slots.items():
+            fv = self.fixtures.setdefault(name, FixtureView(name))
+            for slot in slots:
+                fv.tiles.setdefault(slot, Tile(slot, steps_total=self.steps_total))
+        self._bump()
 
     def line_state(self, database: str, spool: int) -> None:
         """The line database ("online"/"offline") and how many records wait in the spool."""
@@ -350,11 +365,18 @@ class StationView:
                     "refusal": fv.refusal,
                     "sequence": fv.sequence,
                     "operator": fv.operator,
+                    "scan": self.scans.mode if self.scans is not None else "off",
                     "tiles": [
-                        t.snapshot(now, self._prompt(fv.panel_id, t.slot), self._label(t))
+                        t.snapshot(
+                            now,
+                            self._prompt(fv.panel_id, t.slot),
+                            self._label(t),
+                            scans.get(t.slot),
+                        )
                         for _, t in sorted(fv.tiles.items())
                     ],
                 }
                 for _, fv in sorted(self.fixtures.items())
+                for scans in [self.scans.pending(fv.fixture) if self.scans is not None else {}]
             ],
         }

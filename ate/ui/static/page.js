@@ -86,7 +86,8 @@ function fixtureBox(f) {
   return box;
 }
 
-function tile(box, fixture, t) {
+function tile(box, f, t) {
+  const fixture = f.fixture;
   const key = fixture + "/" + t.slot;
   let e = tiles.get(key);
   if (!e) {
@@ -113,8 +114,10 @@ function tile(box, fixture, t) {
     e.ask.hidden = true;
     e.askId = null;
     e.elapsed = el("span", "elapsed", top);
+    e.scanRow = makeScan(root, fixture, t.slot);
     tiles.set(key, e);
   }
+  showScan(e, f, t);
   e.root.dataset.state = t.state;
   setText(e.slot, T.slot + " " + t.slot);
   setText(e.icon, ICON[t.state] || "?");
@@ -148,6 +151,45 @@ function tile(box, fixture, t) {
   showLabel(e, t.label);
   e.base = t.elapsed_s;
   e.running = running;
+}
+
+// A keyboard-wedge scanner types the label and Enter into the focused field; the next
+// slot's field takes the focus, so a panel's labels are scanned one after another.
+function makeScan(root, fixture, slot) {
+  const row = el("form", "scan", root);
+  row.hidden = true;
+  const input = el("input", "scancode", row);
+  input.placeholder = T["scan.here"];
+  input.setAttribute("aria-label", T["scan.here"] + " " + T.slot + " " + slot);
+  input.autocomplete = "off";
+  input.dataset.fixture = fixture;
+  input.dataset.slot = String(slot);
+  const shown = el("span", "scanned", row);
+  const problem = el("div", "scanerror", row);
+  row.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const code = input.value;
+    const r = await post("scan/" + encodeURIComponent(fixture) + "/" + slot, { code });
+    if (!r.ok) { setText(problem, await errorOf(r)); input.select(); return; }
+    setText(problem, "");
+    input.value = "";
+    const inputs = [...document.querySelectorAll("input.scancode")].filter(
+      (i) => !i.closest("form").hidden);
+    const next = inputs[inputs.indexOf(input) + 1];
+    if (next) next.focus();
+  };
+  return { row, input, shown, problem };
+}
+
+function showScan(e, f, t) {
+  const s = e.scanRow;
+  const open = f.scan && f.scan !== "off" && f.online &&
+    !["testing", "contact", "debouncing"].includes(f.state);
+  s.row.hidden = !open;
+  if (!open) return;
+  setText(s.shown, t.scanned ? T["scan.label"] + ": " + t.scanned
+    : f.scan === "required" ? T["scan.needed"] : "");
+  s.row.dataset.scanned = t.scanned ? "1" : "";
 }
 
 function post(path, body) {
@@ -306,7 +348,7 @@ function render(snap) {
   header(snap);
   for (const f of snap.fixtures) {
     const box = fixtureBox(f);
-    for (const t of f.tiles) tile(box, f.fixture, t);
+    for (const t of f.tiles) tile(box, f, t);
   }
   tick();
   document.body.dataset.version = String(snap.version);
