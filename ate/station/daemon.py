@@ -30,6 +30,7 @@ from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.slot import SlotOptions
 from ate.statedir import write_private
+from ate.station.approvals import NotApproved
 from ate.station.fixture_loop import FixtureLoop, LoopContext
 from ate.station.line import LineDb
 from ate.station.runner import Endpoints, Outputs
@@ -97,6 +98,9 @@ class Station:
         self.page: PageServer | None = None  # the operator's page, when the file asks
         self.view: StationView | None = None
         self.scans: ScanBook | None = None  # labels scanned on the page (label_scan)
+        # A sequence or profile an engineer loaded at the page, in place of the station
+        # file's until the process ends (a restart runs what the file names).
+        self.chosen: dict[str, Path] = {}
 
     # ---- control ----------------------------------------------------------------------
 
@@ -213,6 +217,8 @@ class Station:
             auth=auth,
             actions={"reload": Action("engineer", reload)},
             remote=cfg.signin and not _loopback(cfg.host),
+            loader=self,
+            on_load=reload,
         )
         self.view = view
         page = await start_page(app, cfg.host, cfg.port)
@@ -363,6 +369,66 @@ class Station:
                 "production: %s %s (%s) approved by %s", c.kind, c.name, c.short, row.approved_by
             )
 
+    def offer(self) -> dict[str, list[dict[str, object]]]:
+        """What an engineer may load at the page: the sequences beside the running one and
+        the profiles beside the running profile, each with its approval (blocking: the
+        files are read and the line database asked; call it from a thread)."""
+        from ate.cli.store_cmds import default_db_url
+        from ate.station.approvals import KINDS, candidates
+        from ate.store import open_store
+
+        loaded = self.loaded
+        running = {"sequence": loaded.sequence.path, "profile": loaded.profile}
+        store = open_store(loaded.model.db or default_db_url(loaded.state))
+        try:
+            offer: dict[str, list[dict[str, object]]] = {}
+            for kind in KINDS:
+                current = running[kind]
+                if current is None:
+                    continue
+                rows = []
+                for c in candidates(kind, current.parent):
+                    row = store.approval_get(kind, c.digest)
+                    rows.append(
+                        {
+                            "name": c.name,
+                            "file": c.file.name,
+                            "digest": c.digest,
+                            "approved": row is not None and row.in_force,
+                            "approved_by": row.approved_by if row is not None else None,
+                            "running": c.file == current.resolve(),
+                        }
+                    )
+                offer[kind] = rows
+            return offer
+        finally:
+            store.close()
+
+    def choose(self, kind: str, digest: str) -> str:
+        """Load the approved `kind` file with `digest` at the next idle point (a reload);
+        its name, or ValueError saying why not (blocking, like `offer`)."""
+        from ate.cli.store_cmds import default_db_url
+        from ate.station.approvals import KINDS, approval_in_force, candidates
+        from ate.store import open_store
+
+        loaded = self.loaded
+        current = {"sequence": loaded.sequence.path, "profile": loaded.profile}.get(kind)
+        if kind not in KINDS or current is None:
+            raise ValueError(f"this station runs no {kind}")
+        found = [c for c in candidates(kind, current.parent) if c.digest == digest]
+        if not found:
+            raise ValueError(f"no {kind} with digest {digest[:12]} beside {current.name}")
+        content = found[0]
+        store = open_store(loaded.model.db or default_db_url(loaded.state))
+        try:
+            approval_in_force(store, content)
+        except NotApproved as exc:
+            raise ValueError(str(exc)) from None
+        finally:
+            store.close()
+        self.chosen[kind] = content.file
+        return content.name
+
     def _twin(self, fix: object) -> Endpoints | None:
         from ate.config.loader import LoadedFixture
 
@@ -395,7 +461,12 @@ class Station:
         (its one line logged) and the running configuration goes on untouched. A good one
         replaces the loops between panels: a panel running finishes first."""
         try:
-            new = await asyncio.to_thread(load_station, self.config)
+            new = await asyncio.to_thread(
+                load_station,
+                self.config,
+                sequence=self.chosen.get("sequence"),
+                profile=self.chosen.get("profile"),
+            )
         except InputError as exc:
             _log.error("reload refused, the running configuration stays: %s", exc)
             self.status.config_error = str(exc)

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.applications import Starlette
@@ -68,11 +68,19 @@ _SHELL = """<!doctype html>
 <header id="header"></header>
 <div id="account"></div>
 <div id="notice" role="alert" hidden></div>
+<div id="load" role="dialog" hidden></div>
 <div id="banner" role="status">{connecting}</div>
 <main id="fixtures"></main>
 </body>
 </html>
 """
+
+
+class ContentLoader(Protocol):
+    """The station's sequences and profiles an engineer may load (blocking calls)."""
+
+    def offer(self) -> dict[str, list[dict[str, object]]]: ...
+    def choose(self, kind: str, digest: str) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +98,13 @@ def operator_app(
     auth: Authority | None = None,
     actions: Mapping[str, Action] | None = None,
     remote: bool = False,
+    loader: ContentLoader | None = None,
+    on_load: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """The page for `view`, its strings in `lang` (en, zh). With `auth`, people sign in
     and privileged acts (label reprint, `actions`) check their role. `remote`: the page
-    is served beyond loopback, so everything but the read-only view needs a session."""
+    is served beyond loopback, so everything but the read-only view needs a session.
+    `loader`: an engineer may load another approved sequence or profile (then `on_load`)."""
     messages = catalog(lang)
     acts = dict(actions or {})
     if remote and auth is None:
@@ -102,7 +113,12 @@ def operator_app(
         check_role(action.role)
     # The catalog goes inside a <script> element: "</" must not close it early.
     embedded = json.dumps(
-        {"messages": messages, "auth": auth is not None, "actions": sorted(acts)},
+        {
+            "messages": messages,
+            "auth": auth is not None,
+            "actions": sorted(acts),
+            "load": loader is not None and auth is not None,
+        },
         ensure_ascii=False,
     ).replace("</", "<\\/")
     shell = _SHELL.format(
@@ -310,8 +326,44 @@ def operator_app(
         await act.run()
         return Response(status_code=204)
 
+    async def load_offer(request: Request) -> Response:
+        checked = signed_in(request, "engineer")
+        if isinstance(checked, Response):
+            return checked
+        if loader is None:
+            return Response(status_code=404)
+        return JSONResponse(await asyncio.to_thread(loader.offer))
+
+    async def load(request: Request) -> Response:
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        checked = signed_in(request, "engineer")
+        if isinstance(checked, Response):
+            return checked
+        kind, digest = body.get("kind"), body.get("digest")
+        if loader is None or auth is None:
+            return Response(status_code=404)
+        if not isinstance(kind, str) or not isinstance(digest, str):
+            return refuse("error.answer", 400)
+        try:
+            name = await asyncio.to_thread(loader.choose, kind, digest)
+        except ValueError as exc:
+            await asyncio.to_thread(
+                auth.audit, checked, "load.refused", {"kind": kind, "digest": digest}
+            )
+            return refuse("error.load", 409, why=str(exc))
+        await asyncio.to_thread(
+            auth.audit, checked, "load", {"kind": kind, "digest": digest, "name": name}
+        )
+        if on_load is not None:
+            await on_load()
+        return JSONResponse({"name": name}, status_code=202)
+
     app = Starlette(
         routes=[
+            Route("/load", load_offer),
+            Route("/load", load, methods=["POST"]),
             Route("/", page),
             Route("/session", who),
             Route("/signin", sign_in, methods=["POST"]),

@@ -233,6 +233,11 @@ function account() {
         notice(r.ok ? "" : await errorOf(r));
       };
     }
+    if (CFG.load && (me.role === "engineer" || me.role === "admin")) {
+      const b = el("button", "load", box);
+      setText(b, T["load.open"]);
+      b.onclick = showLoad;
+    }
     const out = el("button", "signout", box);
     setText(out, T.signout);
     out.onclick = async () => { await post("signout"); me = { user: null }; account(); relabel(); };
@@ -265,6 +270,42 @@ function account() {
     account();
     relabel();
   };
+}
+
+// An engineer loads another approved sequence or profile: the station lists the files
+// beside the running ones with their approval; only approved ones can be chosen.
+async function showLoad() {
+  const r = await fetch("load", { headers: { "X-CSRF-Token": me.csrf } });
+  if (!r.ok) { notice(await errorOf(r)); return; }
+  const offer = await r.json();
+  const box = document.getElementById("load");
+  box.replaceChildren();
+  box.hidden = false;
+  setText(el("h2", "", box), T["load.title"]);
+  for (const kind of ["sequence", "profile"]) {
+    const rows = offer[kind];
+    if (!rows) continue;
+    setText(el("h3", "", box), T["load." + kind]);
+    for (const c of rows) {
+      const row = el("div", "choice", box);
+      row.dataset.digest = c.digest;
+      setText(el("span", "cname", row), c.name + " \u00B7 " + c.file);
+      setText(el("span", "cstate", row), c.running ? T["load.running"]
+        : c.approved ? T["load.approved"] + " " + c.approved_by : T["load.unapproved"]);
+      const go = el("button", "choose", row);
+      setText(go, T["load.go"]);
+      go.disabled = c.running || !c.approved;
+      go.onclick = async () => {
+        const answer = await post("load", { kind, digest: c.digest });
+        if (!answer.ok) { notice(await errorOf(answer)); return; }
+        box.hidden = true;
+        notice(T["load.done"].replace("{name}", (await answer.json()).name));
+      };
+    }
+  }
+  const close = el("button", "close", box);
+  setText(close, T["load.close"]);
+  close.onclick = () => { box.hidden = true; };
 }
 
 function relabel() {
