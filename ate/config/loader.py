@@ -273,6 +273,9 @@ def load_station(
         names[fix.model.fixture] = i
     if profile is None and st.profile:
         profile = named(st.profile, ("profile",), "profile")
+    if st.page is not None and st.page.tls is not None:
+        named(st.page.tls.cert, ("page", "tls", "cert"), "TLS certificate")
+        named(st.page.tls.key, ("page", "tls", "key"), "TLS key")
     return LoadedStation(
         st,
         loaded.path,

@@ -7,6 +7,7 @@ Paths are relative to the station file. May import ate.config only.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Literal
 
@@ -38,6 +39,14 @@ class StationFixture(Strict):
     )
 
 
+class PageTls(Strict):
+    """The page over HTTPS: a certificate (PEM, with its chain) and its private key (PEM,
+    readable by the station's user only), relative to the station file."""
+
+    cert: str = Field(description="certificate chain file (PEM)")
+    key: str = Field(description="private key file (PEM, mode 0600)")
+
+
 class StationPage(Strict):
     """The operator's page, served by the station (ate/ui)."""
 
@@ -53,6 +62,18 @@ class StationPage(Strict):
     label_printer: str | None = Field(
         None, description="tcp://HOST[:PORT] of a ZPL printer, or a folder for label files"
     )
+    tls: PageTls | None = Field(
+        None,
+        description="serve over HTTPS; required beyond loopback, where PINs and session "
+        "cookies cross the network",
+    )
+
+    @property
+    def loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
 
 
 class Station(Strict):
@@ -110,6 +131,20 @@ class Station(Strict):
                     ("fixtures", i, "file"),
                 )
             files[f.file] = i
+        page = self.page
+        if page is not None and not page.loopback:
+            if not page.signin:
+                raise FieldError(
+                    f"the page on {page.host} is reachable from the network: everyone must "
+                    "sign in there (signin: true), or serve it on 127.0.0.1",
+                    ("page", "host"),
+                )
+            if page.tls is None:
+                raise FieldError(
+                    f"the page on {page.host} is reachable from the network: PINs and session "
+                    "cookies need HTTPS there (tls: {cert: FILE, key: FILE})",
+                    ("page", "host"),
+                )
         if self.label_scan != "off" and self.page is None:
             raise FieldError(
                 "label_scan needs the operator's page (page: ...), where labels are scanned",

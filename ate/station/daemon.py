@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import secrets
 import signal
@@ -216,12 +215,18 @@ class Station:
             lang=cfg.lang,
             auth=auth,
             actions={"reload": Action("engineer", reload)},
-            remote=cfg.signin and not _loopback(cfg.host),
+            remote=not cfg.loopback,
             loader=self,
             on_load=reload,
         )
         self.view = view
-        page = await start_page(app, cfg.host, cfg.port)
+        tls = None
+        if cfg.tls is not None:
+            base = loaded.path.parent
+            tls = ((base / cfg.tls.cert).resolve(), (base / cfg.tls.key).resolve())
+            if tls[1].stat().st_mode & 0o077:
+                _log.warning("the page's TLS key %s is readable by others: chmod 600", tls[1])
+        page = await start_page(app, cfg.host, cfg.port, tls=tls)
         _log.info("station %s: operator page on %s", st.station, page.url)
         return page
 
@@ -540,13 +545,6 @@ async def _first_of(*events: asyncio.Event) -> None:
     finally:
         for t in tasks:
             t.cancel()
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def _session_key(state: Path) -> bytes:

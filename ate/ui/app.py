@@ -208,7 +208,12 @@ def operator_app(
             return refuse("error.badbadge" if isinstance(badge, str) else "error.badpin", 401)
         response = JSONResponse({"user": session.user, "role": session.role, "csrf": session.csrf})
         response.set_cookie(
-            COOKIE, cookie, max_age=SESSION_S, httponly=True, samesite="strict", secure=remote
+            COOKIE,
+            cookie,
+            max_age=SESSION_S,
+            httponly=True,
+            samesite="strict",
+            secure=remote or request.url.scheme == "https",
         )
         return response
 
@@ -386,10 +391,10 @@ def operator_app(
 class PageServer:
     """The page on uvicorn, in the caller's event loop (the station's)."""
 
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], *, tls: bool) -> None:
         self.server, self.task = server, task
         host, port = server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}/"
+        self.url = f"{'https' if tls else 'http'}://{host}:{port}/"
 
     async def close(self) -> None:
         self.server.should_exit = True
@@ -398,9 +403,18 @@ class PageServer:
         await self.task
 
 
-async def start_page(app: Starlette, host: str = LOOPBACK, port: int = 0) -> PageServer:
-    """Serve `app` on host:port (0: any free port) until `close()`."""
+async def start_page(
+    app: Starlette,
+    host: str = LOOPBACK,
+    port: int = 0,
+    *,
+    tls: tuple[Path, Path] | None = None,
+) -> PageServer:
+    """Serve `app` on host:port (0: any free port) until `close()`; over HTTPS with
+    `tls` (certificate chain, private key: PEM files)."""
     check_bind(host, bool(app.state.remote))
+    if app.state.remote and tls is None:
+        raise ValueError(f"operator page on {host}: beyond loopback only over HTTPS (tls)")
     config = uvicorn.Config(
         app,
         host=host,
@@ -408,6 +422,8 @@ async def start_page(app: Starlette, host: str = LOOPBACK, port: int = 0) -> Pag
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -417,4 +433,4 @@ async def start_page(app: Starlette, host: str = LOOPBACK, port: int = 0) -> Pag
             await task
             raise OSError(f"operator page: could not listen on {host}:{port}")
         await asyncio.sleep(0.01)
-    return PageServer(server, task)
+    return PageServer(server, task, tls=tls is not None)
