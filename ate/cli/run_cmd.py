@@ -109,7 +109,7 @@ def execute(
         sink.attach(bus)
     outputs = Outputs(out)
     outputs.attach(bus)
-    table = SlotTable(len(seq.model.steps), title=f"{seq.model.sequence} {seq.model.version}")
+    table = SlotTable(len(seq.model.all_steps()), title=f"{seq.model.sequence} {seq.model.version}")
     bus.subscribe(table)
 
     with contextlib.ExitStack() as stack:

@@ -124,20 +124,20 @@ def load_sequence(path: Path | str) -> LoadedSequence:
         problems.append(_at(loaded, fw_rel, f"test firmware {seq.test_firmware.path!r}: {exc}"))
 
     installed = sorted({ep.name for ep in entry_points(group=PLUGIN_GROUP)})
-    for i, step in enumerate(seq.steps):
+    for group, i, step in seq.all_steps():
         if isinstance(step, PluginStep) and step.plugin not in installed:
             hint = _did_you_mean(step.plugin, installed)
             problems.append(
                 _at(
                     loaded,
-                    ("steps", i, "plugin"),
+                    (group, i, "plugin"),
                     f"plugin {step.plugin!r} of step {step.name!r} is not installed (no entry "
                     f"point of that name in group {PLUGIN_GROUP}); installed: "
                     f"{', '.join(installed) or 'none'}{hint}",
                 )
             )
-    steps = list(seq.steps)
-    for i, step in enumerate(steps):
+    groups: dict[str, list[Any]] = {g: list(getattr(seq, g)) for g in ("setup", "steps", "cleanup")}
+    for group, i, step in seq.all_steps():
         if isinstance(step, PromptStep) and step.image is not None:
             # The page shows the picture: resolved here, relative to the sequence file,
             # so a missing picture is refused at load, not found missing mid-panel.
@@ -146,16 +146,16 @@ def load_sequence(path: Path | str) -> LoadedSequence:
                 problems.append(
                     _at(
                         loaded,
-                        ("steps", i, "image"),
+                        (group, i, "image"),
                         f"image {step.image!r} of step {step.name!r}: allowed is an existing "
                         f"{', '.join(sorted(PROMPT_IMAGE_TYPES))} file, relative to the "
                         f"sequence file (looked for {picture})",
                     )
                 )
             else:
-                steps[i] = step.model_copy(update={"image": str(picture)})
+                groups[group][i] = step.model_copy(update={"image": str(picture)})
     _raise_first(problems)
-    seq = seq.model_copy(update={"steps": steps})
+    seq = seq.model_copy(update={g: tuple(steps) for g, steps in groups.items()})
     return LoadedSequence(
         seq, loaded.path, loaded.sha256, firmware, firmware_sha, loaded.positions, image
     )
@@ -196,10 +196,10 @@ def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
     resources = fix.model.resources
     declared = ", ".join(resources) or "none"
     problems: list[InputError] = []
-    for i, step in enumerate(seq.model.steps):
+    for group, i, step in seq.model.all_steps():
         for j, name in enumerate(step.uses):
             if name not in resources:
-                line, column = seq.positions.value(("steps", i, "uses", j))
+                line, column = seq.positions.value((group, i, "uses", j))
                 problems.append(
                     InputError(
                         seq.path,
@@ -390,7 +390,7 @@ def _explain(
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         disc = str(ctx.get("discriminator", "'type'")).strip("'")
         allowed = sorted(_union_tags(_type_at(model, tags, path)))
-        noun = "step type" if path[:1] == ("steps",) else disc
+        noun = "step type" if path[:1] in (("setup",), ("steps",), ("cleanup",)) else disc
         if not isinstance(value, dict) or disc not in value:
             return positions.value(path), (
                 f"missing field {disc!r} {_where(path, data)}; "
@@ -571,11 +571,12 @@ def _subject(path: NodePath, data: Any, on_key: bool) -> str:
 
 def _context(path: NodePath, data: Any) -> tuple[str, NodePath]:
     """Split `path` into the step or slot it is inside (named) and the rest."""
-    if len(path) >= 2 and path[0] in ("steps", "slots") and isinstance(path[1], int):
+    groups = ("setup", "steps", "cleanup", "slots")
+    if len(path) >= 2 and path[0] in groups and isinstance(path[1], int):
         entry = data[path[0]][path[1]] if _exists(data, path[:2]) else None
-        label = "name" if path[0] == "steps" else "slot"
+        label = "slot" if path[0] == "slots" else "name"
         ident = entry.get(label) if isinstance(entry, dict) else None
-        noun = path[0][:-1]
+        noun = {"setup": "setup step", "cleanup": "cleanup step"}.get(path[0], path[0][:-1])
         if path[2:] == (label,):  # "slot in slot 2" would say nothing: count entries
             return f"{noun} entry {path[1] + 1}", path[2:]
         if isinstance(ident, str):

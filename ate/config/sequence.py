@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from ate.config import when as conditions
 from ate.config.common import (
     MAX_SETTLE,
     MAX_TIMEOUT,
@@ -23,6 +24,7 @@ from ate.config.common import (
     Timeout,
     not_bool,
 )
+from ate.config.when import MAX_LENGTH as MAX_CONDITION
 from ate.model.units import Quantity
 
 Chip = Literal["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2"]
@@ -42,6 +44,33 @@ class StepBase(Strict):
     )
     retries: Int | None = Field(None, ge=0, le=10, description="extra attempts on failure")
     uses: tuple[str, ...] = Field((), description="shared fixture resources this step holds")
+    needs: tuple[str, ...] = Field(
+        (),
+        description="earlier steps that must have passed; otherwise this one is SKIPPED "
+        "with the reason",
+    )
+    when: str | None = Field(
+        None,
+        max_length=MAX_CONDITION,
+        description='run only if this condition holds, e.g. unit.flash_size == "8MB" and '
+        'value("rail_3v3", "v") > 3.2 (functions value, verdict, passed; unit facts '
+        "chip, flash_size, firmware, mac, variant); otherwise SKIPPED",
+    )
+    on_abort: Bool = Field(
+        True,
+        description="cleanup steps: also run when the panel is aborted (clamp opened), "
+        "within the sequence's abort_deadline",
+    )
+
+    @field_validator("when")
+    @classmethod
+    def _condition(cls, text: str | None) -> str | None:
+        if text is not None:
+            try:
+                conditions.parse(text)
+            except conditions.ConditionError as exc:
+                raise ValueError(str(exc)) from None
+        return text
 
 
 class GpioLoopbackStep(StepBase):
@@ -266,6 +295,9 @@ Step = Annotated[
 ]
 
 
+Group = Literal["setup", "steps", "cleanup"]
+
+
 class TestFirmware(Strict):
     path: str = Field(description="image file, relative to the sequence file")
     version: str | None = Field(None, description="version the DUT must report, if given")
@@ -302,18 +334,65 @@ class Sequence(Strict):
         "shared resource runs as soon as that resource is free, and waits behind steps "
         "that need none while another slot holds it; other steps keep their order",
     )
+    setup: tuple[Step, ...] = Field(
+        (), description="steps before the main ones; if one fails, the main steps are skipped"
+    )
     steps: tuple[Step, ...] = Field(min_length=1)
+    cleanup: tuple[Step, ...] = Field(
+        (),
+        description="steps that always run last (after a FAIL, ERROR, timeout or a stop); a "
+        "failure here is recorded and never hides the main verdict",
+    )
+    abort_deadline: Timeout = Field(
+        2.0,
+        gt=0,
+        le=30,
+        description="when the panel is aborted (clamp opened), cleanup steps with on_abort "
+        "run within this many seconds in all",
+    )
 
-    @field_validator("steps")
-    @classmethod
-    def _unique_names(cls, steps: tuple[StepBase, ...]) -> tuple[StepBase, ...]:
-        seen: dict[str, int] = {}
-        for i, step in enumerate(steps):
+    def all_steps(self) -> tuple[tuple[Group, int, Step], ...]:
+        """(group, index in its group, step) in run order: setup, steps, cleanup."""
+        return (
+            *(("setup", i, s) for i, s in enumerate(self.setup)),
+            *(("steps", i, s) for i, s in enumerate(self.steps)),
+            *(("cleanup", i, s) for i, s in enumerate(self.cleanup)),
+        )
+
+    @model_validator(mode="after")
+    def _references(self) -> Sequence:
+        seen: dict[str, tuple[str, int]] = {}
+        for group, i, step in self.all_steps():
             if step.name in seen:
+                other_group, other = seen[step.name]
                 raise FieldError(
-                    f"step name {step.name!r} is used twice (also step {seen[step.name] + 1}); "
-                    "each step needs its own name",
-                    (i, "name"),
+                    f"step name {step.name!r} is used twice (also {other_group} step "
+                    f"{other + 1}); each step needs its own name",
+                    (group, i, "name"),
                 )
-            seen[step.name] = i
-        return steps
+            for j, needed in enumerate(step.needs):
+                if needed not in seen:
+                    later = any(s.name == needed for _, _, s in self.all_steps())
+                    raise FieldError(
+                        f"needs {needed!r}: "
+                        + (
+                            "that step comes later (or is this one); a step needs earlier steps"
+                            if later
+                            else "no step has that name"
+                        ),
+                        (group, i, "needs", j),
+                    )
+            if step.when is not None:
+                for name in conditions.parse(step.when).steps:
+                    if name not in seen:
+                        raise FieldError(
+                            f"when reads step {name!r}, which "
+                            + (
+                                "comes later (or is this one)"
+                                if any(s.name == name for _, _, s in self.all_steps())
+                                else "does not exist"
+                            ),
+                            (group, i, "when"),
+                        )
+            seen[step.name] = (group, i)
+        return self

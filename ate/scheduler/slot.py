@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ate.config.sequence import Group
+from ate.config.when import ConditionFailed, Facts
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
 from ate.drivers.line_client import (
@@ -377,28 +379,126 @@ class SlotRun:
         return Verdict.PASS, ""
 
     async def _run_steps(self, dut: TestFirmwareClient | None) -> tuple[Verdict, str]:
+        """Setup, then the main steps (skipped if setup failed), then cleanup, which always
+        runs: after a FAIL, an ERROR, a stop on failure, and (its `on_abort` steps, within
+        the plan's abort deadline) when the panel is aborted. A cleanup failure is recorded
+        and never hides the main verdict; after a main PASS it makes the unit ERROR."""
         ctx = StepContext(
             self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts
         )
         verdict, reason = Verdict.PASS, ""
-        pending = list(self.plan.steps)
-        while pending:
-            step = self._next_step(pending)
-            pending.remove(step)
-            result = await self.run_step(step, ctx)
-            self.steps.append(result)
-            self.emit(StepEnded(self.panel_id, self.slot, result))
-            if self.integrity_lost is not None:
-                # Whatever ran before was judged on a unit that is gone; nothing after
-                # may run on top of it.
-                return Verdict.ERROR, self.integrity_lost
-            if result.verdict.is_failure:
-                if verdict is Verdict.PASS:
-                    reason = f"{step.name}: {result.reason}"
-                verdict = worst(verdict, result.verdict)
-                if self.plan.stop_on_failure:
+        try:
+            groups: tuple[Group, ...] = ("setup", "steps")
+            for group in groups:
+                pending = self.plan.group(group)
+                if group == "steps" and verdict.is_failure:
+                    for step in pending:
+                        self._skip(step, "setup failed")
                     break
+                while pending:
+                    step = self._next_step(pending)
+                    pending.remove(step)
+                    result = await self._run_or_skip(step, ctx)
+                    if self.integrity_lost is not None:
+                        # Whatever ran before was judged on a unit that is gone; nothing
+                        # after may run on top of it, cleanup included.
+                        return Verdict.ERROR, self.integrity_lost
+                    if result.verdict.is_failure:
+                        if verdict is Verdict.PASS:
+                            reason = f"{step.name}: {result.reason}"
+                        verdict = worst(verdict, result.verdict)
+                        if self.plan.stop_on_failure or group == "setup":
+                            break
+        except asyncio.CancelledError:
+            # The panel is aborted (clamp opened): what is safe, within the deadline.
+            await asyncio.shield(self._cleanup(ctx, aborting=True))
+            raise
+        cleaned, why = await self._cleanup(ctx, aborting=False)
+        if self.integrity_lost is not None:
+            return Verdict.ERROR, self.integrity_lost
+        if verdict is Verdict.PASS and cleaned.is_failure:
+            return Verdict.ERROR, f"cleanup {why}"
         return verdict, reason
+
+    async def _cleanup(self, ctx: StepContext, *, aborting: bool) -> tuple[Verdict, str]:
+        steps = [s for s in self.plan.group("cleanup") if s.on_abort or not aborting]
+        verdict, reason = Verdict.PASS, ""
+        if not steps:
+            return verdict, reason
+        try:
+            async with asyncio.timeout(self.plan.abort_deadline if aborting else None):
+                for step in steps:
+                    result = await self._run_or_skip(step, ctx)
+                    if self.integrity_lost is not None:
+                        break
+                    if result.verdict.is_failure and verdict is Verdict.PASS:
+                        verdict, reason = result.verdict, f"{step.name}: {result.reason}"
+        except TimeoutError:
+            _log.warning("slot %d: cleanup cut at the abort deadline", self.slot)
+        return verdict, reason
+
+    async def _run_or_skip(self, step: PlanStep, ctx: StepContext) -> StepResult:
+        try:
+            why = self._skip_reason(step)
+        except ConditionFailed as exc:  # never a silent skip: the step is ERROR
+            return self._not_run(step, Verdict.ERROR, str(exc))
+        if why is not None:
+            return self._skip(step, why)
+        result = await self.run_step(step, ctx)
+        self.steps.append(result)
+        self.emit(StepEnded(self.panel_id, self.slot, result))
+        return result
+
+    def _skip(self, step: PlanStep, why: str) -> StepResult:
+        return self._not_run(step, Verdict.SKIPPED, why)
+
+    def _not_run(self, step: PlanStep, verdict: Verdict, why: str) -> StepResult:
+        result = StepResult(
+            index=step.index,
+            name=step.name,
+            type=step.type,
+            verdict=verdict,
+            reason=why,
+            uses=step.uses,
+        )
+        self.steps.append(result)
+        self.emit(StepEnded(self.panel_id, self.slot, result))
+        return result
+
+    def _skip_reason(self, step: PlanStep) -> str | None:
+        """Why `step` does not run for this unit (its `needs`, its `when`), or None.
+        ConditionFailed when its condition cannot be evaluated for this unit."""
+        done = {r.name: r for r in self.steps}
+        for name in step.needs:
+            got = done.get(name)
+            if got is None or got.verdict is not Verdict.PASS:
+                word = got.verdict.value if got is not None else "did not run"
+                return f"needs {name}, which {'is ' if got else ''}{word}"
+        if step.when is not None and not step.when(self._facts(done)):
+            return f"when {step.when.text!r} is false"
+        return None
+
+    def _facts(self, done: dict[str, StepResult]) -> Facts:
+        rom = self.extra.get("rom")
+        rom = rom if isinstance(rom, dict) else {}
+        unit = self.unit
+        values: dict[tuple[str, str], object] = {}
+        for r in done.values():
+            last = max((m.attempt for m in r.measurements), default=0)
+            for m in r.measurements:
+                if m.attempt == last:
+                    values[(r.name, m.name)] = m.value
+        return Facts(
+            unit={
+                "chip": (unit.chip if unit else "") or rom.get("chip"),
+                "flash_size": rom.get("flash_size"),
+                "firmware": unit.firmware if unit else None,
+                "mac": unit.mac if unit else None,
+                "variant": None,
+            },
+            verdicts={name: r.verdict.value for name, r in done.items()},
+            values=values,
+        )
 
     def _next_step(self, pending: list[PlanStep]) -> PlanStep:
         """In order, unless the plan is resource-aware: then a step whose shared

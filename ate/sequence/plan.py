@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from ate.config.sequence import PluginStep, Sequence
+from ate.config import when as conditions
+from ate.config.sequence import Group, PluginStep, Sequence
+from ate.config.when import Condition
 from ate.sequence.steps import EXECUTORS, Executor, plugin_executor
 
 
@@ -19,7 +21,7 @@ class PlanError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:
-    index: int
+    index: int  # in run order over the groups: setup, steps, cleanup
     name: str
     type: str
     timeout: float
@@ -27,6 +29,10 @@ class PlanStep:
     uses: tuple[str, ...]  # sorted: acquiring in one global order cannot deadlock
     run: Executor
     spec: Any
+    group: Group = "steps"
+    needs: tuple[str, ...] = ()
+    when: Condition | None = None
+    on_abort: bool = True  # a cleanup step that also runs when the panel is aborted
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,10 @@ class Plan:
     firmware_version: str | None = None
     # Steps holding shared instruments may run out of order to keep them busy (opt-in).
     resource_aware: bool = False
+    abort_deadline: float = 2.0  # for cleanup steps when the panel is aborted
+
+    def group(self, name: Group) -> list[PlanStep]:
+        return [s for s in self.steps if s.group == name]
 
     @property
     def resources(self) -> set[str]:
@@ -55,7 +65,7 @@ def load_plugin(name: str) -> Executor:
 
 def compile_plan(seq: Sequence) -> Plan:
     steps = []
-    for index, spec in enumerate(seq.steps):
+    for index, (group, _, spec) in enumerate(seq.all_steps()):
         run = load_plugin(spec.plugin) if isinstance(spec, PluginStep) else EXECUTORS[spec.type]
         steps.append(
             PlanStep(
@@ -67,6 +77,10 @@ def compile_plan(seq: Sequence) -> Plan:
                 uses=tuple(sorted(set(spec.uses))),
                 run=run,
                 spec=spec,
+                group=group,
+                needs=spec.needs,
+                when=conditions.parse(spec.when) if spec.when is not None else None,
+                on_abort=spec.on_abort,
             )
         )
     return Plan(
@@ -77,4 +91,5 @@ def compile_plan(seq: Sequence) -> Plan:
         steps=tuple(steps),
         firmware_version=seq.test_firmware.version,
         resource_aware=seq.schedule == "resource_aware",
+        abort_deadline=seq.abort_deadline,
     )

@@ -187,7 +187,7 @@ class Station:
 
         st = loaded.model
         view = StationView(
-            st.station, steps_total=len(loaded.sequence.model.steps), lot=st.lot or ""
+            st.station, steps_total=len(loaded.sequence.model.all_steps()), lot=st.lot or ""
         )
         view.watch(self.status)
         self.bus.subscribe(view.on_event)
