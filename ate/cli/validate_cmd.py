@@ -68,7 +68,11 @@ def run_validate(paths: list[str]) -> int:
                 seq = load_sequence(name)
                 sequences.append(seq)
                 m = seq.model
-                print(f"OK {name} (sequence {m.sequence} {m.version}, {_n(len(m.steps), 'step')})")
+                groups = ", ".join(
+                    f"{len(getattr(m, g))} {g}" for g in ("setup", "cleanup") if getattr(m, g)
+                )
+                count = _n(len(m.all_steps()), "step") + (f": {groups}" if groups else "")
+                print(f"OK {name} (sequence {m.sequence} {m.version}, {count})")
             else:
                 fix = load_fixture(name)
                 if fix.model.simulation is not None:
