@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -169,7 +170,8 @@ class MqttEvents:
             self.port,
             username=self._user,
             password=self._password,
-            identifier=f"ate-{self.station}",
+            # unique per process: a broker drops the older of two clients with one id
+            identifier=f"ate-{self.station}-{secrets.token_hex(4)}",
             will=aiomqtt.Will(self.status_topic, OFFLINE, qos=1, retain=True),
             timeout=10.0,
         )
