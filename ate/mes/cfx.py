@@ -88,6 +88,7 @@ class _Panel:
     transaction: str
     started_at: str
     tested: list[dict[str, Any]] = field(default_factory=list)
+    arrived: set[int] = field(default_factory=set)  # slots whose unit was announced
 
 
 class _Link(MessagingHandler):
@@ -100,9 +101,11 @@ class _Link(MessagingHandler):
         self.injector = EventInjector()
         self.publisher: Any = None
         self.requester: Any = None
+        self.container: Any = None
 
     def on_start(self, event: Any) -> None:
         g = self.gate
+        self.container = event.container
         parts = urlsplit(g.url)
         scheme = "amqps" if parts.scheme == "amqps" else "amqp"
         conn = event.container.connect(
@@ -156,7 +159,9 @@ class _Link(MessagingHandler):
             self.gate.answered(cid, doc)
 
     def on_stop_link(self, event: Any) -> None:
-        event.container.stop()
+        self.injector.close()
+        if self.container is not None:
+            self.container.stop()
 
 
 class CfxGate:
@@ -261,9 +266,11 @@ class CfxGate:
                 },
             )
         elif isinstance(event, UnitIdentified):
+            # a unit is identified twice (ROM loader, then test firmware): announced once
             p = self._panels.get(event.panel_id)
-            if p is None:
+            if p is None or event.slot in p.arrived:
                 return
+            p.arrived.add(event.slot)
             self._publish(
                 "CFX.Production.UnitsArrived",
                 {"Units": [_position(p, event.slot, event.unit.mac)]},
