@@ -58,11 +58,17 @@ class MqttEvents:
         self._status: bytes | None = None  # the latest status, not yet published
         self._fixture_of: dict[str, str] = {}
         self._wake = asyncio.Event()
+        self.drained = asyncio.Event()  # set while the broker has every event queued so far
         self._closing = False
         self.dropped = 0  # events dropped (queue full while the broker was away)
         self.published = 0
         self.connected = False
         self.on_drop: Callable[[], None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Events queued, not yet taken by the broker."""
+        return len(self._queue)
 
     # ---- fed by the bus and the status (on the loop; quick, never blocking) ------------
 
@@ -79,6 +85,7 @@ class MqttEvents:
                     "mqtt %s:%d away: %d events dropped", self.host, self.port, self.dropped
                 )
         self._queue.append(item)
+        self.drained.clear()
         self._wake.set()
 
     def on_status(self, st: StationStatus) -> None:
@@ -192,6 +199,7 @@ class MqttEvents:
                 if self._queue and self._queue[0] == (topic, payload):
                     self._queue.popleft()
                 self.published += 1
+            self.drained.set()
             if self._closing:
                 return
             await self._wake.wait()

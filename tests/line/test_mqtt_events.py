@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -122,3 +123,39 @@ async def test_a_broker_away_never_stops_testing(tmp_path: Path) -> None:
         dropped = station.around.metrics.events_dropped.labels("mqtt")._value.get()
         assert dropped == mqtt.dropped
         assert station.status.fixtures["fx1"].counts == {"PASS": 2}
+
+
+async def test_events_wait_for_a_broker_that_comes_back(tmp_path: Path) -> None:
+    """No broker at first: the panel runs, its events wait; a private Mosquitto then
+    starts on that port and the publisher reconnects (back-off) and delivers them."""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = _closed_port()
+    prefix = f"ate-test-{uuid.uuid4().hex[:8]}"
+    path = write_station(
+        tmp_path,
+        [("fx1", {"slots": 1})],
+        mqtt={"url": f"mqtt://127.0.0.1:{port}", "prefix": prefix},
+    )
+    async with running(path) as station:
+        mqtt = station.around.mqtt
+        assert mqtt is not None
+        await wait_status(station, lambda st: st.fixtures["fx1"].panels >= 1)
+        assert not mqtt.connected and mqtt.published == 0
+        waiting = mqtt.waiting
+        assert waiting > 0 and mqtt.dropped == 0
+        broker = await asyncio.create_subprocess_exec(
+            mosquitto, "-p", str(port), stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            async with asyncio.timeout(60):
+                await mqtt.drained.wait()
+            assert mqtt.connected and mqtt.published >= waiting
+            # the retained status tells a late subscriber the station is up, with its panel
+            async with aiomqtt.Client("127.0.0.1", port) as sub:
+                await sub.subscribe(f"{prefix}/st1/status", qos=1)
+                doc = await until(sub, f"{prefix}/st1/status")
+            assert isinstance(doc, dict) and doc["state"] == "online"
+            assert doc["fixtures"]["fx1"]["panels"] >= 1
+        finally:
+            broker.terminate()
+            await broker.wait()
