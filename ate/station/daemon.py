@@ -312,7 +312,7 @@ class Station:
             st.mes,
             st.station,
             line.gate,
-            on_drop=self.around.metrics.events_dropped.labels("cfx").inc,
+            on_drop=lambda: self.around.metrics.events_dropped.labels("cfx").inc(),
         )
 
         async def after_panel() -> None:
