@@ -154,3 +154,18 @@ async def test_a_refused_unit_is_not_tested(tmp_path: Path) -> None:
     fs = station.status.fixtures["fx1"]
     assert fs.last_verdicts == {1: Verdict.ERROR, 2: Verdict.ERROR}
     assert all("wrong route: unit belongs to line 3" in r for r in fs.last_reasons.values())
+
+
+async def test_broker_away_units_untested_through_the_daemon(tmp_path: Path) -> None:
+    """An MES that cannot be reached: every unit ERROR with the reason, the station runs
+    on (the panel ends, the fixture waits for the next)."""
+    mes_cfg = {"driver": "cfx", "url": "amqp://guest:guest@127.0.0.1:1", "timeout": "300ms"}
+    path = _flashing_station(tmp_path, [("fx1", {"slots": 2})], mes=mes_cfg)
+    async with running(path) as station:
+        await wait_status(station, lambda st: st.fixtures["fx1"].panels >= 1)
+        fs = station.status.fixtures["fx1"]
+        assert fs.online
+    assert fs.last_verdicts == {1: Verdict.ERROR, 2: Verdict.ERROR}
+    for reason in fs.last_reasons.values():
+        assert "MES did not answer the check-in" in reason and "not connected" in reason
+        assert "guest:guest" not in reason
