@@ -76,6 +76,94 @@ class StationPage(Strict):
             return self.host == "localhost"
 
 
+_MQTT_URL = re.compile(
+    r"^mqtt://(?:[^@/\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?/?$"
+)
+_AMQP_URL = re.compile(
+    r"^amqps?://(?:[^@/\s]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?/?$"
+)
+
+
+def _check_url(url: str, pattern: re.Pattern[str], shape: str) -> str:
+    m = pattern.match(url)
+    if m is None or (m.group(1) is not None and not 0 < int(m.group(1)) < 65536):
+        shown = url if len(url) <= 60 else url[:57] + "..."
+        # never echo a password the URL may carry
+        shown = re.sub(r"//[^@/]*@", "//***@", shown)
+        raise ValueError(f"url {shown!r}: write {shape}")
+    return url
+
+
+class StationMes(Strict):
+    """The manufacturing execution system's word on a unit before it is tested, and
+    what it is told after (ate/mes). `linedb`: the line database's retest policy;
+    `cfx`: an MES on an AMQP 1.0 broker speaking IPC-CFX (IPC-2591)."""
+
+    driver: Literal["linedb", "cfx"] = Field(
+        "linedb", description="linedb (default): the line database; cfx: IPC-CFX over AMQP 1.0"
+    )
+    url: str | None = Field(
+        None, description="cfx: amqp://USER:PASSWORD@HOST[:PORT] of the broker (RabbitMQ)"
+    )
+    address: str = Field(
+        "/exchange/amq.topic/cfx",
+        description="cfx: where CFX messages are published (RabbitMQ: /exchange/NAME/KEY)",
+    )
+    requests: str = Field(
+        "/queue/cfx.mes.requests",
+        description="cfx: the MES's request address (ValidateUnitsRequest goes there)",
+    )
+    handle: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="cfx: this station's CFX handle (default: ate.<station>)",
+    )
+    target: str | None = Field(None, description="cfx: the MES's CFX handle, when it has one")
+    timeout: Timeout = Field(
+        5.0, gt=0, le=60.0, description="cfx: no answer to a check-in this long: not tested"
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> StationMes:
+        if self.driver == "cfx":
+            if self.url is None:
+                raise FieldError("mes driver cfx needs url: amqp://USER:PASSWORD@HOST[:PORT]")
+            try:
+                _check_url(self.url, _AMQP_URL, "amqp://USER:PASSWORD@HOST[:PORT]")
+            except ValueError as exc:
+                raise FieldError(str(exc), ("url",)) from None
+        elif self.url is not None:
+            raise FieldError("url is for the cfx driver; linedb uses the station's db", ("url",))
+        return self
+
+
+class StationMqtt(Strict):
+    """Station events published to an MQTT broker (ate/station/mqtt_events.py)."""
+
+    url: str = Field(description="mqtt://[USER:PASSWORD@]HOST[:PORT] (default port 1883)")
+    prefix: str = Field(
+        "ate", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", description="first topic level(s)"
+    )
+    queue: int = Field(
+        1000, ge=1, le=100000, description="events held while the broker is away (oldest dropped)"
+    )
+
+    @model_validator(mode="after")
+    def _checks(self) -> StationMqtt:
+        try:
+            _check_url(self.url, _MQTT_URL, "mqtt://[USER:PASSWORD@]HOST[:PORT]")
+        except ValueError as exc:
+            raise FieldError(str(exc), ("url",)) from None
+        return self
+
+
+class StationMetrics(Strict):
+    """A Prometheus /metrics server of its own (the operator's page serves /metrics too)."""
+
+    host: str = Field("127.0.0.1", description="address to serve /metrics on")
+    port: int = Field(9464, ge=0, le=65535, description="0: any free port")
+
+
 class Station(Strict):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="station name")
     fixtures: tuple[StationFixture, ...] = Field(min_length=1, max_length=16)
@@ -118,6 +206,13 @@ class Station(Strict):
     )
     retry_max: Timeout = Field(
         30.0, gt=0, le=600, description="cap of the back-off between reconnects to a controller"
+    )
+    mes: StationMes = Field(
+        default_factory=StationMes, description="the MES interlock (default: line database)"
+    )
+    mqtt: StationMqtt | None = Field(None, description="publish station events over MQTT")
+    metrics: StationMetrics | None = Field(
+        None, description="serve Prometheus /metrics on a port of its own"
     )
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ station-wide parts (event bus, output files, spool and line database, provisioni
 simulated twins of simulated fixtures), the signals (SIGTERM/SIGINT stop, SIGHUP reload)
 and systemd's notify socket (READY, STATUS, WATCHDOG).
 
-May import ate.station, ate.config, ate.scheduler, ate.provision, ate.sim (for `sim`
+May import ate.station, ate.mes, ate.config, ate.scheduler, ate.provision, ate.sim (for `sim`
 fixtures) and ate.cli.store_cmds (the default database URL).
 """
 
@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from ate.config.errors import InputError
 from ate.config.loader import LoadedStation, load_station
+from ate.mes.gate import MesGate, admit_through
+from ate.mes.registry import open_gate
 from ate.model.events import Event, PanelStarted
 from ate.provision.critical import CriticalSections
 from ate.provision.ledger import LedgerError
@@ -30,8 +32,10 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.slot import SlotOptions
 from ate.statedir import write_private
 from ate.station.approvals import NotApproved
+from ate.station.around import LineAround
 from ate.station.fixture_loop import FixtureLoop, LoopContext
 from ate.station.line import LineDb
+from ate.station.metrics import LineState
 from ate.station.runner import Endpoints, Outputs
 from ate.station.sd_notify import Notifier
 from ate.station.status import StationStatus
@@ -60,6 +64,7 @@ class _Running:
     loaded: LoadedStation
     ctx: LoopContext
     line: LineDb
+    gate: MesGate
     provisioning: StationProvisioning | None
     loops: dict[str, FixtureLoop] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -100,6 +105,10 @@ class Station:
         # A sequence or profile an engineer loaded at the page, in place of the station
         # file's until the process ends (a restart runs what the file names).
         self.chosen: dict[str, Path] = {}
+        # metrics and MQTT events (optional, failing soft), and the MES gate in force
+        self.around = LineAround(self.loaded.model.station, self.bus, self.status)
+        self.around.read_line_state(self._line_state)
+        self.bus.subscribe(self._observe_gate)
 
     # ---- control ----------------------------------------------------------------------
 
@@ -146,6 +155,7 @@ class Station:
         line_watch: asyncio.Task[None] | None = None
         try:
             self.page = await self._start_page()
+            await self.around.start(self.loaded.model)
             if self.view is not None:
                 line_watch = asyncio.create_task(self._line_watch(self.view), name="line-watch")
             self._running = self._start(self.loaded, armed={})
@@ -166,6 +176,7 @@ class Station:
                 line_watch.cancel()
             if self.page is not None:
                 await self.page.close()
+            await self.around.close()
             for sig in signals:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
@@ -219,6 +230,7 @@ class Station:
             loader=self,
             on_load=reload,
         )
+        app.router.routes.append(self.around.metrics.route())
         self.view = view
         tls = None
         if cfg.tls is not None:
@@ -296,6 +308,13 @@ class Station:
                 raise
             provisioning.provisioner.critical = self.critical
 
+        gate = open_gate(
+            st.mes,
+            st.station,
+            line.gate,
+            on_drop=lambda: self.around.metrics.events_dropped.labels("cfx").inc(),
+        )
+
         async def after_panel() -> None:
             if provisioning is not None:
                 await asyncio.to_thread(provisioning.after_panel)
@@ -315,17 +334,18 @@ class Station:
             stop=self._stop,
             idle_exit=asyncio.Event(),
             provisioner=provisioning.provisioner if provisioning else None,
-            admit=line.admit,
+            admit=admit_through(gate, st.station),
             after_panel=after_panel,
             options=self.options,
             labels=self.scans,
         )
-        running = _Running(loaded, ctx, line, provisioning)
+        running = _Running(loaded, ctx, line, gate, provisioning)
         for fix, trigger in zip(loaded.fixtures, loaded.triggers, strict=True):
             name = fix.model.fixture
             sim = self._twin(fix)
             prev = self.status.fixtures.get(name)
             self.status.add(name, trigger)
+            self.around.metrics.add_fixture(name)
             if prev is not None:  # counters survive a reload
                 fs = self.status.fixtures[name]
                 fs.panels, fs.counts, fs.last_verdicts = (
@@ -480,7 +500,7 @@ class Station:
         old = self._running
         assert old is not None
         armed = await self._stop_loops(old, idle=True)
-        self._close_running(old)
+        await self._close_running(old)
         for name in list(self.status.fixtures):
             if name not in {f.model.fixture for f in new.fixtures}:
                 self.status.remove(name)
@@ -499,17 +519,33 @@ class Station:
         self.status.changed()
         _log.info("station file reloaded: %s", ", ".join(self._running.loops))
 
-    def _close_running(self, running: _Running) -> None:
+    async def _close_running(self, running: _Running) -> None:
         if running.provisioning is not None:
             running.provisioning.close()
+        try:
+            await running.gate.aclose()
+        except Exception as exc:  # an MES link that fails to close never fails the stop
+            _log.warning("mes %s: at close: %s", running.gate.name, exc)
         running.line.close()
+
+    def _observe_gate(self, event: Event) -> None:
+        if self._running is not None:
+            self._running.gate.observe(event)
+
+    def _line_state(self) -> LineState | None:
+        """For the metrics: the store sink's view of the line database."""
+        if self._sink is None:
+            return None
+        st = self._sink.status()
+        reachable = False if st.last_error else True if st.connected else None
+        return LineState(reachable, st.waiting)
 
     async def _close_all(self) -> None:
         if self._running is not None:
             for task in self._running.tasks.values():
                 task.cancel()
             await asyncio.gather(*self._running.tasks.values(), return_exceptions=True)
-            self._close_running(self._running)
+            await self._close_running(self._running)
             self._running = None
         if self._sink is not None:
             with contextlib.suppress(Exception):

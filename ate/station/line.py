@@ -3,7 +3,7 @@ a unit is tested, and the line-wide claims (serial, certificate) before one is
 provisioned. Blocking store calls run on one worker thread; a database that cannot be
 reached is reported, never waited for.
 
-May import ate.store and ate.provision (the claims it makes for the flow).
+May import ate.mes, ate.store and ate.provision (the claims it makes for the flow).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ate.mes.gate import admit_through
+from ate.mes.linedb import LineDbGate
 from ate.model.verdict import Verdict
 from ate.provision.flow import Refused
 from ate.provision.ledger import CertRow
@@ -30,7 +32,7 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 
-class LineDown(Exception):
+class LineDown(StoreError):
     """The line database cannot be reached now (the reason says why)."""
 
 
@@ -40,7 +42,8 @@ class LineDb:
         self.max_retests = max_retests
         self._store: Store | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="line-db")
-        self._warned = False
+        self.gate = LineDbGate(self.call, max_retests)
+        self._admit = admit_through(self.gate, station="")
 
     def _open(self) -> Store:
         if self._store is None:
@@ -58,30 +61,9 @@ class LineDb:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._run, fn)
 
     async def admit(self, chip_id: str) -> tuple[Verdict, str] | None:
-        """None: test the unit. Otherwise the slot's verdict without testing: PASS for a
-        unit the line has locked (recognised, never re-tested into a new identity), FAIL
-        for one past the retest limit. An unreachable database admits: testing goes on
-        and the records wait in the spool."""
-
-        def policy(store: Store) -> tuple[Verdict, str] | None:
-            history = store.unit_history(chip_id)
-            if history is not None and history.prov_state == "locked":
-                return Verdict.PASS, (
-                    f"already provisioned and locked (line database: serial {history.serial}); "
-                    "not re-tested"
-                )
-            if self.max_retests is None:
-                return None
-            allowed, reason = store.retest_allowed(chip_id, self.max_retests)
-            return None if allowed else (Verdict.FAIL, f"not tested: {reason}")
-
-        try:
-            return await self.call(policy)
-        except (LineDown, StoreError) as exc:
-            if not self._warned:
-                _log.warning("retest policy not checked: %s", exc)
-                self._warned = True
-            return None
+        """None: test the unit. Otherwise the slot's verdict without testing (the rules
+        are the `linedb` MES driver's, ate/mes/linedb.py)."""
+        return await self._admit(chip_id)
 
     def close(self) -> None:
         def shut() -> None:
