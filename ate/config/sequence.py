@@ -56,6 +56,12 @@ class StepBase(Strict):
         'value("rail_3v3", "v") > 3.2 (functions value, verdict, passed; unit facts '
         "chip, flash_size, firmware, mac, variant); otherwise SKIPPED",
     )
+    scope: Literal["slot", "panel"] = Field(
+        "slot",
+        description="panel: run once for the whole fixture (golden-board warm-up, instrument "
+        "self-test) in the first slot that reaches it; the other slots wait and share its "
+        "result",
+    )
     on_abort: Bool = Field(
         True,
         description="cleanup steps: also run when the panel is aborted (clamp opened), "
@@ -369,6 +375,12 @@ class Sequence(Strict):
                     f"step name {step.name!r} is used twice (also {other_group} step "
                     f"{other + 1}); each step needs its own name",
                     (group, i, "name"),
+                )
+            if step.scope == "panel" and (step.needs or step.when or group == "cleanup"):
+                raise FieldError(
+                    "a panel step runs once for every slot: it cannot have needs or when "
+                    "(those are per unit), nor be a cleanup step",
+                    (group, i, "scope"),
                 )
             for j, needed in enumerate(step.needs):
                 if needed not in seen:

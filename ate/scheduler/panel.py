@@ -20,7 +20,7 @@ from ate.model.results import SlotResult
 from ate.model.verdict import Verdict
 from ate.scheduler.bus import EventBus
 from ate.scheduler.resources import ResourcePool
-from ate.scheduler.slot import SlotBinding, SlotOptions, SlotRun
+from ate.scheduler.slot import PanelSteps, SlotBinding, SlotOptions, SlotRun
 from ate.sequence.plan import Plan
 
 _log = logging.getLogger(__name__)
@@ -92,8 +92,11 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
             dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         )
     )
+    shared = PanelSteps()  # the sequence's scope: panel steps, run once for all slots
     runs = {
-        b.slot: SlotRun(spec.panel_id, b, spec.plan, controller, pool, bus.emit, spec.options)
+        b.slot: SlotRun(
+            spec.panel_id, b, spec.plan, controller, pool, bus.emit, spec.options, shared
+        )
         for b in spec.bindings
     }
     tasks = {

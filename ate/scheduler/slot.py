@@ -7,6 +7,7 @@ the panel except cancellation (the panel's abort).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -160,6 +161,44 @@ def _classify(exc: BaseException) -> tuple[Verdict, str]:
     return Verdict.ERROR, f"internal error: {type(exc).__name__}: {exc}"
 
 
+class PanelSteps:
+    """The results of a panel's `scope: panel` steps: the first slot to reach one runs it,
+    the others wait for it and record the same result (with who ran it)."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, asyncio.Future[tuple[int, StepResult]]] = {}
+
+    async def run_once(
+        self, slot: int, step: PlanStep, run: Callable[[], Awaitable[StepResult]]
+    ) -> StepResult:
+        fut = self._results.get(step.name)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            self._results[step.name] = fut
+            try:
+                result = await run()
+            except BaseException as exc:
+                fut.set_exception(RuntimeError(f"it did not finish in slot {slot}: {exc!r}"))
+                fut.exception()  # retrieved: a panel with no waiter logs nothing
+                raise
+            fut.set_result((slot, result))
+            return result
+        try:
+            owner, result = await asyncio.shield(fut)
+        except RuntimeError as exc:
+            return StepResult(
+                index=step.index,
+                name=step.name,
+                type=step.type,
+                verdict=Verdict.ERROR,
+                reason=f"panel step: {exc}",
+                uses=step.uses,
+            )
+        return dataclasses.replace(
+            result, reason=(result.reason + "; " if result.reason else "") + f"ran in slot {owner}"
+        )
+
+
 class SlotRun:
     """The state of one slot in one panel; the panel reads it even after a cancel."""
 
@@ -172,8 +211,10 @@ class SlotRun:
         resources: ResourcePool,
         emit: Callable[[Event], None],
         options: SlotOptions,
+        panel_steps: PanelSteps | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.panel_steps = panel_steps or PanelSteps()
         self.slot = binding.slot
         self.binding = binding
         self.plan = plan
@@ -444,7 +485,12 @@ class SlotRun:
             return self._not_run(step, Verdict.ERROR, str(exc))
         if why is not None:
             return self._skip(step, why)
-        result = await self.run_step(step, ctx)
+        if step.panel:
+            result = await self.panel_steps.run_once(
+                self.slot, step, lambda: self.run_step(step, ctx)
+            )
+        else:
+            result = await self.run_step(step, ctx)
         self.steps.append(result)
         self.emit(StepEnded(self.panel_id, self.slot, result))
         return result

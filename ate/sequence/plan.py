@@ -33,6 +33,7 @@ class PlanStep:
     needs: tuple[str, ...] = ()
     when: Condition | None = None
     on_abort: bool = True  # a cleanup step that also runs when the panel is aborted
+    panel: bool = False  # run once per panel, shared by the slots (scope: panel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ def compile_plan(seq: Sequence) -> Plan:
                 needs=spec.needs,
                 when=conditions.parse(spec.when) if spec.when is not None else None,
                 on_abort=spec.on_abort,
+                panel=spec.scope == "panel",
             )
         )
     return Plan(

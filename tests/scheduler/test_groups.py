@@ -217,3 +217,41 @@ def test_bad_references_are_one_line(
     assert words in err.value.message, err.value.message
     assert err.value.line is not None and err.value.line > 1
     assert "\n" not in str(err.value)
+
+
+async def test_a_panel_step_runs_once_and_four_slots_share_it(
+    tmp_path: Path, make_bench: Callable[..., Any]
+) -> None:
+    warm_up = step("rail_3v3", name="golden_warm_up", scope="panel")
+    seq = sequence(tmp_path, setup=[warm_up], steps=[step("vref_divider")])
+    bench = make_bench(slots=4, preflash=image())
+    started: list[int] = []
+
+    def on_event(e: Event) -> None:
+        if isinstance(e, StepStarted) and e.name == "golden_warm_up":
+            started.append(e.slot)
+
+    result = await bench.run(seq, subscribers=(on_event,))
+    assert len(started) == 1  # once for the panel
+    owner = started[0]
+    for slot, r in result.slots.items():
+        verdict, reason = by_name(r)["golden_warm_up"]
+        assert verdict is Verdict.PASS and r.verdict is Verdict.PASS
+        assert reason == ("" if slot == owner else f"ran in slot {owner}")
+    # Failed once, failed for every slot: its limits cannot be met.
+    failing = sequence(
+        tmp_path, setup=[{**warm_up, "limits": FAILING_RAIL["limits"]}], steps=[CLEAN]
+    )
+    again = await bench.run(failing)
+    assert {r.verdict for r in again.slots.values()} == {Verdict.FAIL}
+    assert all(by_name(r)["radio_off"][0] is Verdict.SKIPPED for r in again.slots.values())
+
+
+def test_a_panel_step_has_no_per_unit_condition(tmp_path: Path) -> None:
+    from ate.config.errors import InputError
+
+    path = sequence(
+        tmp_path, steps=[step("rail_3v3"), step("vref_divider", scope="panel", needs=["rail_3v3"])]
+    )
+    with pytest.raises(InputError, match="a panel step runs once for every slot"):
+        load_sequence(path)
