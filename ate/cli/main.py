@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fixture YAML (repeat to run several fixtures in one process)",
     )
     run.add_argument("--sequence", "-s", required=True, help="sequence YAML")
+    run.add_argument("--variant", help="the product variant (the sequence's variants)")
     run.add_argument(
         "--profile", "-p", help="provisioning profile YAML: provision and lock units that pass"
     )
@@ -76,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
+    val.add_argument("--variant", help="resolve sequences' parameters for this variant")
+    val.add_argument(
+        "--show", action="store_true", help="print each sequence as it runs (parameters resolved)"
+    )
 
     schema = sub.add_parser("schema", help="print the JSON Schema of a sequence or fixture")
     schema.add_argument(
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             from ate.cli.validate_cmd import run_validate
 
-            return run_validate(args.files)
+            return run_validate(args.files, variant=args.variant, show=args.show)
         if args.command == "station":
             from ate.cli.station_cmd import run_station
 

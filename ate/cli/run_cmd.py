@@ -51,8 +51,10 @@ def _console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
-def _load(sequence: Path, fixtures: list[Path]) -> tuple[LoadedSequence, list[LoadedFixture]]:
-    seq = load_sequence(sequence)
+def _load(
+    sequence: Path, fixtures: list[Path], variant: str | None = None
+) -> tuple[LoadedSequence, list[LoadedFixture]]:
+    seq = load_sequence(sequence, variant)
     fixes = [load_fixture(f) for f in fixtures]
     for fix in fixes:
         if fix.model.simulation is not None:
@@ -185,7 +187,7 @@ def _report(
 
 def run_panels(args: argparse.Namespace) -> int:
     try:
-        seq, fixtures = _load(Path(args.sequence), [Path(f) for f in args.fixture])
+        seq, fixtures = _load(Path(args.sequence), [Path(f) for f in args.fixture], args.variant)
         labels = _labels(args.label or [])
     except InputError as exc:
         print(f"ate: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 
 from ate.config.errors import InputError
@@ -40,8 +41,9 @@ _SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def run_validate(paths: list[str]) -> int:
-    """Check each file; print `OK ...` lines to stdout and problems to stderr."""
+def run_validate(paths: list[str], *, variant: str | None = None, show: bool = False) -> int:
+    """Check each file; print `OK ...` lines to stdout and problems to stderr. Sequences
+    are resolved for `variant`; `show` prints each as it runs (YAML)."""
     ok = True
     sequences: list[LoadedSequence] = []
     fixtures: list[LoadedFixture] = []
@@ -65,9 +67,15 @@ def run_validate(paths: list[str]) -> int:
                     f"{_n(len(st.fixtures), 'fixture')}, sequence {st.sequence.model.sequence})"
                 )
             elif kind == "sequence":
-                seq = load_sequence(name)
+                seq = load_sequence(name, variant)
                 sequences.append(seq)
                 m = seq.model
+                if show:
+                    shown = m.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+                    shown.pop("parameters", None)
+                    shown.pop("variants", None)
+                    print(f"# {name}, variant {variant or '(base)'}, {seq.resolved_sha256}")
+                    print(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True), end="")
                 groups = ", ".join(
                     f"{len(getattr(m, g))} {g}" for g in ("setup", "cleanup") if getattr(m, g)
                 )
@@ -108,7 +116,42 @@ def run_schema(kind: str) -> int:
 
 def schema(kind: str) -> dict[str, Any]:
     model, title = _SCHEMAS[kind]
-    return {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
+    doc = {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
+    if kind == "sequence":
+        _allow_parameters(doc)
+    return doc
+
+
+_PARAMETER = {
+    "type": "string",
+    "pattern": r"^\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*$",
+    "description": "a parameter of the sequence: ${name} (see parameters, variants)",
+}
+_FIXED = {"name", "type", "parameters", "variants", "setup", "steps", "cleanup", "sequence"}
+
+
+def _allow_parameters(doc: dict[str, Any]) -> None:
+    """A sequence's values may be written `${name}` (ate.config.parameters): every field
+    of every object but the structural ones also accepts that form."""
+    doc.setdefault("$defs", {})["Parameter"] = _PARAMETER
+    ref = {"$ref": "#/$defs/Parameter"}
+
+    def wrap(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                for key, sub in list(props.items()):
+                    wrap(sub)
+                    if key not in _FIXED and isinstance(sub, dict):
+                        props[key] = {"anyOf": [sub, ref]}
+            for key, value in node.items():
+                if key != "properties":
+                    wrap(value)
+        elif isinstance(node, list):
+            for item in node:
+                wrap(item)
+
+    wrap(doc)
 
 
 def file_kind(path: Path) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 import types
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from ate.config import parameters
 from ate.config.common import FieldError
 from ate.config.errors import InputError
 from ate.config.esp_image import check_app_image
@@ -53,6 +55,8 @@ class LoadedSequence:
     # The bytes that were hashed: what is flashed is exactly what the records name, even
     # if the file changes while the station runs.
     firmware_image: bytes = field(default=b"", repr=False)
+    variant: str | None = None  # the product variant its parameters were resolved for
+    resolved_sha256: str = ""  # of the sequence as it runs (parameters resolved)
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,13 @@ def load_model(path: Path, model: type[M]) -> M:
     return load_document(path, model).model
 
 
-def load_document(path: Path | str, model: type[M]) -> Loaded[M]:
-    """`load_model` plus the file's hash, data and positions."""
+def load_document(
+    path: Path | str,
+    model: type[M],
+    prepare: Callable[[dict[str, Any], Positions, Path], Any] | None = None,
+) -> Loaded[M]:
+    """`load_model` plus the file's hash, data and positions; `prepare` turns the YAML
+    data into what is validated (a sequence's parameters resolved)."""
     path = Path(path)
     raw = _read(path)
     try:
@@ -89,6 +98,8 @@ def load_document(path: Path | str, model: type[M]) -> Loaded[M]:
             f"({', '.join(_field_names(model)[:3])}, ...)",
             *positions.value(()),
         )
+    if prepare is not None:
+        data = prepare(data, positions, path)
     try:
         validated = model.model_validate(data)
     except ValidationError as exc:
@@ -96,9 +107,14 @@ def load_document(path: Path | str, model: type[M]) -> Loaded[M]:
     return Loaded(validated, path, hashlib.sha256(raw).hexdigest(), data, positions)
 
 
-def load_sequence(path: Path | str) -> LoadedSequence:
-    """Load and check a sequence: its model, its test firmware file and its plugins."""
-    loaded = load_document(path, Sequence)
+def load_sequence(path: Path | str, variant: str | None = None) -> LoadedSequence:
+    """Load and check a sequence for `variant` (None: its base parameters): its model,
+    its test firmware file and its plugins."""
+
+    def resolve(data: dict[str, Any], positions: Positions, where: Path) -> Any:
+        return parameters.resolve(data, positions, where, variant)
+
+    loaded = load_document(path, Sequence, resolve)
     seq = loaded.model
     problems: list[InputError] = []
 
@@ -156,8 +172,19 @@ def load_sequence(path: Path | str) -> LoadedSequence:
                 groups[group][i] = step.model_copy(update={"image": str(picture)})
     _raise_first(problems)
     seq = seq.model_copy(update={g: tuple(steps) for g, steps in groups.items()})
+    resolved = json.dumps(
+        seq.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
     return LoadedSequence(
-        seq, loaded.path, loaded.sha256, firmware, firmware_sha, loaded.positions, image
+        seq,
+        loaded.path,
+        loaded.sha256,
+        firmware,
+        firmware_sha,
+        loaded.positions,
+        image,
+        variant=variant,
+        resolved_sha256=hashlib.sha256(resolved.encode()).hexdigest(),
     )
 
 
@@ -256,7 +283,7 @@ def load_station(
     for i, f in enumerate(st.fixtures):
         fixtures.append(load_fixture(named(f.file, ("fixtures", i, "file"), "fixture file")))
     sequence_path = sequence or named(st.sequence, ("sequence",), "sequence file")
-    loaded_sequence = load_sequence(sequence_path)
+    loaded_sequence = load_sequence(sequence_path, st.variant)
     for fix in fixtures:
         check_compatible(loaded_sequence, fix)
     names: dict[str, int] = {}

@@ -340,6 +340,16 @@ class Sequence(Strict):
         "shared resource runs as soon as that resource is free, and waits behind steps "
         "that need none while another slot holds it; other steps keep their order",
     )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description='values a step writes as "${name}" (limits, pin lists, channels); '
+        "replaced before validation",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="per product variant, the parameters it changes (ate validate --variant "
+        "X --show prints the result)",
+    )
     setup: tuple[Step, ...] = Field(
         (), description="steps before the main ones; if one fails, the main steps are skipped"
     )

@@ -168,6 +168,9 @@ class Station(Strict):
     station: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="station name")
     fixtures: tuple[StationFixture, ...] = Field(min_length=1, max_length=16)
     sequence: str = Field(description="sequence YAML, relative to the station file")
+    variant: str | None = Field(
+        None, description="the product variant the sequence's parameters are resolved for"
+    )
     profile: str | None = Field(
         None, description="provisioning profile YAML: units that pass are provisioned"
     )

@@ -540,7 +540,7 @@ class SlotRun:
                 "flash_size": rom.get("flash_size"),
                 "firmware": unit.firmware if unit else None,
                 "mac": unit.mac if unit else None,
-                "variant": None,
+                "variant": self.plan.variant or "base",
             },
             verdicts={name: r.verdict.value for name, r in done.items()},
             values=values,

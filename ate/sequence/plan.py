@@ -47,6 +47,7 @@ class Plan:
     # Steps holding shared instruments may run out of order to keep them busy (opt-in).
     resource_aware: bool = False
     abort_deadline: float = 2.0  # for cleanup steps when the panel is aborted
+    variant: str | None = None  # the product variant (unit.variant in `when`)
 
     def group(self, name: Group) -> list[PlanStep]:
         return [s for s in self.steps if s.group == name]
@@ -64,7 +65,7 @@ def load_plugin(name: str) -> Executor:
     return plugin_executor(fn)
 
 
-def compile_plan(seq: Sequence) -> Plan:
+def compile_plan(seq: Sequence, variant: str | None = None) -> Plan:
     steps = []
     for index, (group, _, spec) in enumerate(seq.all_steps()):
         run = load_plugin(spec.plugin) if isinstance(spec, PluginStep) else EXECUTORS[spec.type]
@@ -94,4 +95,5 @@ def compile_plan(seq: Sequence) -> Plan:
         firmware_version=seq.test_firmware.version,
         resource_aware=seq.schedule == "resource_aware",
         abort_deadline=seq.abort_deadline,
+        variant=variant,
     )

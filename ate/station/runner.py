@@ -73,6 +73,8 @@ def sequence_info(seq: LoadedSequence) -> dict[str, Any]:
         "version": seq.model.version,
         "file": seq.path.name,
         "sha256": seq.sha256,
+        "variant": seq.variant,
+        "resolved_sha256": seq.resolved_sha256,
         "test_firmware": {
             "file": seq.firmware_path.name,
             "sha256": seq.firmware_sha256,
@@ -175,7 +177,7 @@ async def run_one_panel(
             fixture=fixture.model.fixture,
             station=station,
             operator=operator,
-            plan=compile_plan(sequence.model),
+            plan=compile_plan(sequence.model, sequence.variant),
             sequence_info=sequence_info(sequence),
             bindings=slot_bindings(fixture, sequence, sim, provisioner, admit, labels),
             controller=ctrl,
