@@ -142,8 +142,15 @@ def _allow_parameters(doc: dict[str, Any]) -> None:
             if isinstance(props, dict):
                 for key, sub in list(props.items()):
                     wrap(sub)
-                    if key not in _FIXED and isinstance(sub, dict):
-                        props[key] = {"anyOf": [sub, ref]}
+                    if key in _FIXED or not isinstance(sub, dict):
+                        continue
+                    if isinstance(sub.get("anyOf"), list):
+                        sub["anyOf"].append(ref)
+                    else:  # the field's words stay at its top, where editors show them
+                        hoisted = {
+                            k: sub.pop(k) for k in ("description", "default", "title") if k in sub
+                        }
+                        props[key] = {"anyOf": [sub, ref], **hoisted}
             for key, value in node.items():
                 if key != "properties":
                     wrap(value)

@@ -108,19 +108,19 @@ class ResourceSpec(Strict):
 
 
 class ControllerSpec(Strict):
-    """The fixture controller: slot power, EN/IO0 strapping, clamp, LEDs, current sense."""
+    """The fixture controller: slot power, EN/IO0 strapping, clamp, LEDs, current sense,
+    by a driver chosen by name (ate.drivers.registry; `ate validate` lists them)."""
 
-    driver: Literal["sim", "line"] = Field(
-        description="sim: the built-in simulated twin; line: a controller MCU speaking the "
-        "ate line protocol on `port`"
+    driver: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="sim: the simulated twin; line: a controller MCU speaking the ate line "
+        "protocol on `port`; dtr_rts: no controller, each slot's USB-UART DTR/RTS straps "
+        "its ESP32; gpiod: Linux GPIO (libgpiod v2); or a driver a package registers",
     )
     port: PortSpec | None = None
-
-    @model_validator(mode="after")
-    def _port(self) -> ControllerSpec:
-        if self.driver == "line" and self.port is None:
-            raise ValueError("driver 'line' needs a port")
-        return self
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the driver's own settings (see its documentation)"
+    )
 
 
 class SimSlotSpec(Strict):

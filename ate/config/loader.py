@@ -67,6 +67,7 @@ class LoadedFixture:
     base_dir: Path  # the fixture file's folder, absolute; relative paths in it start here
     positions: Positions
     data: Any = None  # the plain YAML data (positions index it)
+    controller_settings: Any = None  # its driver's settings model, validated
 
 
 def load_model(path: Path, model: type[M]) -> M:
@@ -191,9 +192,51 @@ def load_sequence(path: Path | str, variant: str | None = None) -> LoadedSequenc
 def load_fixture(path: Path | str) -> LoadedFixture:
     loaded = load_document(path, Fixture)
     base_dir = loaded.path.parent.resolve()
+    settings = _controller_settings(loaded)
     return LoadedFixture(
-        loaded.model, loaded.path, loaded.sha256, base_dir, loaded.positions, loaded.data
+        loaded.model,
+        loaded.path,
+        loaded.sha256,
+        base_dir,
+        loaded.positions,
+        loaded.data,
+        settings,
     )
+
+
+def _controller_settings(loaded: Loaded[Fixture]) -> Any:
+    """The controller driver is registered, has the port it needs, and its options are
+    its settings (each problem one line at its place in the fixture file)."""
+    from ate.drivers.registry import UnknownDriver, get  # drivers import ate.config
+
+    ctrl = loaded.model.controller
+    try:
+        driver = get(ctrl.driver)
+    except UnknownDriver as exc:
+        at = loaded.positions.value(("controller", "driver"))
+        raise InputError(loaded.path, str(exc), *at) from None
+    if driver.needs_port and ctrl.port is None:
+        raise InputError(
+            loaded.path,
+            f"controller driver {ctrl.driver!r} ({driver.binds_to}) needs a port",
+            *loaded.positions.value(("controller", "driver")),
+        )
+    if driver.settings is None:
+        if ctrl.options:
+            raise InputError(
+                loaded.path,
+                f"controller driver {ctrl.driver!r} takes no options",
+                *loaded.positions.key(("controller", "options")),
+            )
+        return None
+    where: NodePath = ("controller", "options")
+    try:
+        return driver.settings.model_validate(ctrl.options)
+    except ValidationError as exc:
+        data = loaded.data["controller"].get("options", {}) if loaded.data else {}
+        raise validation_error_at(
+            loaded.path, loaded.positions, where, driver.settings, data, exc
+        ) from None
 
 
 def validation_error_at(

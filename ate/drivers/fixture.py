@@ -1,12 +1,14 @@
 """The fixture controller: slot power, EN/IO0 strapping, clamp, LEDs, current and DMM.
 
-`FixtureController` is the interface the scheduler uses; `LineFixtureController` speaks
+`FixtureController` is the interface the scheduler and the station use; drivers that
+implement it are chosen by name (ate.drivers.registry). `LineFixtureController` speaks
 the ate line protocol to a controller MCU, real or its simulated twin in ate.sim.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -37,8 +39,16 @@ class FixtureController(Protocol):
         ...
 
     async def led(self, slot: int, state: Led) -> None: ...
+    async def buzzer(self, pattern: Buzz) -> None: ...
     async def current(self, slot: int, samples: int) -> CurrentReading: ...
     async def dmm_volts(self, slot: int, rail: str) -> float: ...
+    def listen(
+        self, on_notice: Callable[[Notice], None], on_lost: Callable[[Exception], None]
+    ) -> None:
+        """Unsolicited news: CLAMP closed=0|1 and BUTTON pressed=1 notices, and the
+        controller gone (a USB hub unplugged)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -61,6 +71,12 @@ class LineFixtureController:
 
     def clamp_event(self) -> asyncio.Event:
         return self._clamp_opened
+
+    def listen(
+        self, on_notice: Callable[[Notice], None], on_lost: Callable[[Exception], None]
+    ) -> None:
+        self.line.add_notice_listener(on_notice)
+        self.line.add_lost_listener(on_lost)
 
     async def _call(
         self, command: str, *args: object, timeout: float | None = None

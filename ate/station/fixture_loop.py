@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ate.config.loader import LoadedFixture, LoadedSequence
-from ate.drivers.fixture import LineFixtureController
+from ate.drivers.fixture import FixtureController
 from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, LineClient
 from ate.drivers.ports import resolve_port
 from ate.model.verdict import Verdict
@@ -183,7 +183,7 @@ class FixtureLoop:
                 await _first(self.ctx.stop.wait(), self.ctx.idle_exit.wait())
         return not self._leaving()
 
-    async def _serve(self, ctrl: LineFixtureController) -> None:
+    async def _serve(self, ctrl: FixtureController) -> None:
         loop = asyncio.get_running_loop()
         self._lost = loop.create_future()
         lost = self._lost
@@ -192,8 +192,7 @@ class FixtureLoop:
             if not lost.done():
                 lost.set_result(f"fixture controller lost: {exc}")
 
-        ctrl.line.add_lost_listener(on_lost)
-        ctrl.line.add_notice_listener(self._on_notice)
+        ctrl.listen(self._on_notice, on_lost)
         if not await self._call(ctrl.clamp_closed()):  # answers at all: online
             self.armed = True  # and open now: boards can be changed before it closes
         fs = self.status.fixtures[self.name]
@@ -258,7 +257,7 @@ class FixtureLoop:
 
     # ---- triggers ---------------------------------------------------------------------
 
-    async def _wait_trigger(self, ctrl: LineFixtureController) -> None:
+    async def _wait_trigger(self, ctrl: FixtureController) -> None:
         self._set(state="waiting")
         if self.trigger == "button":
             self._button.clear()
@@ -272,9 +271,7 @@ class FixtureLoop:
                 self.armed = True
             await self._wait_clamp(ctrl, closed=True, debounce=self.ctx.debounce)
 
-    async def _wait_clamp(
-        self, ctrl: LineFixtureController, *, closed: bool, debounce: float
-    ) -> None:
+    async def _wait_clamp(self, ctrl: FixtureController, *, closed: bool, debounce: float) -> None:
         """Until the clamp reads `closed` and has stayed so for `debounce` seconds: any
         CLAMP notice inside that window starts it again (a bouncing switch, a hand that
         hesitates). The clamp is read again every POLL_S in case a notice was lost."""
@@ -302,7 +299,7 @@ class FixtureLoop:
 
     # ---- before the panel ---------------------------------------------------------------
 
-    async def _contact(self, ctrl: LineFixtureController) -> str | None:
+    async def _contact(self, ctrl: FixtureController) -> str | None:
         """Every enabled slot's power channel and UART answer. A slot without a board is
         left to the panel (EMPTY). A slot the controller cannot switch, or whose UART
         port is not there, is a fault of the fixture, not of a unit: the panel is refused
@@ -334,7 +331,7 @@ class FixtureLoop:
 
     # ---- the panel --------------------------------------------------------------------
 
-    async def _panel(self, ctrl: LineFixtureController) -> None:
+    async def _panel(self, ctrl: FixtureController) -> None:
         self._set(state="testing", panel_id=None)
         labels = self.ctx.labels.take(self.name) if self.ctx.labels is not None else {}
         try:
@@ -343,7 +340,7 @@ class FixtureLoop:
             if self.ctx.labels is not None:
                 self.ctx.labels.done(self.name)
 
-    async def _run_panel(self, ctrl: LineFixtureController, labels: dict[int, str]) -> None:
+    async def _run_panel(self, ctrl: FixtureController, labels: dict[int, str]) -> None:
         assert self._lost is not None
         lost = self._lost
         loop = asyncio.get_running_loop()
@@ -422,7 +419,7 @@ class FixtureLoop:
         if not end.done():
             end.set_result((Verdict.ABORTED, "the station is stopping (SIGTERM)"))
 
-    async def _buzz(self, ctrl: LineFixtureController, passed: bool) -> None:
+    async def _buzz(self, ctrl: FixtureController, passed: bool) -> None:
         if not self._buzzer:
             return
         try:

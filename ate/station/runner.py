@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ate.config.fixture import SlotSpec
 from ate.config.loader import LoadedFixture, LoadedSequence
-from ate.drivers.fixture import LineFixtureController
+from ate.drivers import registry
+from ate.drivers.fixture import FixtureController, LineFixtureController
 from ate.drivers.line_client import LineClient
 from ate.drivers.ports import resolve_port
 from ate.model.verdict import Verdict
@@ -95,12 +96,22 @@ def simulated_twin(fixture: LoadedFixture, transport: str = "pty") -> Iterator[E
         yield Endpoints(controller=twin.controller_endpoint, slots=dict(twin.endpoints))
 
 
-async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> LineFixtureController:
+async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> FixtureController:
+    """The fixture's controller by its driver (ate.drivers.registry); a simulated
+    fixture's is its twin's line-protocol endpoint."""
     ctrl = fixture.model.controller
     if sim is not None:
         return await LineFixtureController.open(sim.controller)
-    assert ctrl.port is not None  # the model insists for driver 'line'
-    return await LineFixtureController.open(resolve_port(ctrl.port), ctrl.port.baud)
+    driver = registry.get(ctrl.driver)
+    return await driver.open(
+        registry.DriverContext(
+            fixture.model,
+            fixture.base_dir,
+            fixture.controller_settings,
+            resolve_port(ctrl.port) if ctrl.port is not None else None,
+            {s.slot: partial(resolve_port, s.port) for s in fixture.model.slots},
+        )
+    )
 
 
 def slot_bindings(
@@ -161,7 +172,7 @@ async def run_one_panel(
     station: str,
     operator: str,
     options: SlotOptions | None = None,
-    controller: LineFixtureController | None = None,
+    controller: FixtureController | None = None,
     provisioner: Provisioner | None = None,
     admit: Admit | None = None,
     end: asyncio.Future[tuple[Verdict, str]] | None = None,

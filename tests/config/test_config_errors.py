@@ -209,7 +209,7 @@ def test_unknown_field_points_at_key(write: Write, seq: Callable[[str], str]) ->
         line,
         column,
         "unknown field 'limts' in step 'idle_current'; allowed: name, description, timeout, "
-        "retries, uses, needs, when, on_abort, type, mode, samples, settle, limits",
+        "retries, uses, needs, when, scope, on_abort, type, mode, samples, settle, limits",
         "did you mean 'limits'?",
         "(and 1 more problem)",
     )

@@ -1,0 +1,77 @@
+"""Fixture controller drivers by name: an unknown name lists the registered ones, a
+driver's options are checked against its settings at their line, and a driver that
+needs a port says so; all as one line with exit 2 from `ate validate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ate.drivers import registry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "ate.cli.main", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def fixture(tmp: Path, controller: dict[str, Any]) -> Path:
+    doc = {
+        "fixture": "f1",
+        "controller": controller,
+        "slots": [{"slot": 1, "port": "rfc2217://127.0.0.1:4001", "power": 1, "current_sense": 1}],
+    }
+    path = tmp / "f1.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def test_the_built_in_drivers_are_registered() -> None:
+    assert {"sim", "line", "dtr_rts", "gpiod"} <= set(registry.names())
+    assert registry.get("dtr_rts").settings is not None
+
+
+@pytest.mark.parametrize(
+    ("controller", "words"),
+    [
+        ({"driver": "teleport"}, "controller driver 'teleport' is not registered; registered: "),
+        ({"driver": "line"}, "controller driver 'line' (a controller MCU"),
+        ({"driver": "dtr_rts", "options": {"reset_s": 5}}, "reset_s"),
+        ({"driver": "dtr_rts", "options": {"colour": "red"}}, "unknown field 'colour'"),
+        (
+            {"driver": "gpiod", "options": {"slots": {1: {"power": 1, "en": 2, "io0": 3}}}},
+            "controller.options: missing required field 'clamp'",
+        ),
+    ],
+    ids=["unknown", "no-port", "range", "unknown-option", "missing"],
+)
+def test_driver_mistakes_are_one_line(
+    tmp_path: Path, controller: dict[str, Any], words: str
+) -> None:
+    done = validate(fixture(tmp_path, controller))
+    assert done.returncode == 2, done.stdout
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1 and words in line, line
+    assert line.startswith(f"{tmp_path / 'f1.yaml'}:")
+    if controller["driver"] == "teleport":
+        assert all(name in line for name in ("dtr_rts", "gpiod", "line", "sim"))
+
+
+def test_a_good_dtr_rts_fixture_validates(tmp_path: Path) -> None:
+    done = validate(fixture(tmp_path, {"driver": "dtr_rts", "options": {"reset_s": 0.2}}))
+    assert done.returncode == 0, done.stderr
