@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ate.config.common import FieldError, Strict, Timeout
+from ate.config.fixture import PortSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
 _FACTOR = {
@@ -36,6 +37,11 @@ class StationFixture(Strict):
         "clamp",
         description="clamp: a panel starts when the clamp closes (debounced); button: on the "
         "controller's start button (BUTTON notice); manual: when the operator page asks",
+    )
+    scanner: PortSpec | None = Field(
+        None,
+        description="a serial barcode scanner for this fixture's unit labels (label_scan): "
+        "each scan goes to the first slot without one; baud as the scanner is set (often 9600)",
     )
 
 
@@ -243,10 +249,17 @@ class Station(Strict):
                     "cookies need HTTPS there (tls: {cert: FILE, key: FILE})",
                     ("page", "host"),
                 )
-        if self.label_scan != "off" and self.page is None:
+        scanners = [i for i, f in enumerate(self.fixtures) if f.scanner is not None]
+        if self.label_scan != "off" and self.page is None and not scanners:
             raise FieldError(
-                "label_scan needs the operator's page (page: ...), where labels are scanned",
+                "label_scan needs somewhere to scan: the operator's page (page: ...) or a "
+                "fixture's scanner",
                 ("label_scan",),
+            )
+        if scanners and self.label_scan == "off":
+            raise FieldError(
+                "a scanner's scans are label checks: set label_scan: optional or required",
+                ("fixtures", scanners[0], "scanner"),
             )
         self.min_free_bytes  # noqa: B018 - parsed now so a typo fails at load
         return self

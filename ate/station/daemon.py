@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ate.config.errors import InputError
+from ate.config.fixture import PortSpec
 from ate.config.loader import LoadedStation, load_station
+from ate.drivers.line_client import DeviceGone
 from ate.mes.gate import MesGate, admit_through
 from ate.mes.registry import open_gate
 from ate.model.events import Event, PanelStarted
@@ -68,6 +70,7 @@ class _Running:
     provisioning: StationProvisioning | None
     loops: dict[str, FixtureLoop] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    scanners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class Station:
@@ -154,6 +157,10 @@ class Station:
         watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
         line_watch: asyncio.Task[None] | None = None
         try:
+            if self.loaded.model.label_scan != "off":
+                from ate.ui.scans import ScanBook
+
+                self.scans = ScanBook(_slots_of(self.loaded), self.loaded.model.label_scan)
             self.page = await self._start_page()
             await self.around.start(self.loaded.model)
             if self.view is not None:
@@ -193,7 +200,6 @@ class Station:
         from ate.ui.app import Action, operator_app, start_page
         from ate.ui.auth import Authority
         from ate.ui.labels import LabelPrinter, PrinterTarget
-        from ate.ui.scans import ScanBook
         from ate.ui.view import StationView
 
         st = loaded.model
@@ -202,8 +208,7 @@ class Station:
         )
         view.watch(self.status)
         self.bus.subscribe(view.on_event)
-        if st.label_scan != "off":
-            self.scans = ScanBook(_slots_of(loaded), st.label_scan)
+        if self.scans is not None:
             view.attach_scans(self.scans)
         self.options = dataclasses.replace(self.options, prompts=view.prompts)
         if cfg.label_printer:
@@ -356,6 +361,12 @@ class Station:
             loop = FixtureLoop(fix, trigger, ctx, sim, armed=armed.get(name, True))
             running.loops[name] = loop
             running.tasks[name] = asyncio.create_task(loop.run(), name=f"fixture-{name}")
+        for entry, fix in zip(st.fixtures, loaded.fixtures, strict=True):
+            if entry.scanner is not None and self.scans is not None:
+                name = fix.model.fixture
+                running.scanners[name] = asyncio.create_task(
+                    self._scanner(name, entry.scanner), name=f"scanner-{name}"
+                )
         return running
 
     def _check_production(self, loaded: LoadedStation, db_url: str) -> None:
@@ -454,6 +465,44 @@ class Station:
         self.chosen[kind] = content.file
         return content.name
 
+    async def _scanner(self, fixture: str, spec: PortSpec) -> None:
+        """A fixture's serial barcode scanner, feeding the scan book; reopened with
+        back-off when it goes away, never a reason for the fixture to stop."""
+        from ate.drivers.ports import resolve_port
+        from ate.drivers.scanner import SerialScanner
+        from ate.ui.scans import ScanRefused
+
+        book = self.scans
+        assert book is not None
+        backoff = 0.25
+
+        def on_scan(code: str) -> None:
+            try:
+                slot = book.scan_next(fixture, code)
+                _log.info("fixture %s: label scanned for slot %d", fixture, slot)
+            except ScanRefused as exc:
+                _log.warning("fixture %s: scan refused: %s", fixture, exc)
+                self.status.update(fixture, last_error=f"scan refused: {exc}")
+
+        def on_bad(why: str) -> None:
+            _log.warning("fixture %s: scanner sent %s; dropped", fixture, why)
+
+        while True:
+            try:
+                scanner = await SerialScanner.open(
+                    resolve_port(spec), on_scan, on_bad, baud=spec.baud
+                )
+            except DeviceGone as exc:
+                _log.warning("fixture %s: %s; retrying", fixture, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.loaded.model.retry_max)
+                continue
+            backoff = 0.25
+            try:
+                await scanner.closed.wait()
+            finally:
+                await scanner.close()
+
     def _twin(self, fix: object) -> Endpoints | None:
         from ate.config.loader import LoadedFixture
 
@@ -520,6 +569,9 @@ class Station:
         _log.info("station file reloaded: %s", ", ".join(self._running.loops))
 
     async def _close_running(self, running: _Running) -> None:
+        for task in running.scanners.values():
+            task.cancel()
+        await asyncio.gather(*running.scanners.values(), return_exceptions=True)
         if running.provisioning is not None:
             running.provisioning.close()
         try:

@@ -70,6 +70,15 @@ class ScanBook:
         self.on_change()
         return serial
 
+    def scan_next(self, fixture: str, code: str) -> int:
+        """A scan from a serial scanner: it goes to the fixture's first slot without a
+        label (slot order), which is returned; ScanRefused when all have one."""
+        free = [s for s in self.slots.get(fixture, ()) if s not in self._codes.get(fixture, {})]
+        if not free:
+            raise ScanRefused("error.scan.full", "every slot has a label already")
+        self.scan(fixture, free[0], code)
+        return free[0]
+
     def clear(self, fixture: str, slot: int) -> None:
         if self._codes.get(fixture, {}).pop(slot, None) is not None:
             self.on_change()

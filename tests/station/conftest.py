@@ -31,9 +31,11 @@ def quick(doc: dict[str, Any]) -> None:
 def write_station(
     tmp: Path,
     fixtures: list[tuple[str, dict[str, Any]]] | None = None,
+    fixtures_extra: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Path:
-    """A station file with fixtures written by write_fixture(name, **kw) (preflashed)."""
+    """A station file with fixtures written by write_fixture(name, **kw) (preflashed);
+    `fixtures_extra` goes into every fixture's entry of the station file."""
     seq = write_sequence(tmp, quick)
     image = str(yaml.safe_load(seq.read_text())["test_firmware"]["path"])
     entries = []
@@ -43,7 +45,7 @@ def write_station(
         # and two panels at once reporting one MAC are an identity clash (ERROR).
         kw.setdefault("seed", 7 + n)
         path = write_fixture(tmp, name=name, preflash=image, **kw)
-        entries.append({"file": path.name, "trigger": trigger})
+        entries.append({"file": path.name, "trigger": trigger, **(fixtures_extra or {})})
     doc: dict[str, Any] = {
         "station": "st1",
         "fixtures": entries,
