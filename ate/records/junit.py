@@ -73,7 +73,6 @@ class JUnitWriter:
         self.dir = out_dir / "junit"
         self._panels: dict[str, PanelStarted] = {}
         self._results: dict[str, list[SlotResult]] = {}
-        self.paths: list[Path] = []
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PanelStarted):
@@ -87,4 +86,3 @@ class JUnitWriter:
             panel_junit(self._panels.pop(event.panel_id), self._results.pop(event.panel_id)).write(
                 path, encoding="utf-8", xml_declaration=True
             )
-            self.paths.append(path)

@@ -47,7 +47,6 @@ class SlotLogWriter:
         self.dir = out_dir / "logs"
         self._files: dict[tuple[str, int], TextIO] = {}
         self._loggers: dict[tuple[str, int], Any] = {}
-        self.paths: list[Path] = []
         self._flash_pct: dict[tuple[str, int], int] = {}
 
     def _open(self, panel_id: str, slot: int) -> Any:
@@ -59,7 +58,6 @@ class SlotLogWriter:
             path = self.dir / name
             f = path.open("a", encoding="utf-8", buffering=1 << 16)
             self._files[key] = f
-            self.paths.append(path)
             log = _logger(f, panel=panel_id, **({"slot": slot} if slot else {}))
             self._loggers[key] = log
         return log

@@ -78,7 +78,6 @@ class RecordWriter:
         self._panels: dict[str, PanelStarted] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
         self._writes: list[Future[None]] = []
-        self.paths: list[Path] = []
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, PanelStarted):
@@ -86,7 +85,6 @@ class RecordWriter:
         elif isinstance(event, SlotEnded):
             record = build_record(self._panels[event.panel_id], event.result)
             path = self.dir / f"{record['record_id']}.json"
-            self.paths.append(path)
             self._writes.append(self._pool.submit(write_json_atomic, path, record))
         elif isinstance(event, PanelEnded):
             # A station runs panel after panel: keep nothing of one that is over.

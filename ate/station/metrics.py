@@ -121,7 +121,10 @@ class StationMetrics:
             if verdict.value in ("EMPTY", "SKIPPED"):
                 return
             self.units.labels(fixture, verdict.value).inc()
-            self._done.append(self._clock())
+            now = self._clock()
+            self._done.append(now)
+            while self._done and now - self._done[0] > UPH_WINDOW_S:
+                self._done.popleft()  # an hour's units at most, scraped or not
             if verdict.is_failure:
                 self.slot_failures.labels(fixture, str(event.result.slot), verdict.value).inc()
         elif isinstance(event, PanelEnded):

@@ -14,6 +14,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from ate.store.spool import DEFAULT_KEEP_DAYS, AuditHead, Spool, SpoolError, Spo
 T = TypeVar("T")
 StoreOpener = Callable[[str], Store]
 
+SPOOLED_KEPT = 1024
 _log = logging.getLogger(__name__)
 _BATCH = 100
 _PRUNE_EVERY_S = 3600.0
@@ -153,7 +155,9 @@ class StoreSink:
         self._panels: dict[str, PanelStarted] = {}
         self._macs: dict[tuple[str, int], str] = {}
         self._unspooled: list[str] = []
-        self.spooled: list[str] = []  # record ids spooled by this sink, in order
+        # The latest record ids spooled by this sink, in order (bounded: a station runs for
+        # months; the spool and the store hold them all).
+        self.spooled: deque[str] = deque(maxlen=SPOOLED_KEPT)
         # Touched only on the worker thread:
         self._store: Store | None = None
         # Touched only on the loop:
