@@ -14,10 +14,12 @@ from ate.report import plots
 from ate.report.plots import MINUS, SIGMA, fmt_cpk, fmt_num, fmt_pct
 from ate.report.stats import (
     CPK_AMBER,
+    CPK_MIN_N,
     CPK_RED,
     DRIFT_SIGMA,
     FLAG_ALPHA,
     FLAG_MIN_GAP,
+    MAX_CATEGORIES,
     Analysis,
     PositionYield,
     SeriesStats,
@@ -209,7 +211,12 @@ def _pareto(a: Analysis) -> str:
     return _section("pareto", "Failing steps (Pareto)", lede, plots.pareto_svg(a.pareto))
 
 
-def _cpk_cell(c: float | None) -> str:
+def _cpk_cell(c: float | None, n: int | None = None) -> str:
+    if n is not None and n < CPK_MIN_N:  # no verdict from a handful of units
+        return (
+            f'<span class="cpk na few" title="a Cpk needs at least {CPK_MIN_N} values">'
+            f"n {n} &lt; {CPK_MIN_N}</span>"
+        )
     return f'<span class="cpk {cpk_band(c)}">{_e(fmt_cpk(c))}</span>'
 
 
@@ -218,6 +225,8 @@ def _capability(a: Analysis) -> str:
         return _section("capability", "Measurement capability (Cpk)", "No numeric measurements.")
     rows = []
     for i, m in enumerate(a.measurements):
+        if m.kind != "quantity":
+            continue  # pass/fail and codes are counted below, never given a Cpk
         s, c = m.series, m.capability
         drift = "n/a"
         if m.drift is not None:
@@ -228,7 +237,7 @@ def _capability(a: Analysis) -> str:
             f'<td class="t"><a href="#m{i}">{_e(s.step)}</a></td><td class="t">{_e(s.name)}</td>'
             f'<td class="t">{_e(s.unit)}</td><td>{c.n:,}</td><td>{fmt_num(s.low)}</td>'
             f"<td>{fmt_num(s.high)}</td><td>{fmt_num(c.mean)}</td><td>{fmt_num(c.sigma)}</td>"
-            f"<td>{_cpk_cell(c.cpk)}</td><td>{drift}</td></tr>"
+            f"<td>{_cpk_cell(c.cpk, c.n)}</td><td>{drift}</td></tr>"
         )
     table = (
         '<table class="cpk-table"><thead><tr><th class="t">Step</th><th class="t">Measurement'
@@ -238,18 +247,46 @@ def _capability(a: Analysis) -> str:
         + "</tbody></table>"
     )
     lede = (
-        f"Worst first. Cpk under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; n/a without "
-        "limits or with fewer than two values. Drift: mean of the last tenth of the values minus "
+        f"Worst first. Cpk under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; shown and "
+        f"ranked only from {CPK_MIN_N} values on (below, n and no verdict); n/a without limits. "
+        "Pass/fail values and codes have counts, not a Cpk. Drift: mean of the last tenth of "
+        "the values minus "
         f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA})."
     )
     return _section("capability", "Measurement capability (Cpk), worst first", lede, table)
 
 
+def _count_card(i: int, m: SeriesStats) -> str:
+    """Pass/fail values and codes: how many of each, never a histogram of numbers."""
+    s = m.series
+    total = max(sum(n for _, n in m.counts), 1)
+    rows = []
+    for value, n in m.counts[:MAX_CATEGORIES]:
+        if m.kind == "binary":
+            shown = "1 (high / pass)" if value == 1 else "0 (low / fail)"
+        else:
+            shown = f"{int(value)} (0x{int(value):x})" if value >= 0 else f"{int(value)}"
+        rows.append(
+            f'<tr><td class="t">{_e(shown)}</td><td>{n:,}</td><td class="bar">'
+            f'<span style="width:{100 * n / total:.1f}%"></span></td></tr>'
+        )
+    expect = f" · expected {fmt_num(s.low)}" if s.low is not None and s.low == s.high else ""
+    return (
+        f'<figure class="count-card" id="m{i}" data-kind="{m.kind}">'
+        f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}"
+        f'<div class="stats">n {m.capability.n:,}{expect}</div></figcaption>'
+        f'<table class="counts">{"".join(rows)}</table></figure>'
+    )
+
+
 def _histogram_card(i: int, m: SeriesStats) -> str:
+    if m.kind != "quantity":
+        return _count_card(i, m)
     s, c = m.series, m.capability
     unit = f" [{_e(s.unit)}]" if s.unit else ""
     stats = (
-        f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · Cpk {_cpk_cell(c.cpk)}"
+        f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · "
+        f"Cpk {_cpk_cell(c.cpk, c.n)}"
     )
     return (
         f'<figure class="hist-card" id="m{i}" data-cpk-band="{cpk_band(c.cpk)}">'
@@ -456,6 +493,10 @@ td a{color:inherit;text-decoration:none;border-bottom:1px dotted #94a3b8}
  text-align:center}
 .cpk.bad{background:#fbdcdc;color:#9b1c1c}.cpk.warn{background:#fcefd2;color:#8a5300}
 .cpk.good{background:#d8f1e3;color:#10663b}.cpk.na{color:var(--muted);font-weight:500}
+.count-card{margin:0;border:1px solid var(--line);border-radius:8px;padding:10px 12px}
+.count-card table.counts{width:100%;border-collapse:collapse;font-size:12.5px}
+.count-card td{padding:2px 4px}.count-card td.bar{width:45%}
+.count-card td.bar span{display:block;height:10px;background:#4a7fc1;border-radius:2px}
 tr.bad td{background:#fff7f7}
 .driftflag{color:#9b1c1c;font-weight:700}
 .hist-grid{display:grid;grid-template-columns:repeat(3,1fr);gap:14px}

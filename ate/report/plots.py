@@ -334,8 +334,33 @@ def _axis_range(
     return lo - pad, hi + pad
 
 
+_CHAR_W = 6.4  # a limit label's character width at its font size, px (a safe upper bound)
+
+
+def _label_rows(
+    labels: list[tuple[float, str, str]], left: float, right: float
+) -> list[tuple[float, str, str, int]]:
+    """(x, text, anchor) -> with a row each, above the plot: a second row when two labels
+    on one row would overlap, and x kept inside [left, right]."""
+    placed: list[tuple[float, float, int]] = []  # (x0, x1, row)
+    out = []
+    for x, text, anchor in labels:
+        w = len(text) * _CHAR_W
+        x = min(
+            max(x, left + (0 if anchor == "start" else w)), right - (w if anchor == "start" else 0)
+        )
+        x0 = x if anchor == "start" else x - w
+        row = 0
+        while any(r == row and not (x0 + w < a or b < x0) for a, b, r in placed):
+            row += 1
+        placed.append((x0, x0 + w, row))
+        out.append((x, text, anchor, row))
+    return out
+
+
 def histogram_svg(stats: SeriesStats, width: int = 372) -> str:
-    height, left, right, top, plot_h = 196, 12, 12, 22, 138
+    # The limit labels live in a band above the plot (two rows), never over the bars.
+    height, left, right, top, plot_h = 208, 12, 12, 34, 138
     plot_w = width - left - right
     h: Histogram = stats.histogram
     s = stats.series
@@ -370,23 +395,22 @@ def histogram_svg(stats: SeriesStats, width: int = 372) -> str:
     mean = stats.capability.mean
     if mean is not None:
         body.append(_line(x(mean), top - 4, x(mean), base, INK, ' stroke-width="1.5"'))
+    labels: list[tuple[float, str, str]] = []
     for name, limit, anchor, arrow in (("LSL", s.low, "start", "←"), ("USL", s.high, "end", "→")):
         if limit is None:
             continue
         label = f"{name} {fmt_num(limit)}"
         if lo <= limit <= hi:
             lx = x(limit)
-            body.append(
-                _line(lx, top - 6, lx, base, RED, ' stroke-width="1.6" stroke-dasharray="5 3"')
-            )
-            # inside the plot: LSL's label right of its line, USL's left of it
-            body.append(
-                _text(lx + (4 if anchor == "start" else -4), top + 4, label, anchor, "limit")
-            )
+            body.append(_line(lx, 4, lx, base, RED, ' stroke-width="1.6" stroke-dasharray="5 3"'))
+            # LSL's label right of its line, USL's left of it
+            labels.append((lx + (4 if anchor == "start" else -4), label, anchor))
         else:  # off the axis: say where it is
             edge = left + 2 if anchor == "start" else left + plot_w - 2
             text = f"{arrow} {label}" if anchor == "start" else f"{label} {arrow}"
-            body.append(_text(edge, top + 4, text, anchor, "limit"))
+            labels.append((edge, text, anchor))
+    for lx, text, anchor, row in _label_rows(labels, left, left + plot_w):
+        body.append(_text(lx, 12 + 12 * row, text, anchor, "limit"))
     return _svg(width, height, body, f"histogram of {stats.label}", "chart hist")
 
 

@@ -42,6 +42,13 @@ DRIFT_MIN_VALUES = 20
 # Cpk colour bands.
 CPK_RED = 1.0
 CPK_AMBER = 1.33
+# Below this many values a Cpk is noise: with n = 4 its 95 % interval spans more than a
+# factor of two. The report shows n and no verdict, and does not rank it.
+CPK_MIN_N = 30
+# What is a physical quantity (a histogram and a Cpk make sense); anything else with
+# integer values is a code, an id or a count of outcomes: counted, never plotted as numbers.
+PHYSICAL_UNITS = frozenset({"A", "mA", "uA", "V", "mV", "dBm", "ppm", "%", "s", "ms", "Hz"})
+MAX_CATEGORIES = 12
 # Hourly buckets when the data spans at most this long, daily otherwise.
 HOURLY_SPAN = timedelta(hours=48)
 
@@ -281,12 +288,13 @@ def cpk(
 
 
 def capability(values: Sequence[float], low: float | None, high: float | None) -> Capability:
+    """Mean, sigma and range; the Cpk only from CPK_MIN_N values on."""
     mean, sigma = mean_sigma(values)
     return Capability(
         n=len(values),
         mean=mean,
         sigma=sigma,
-        cpk=cpk(mean, sigma, low, high),
+        cpk=cpk(mean, sigma, low, high) if len(values) >= CPK_MIN_N else None,
         minimum=min(values) if values else None,
         maximum=max(values) if values else None,
     )
@@ -390,6 +398,13 @@ class SeriesStats:
     histogram: Histogram
     trend: Trend
     drift: float | None
+    kind: str = "quantity"  # "quantity" | "binary" | "categorical" (series_kind)
+    counts: tuple[tuple[float, int], ...] = ()  # binary/categorical: (value, how many)
+
+    @property
+    def enough(self) -> bool:
+        """Enough values for a Cpk to mean something (CPK_MIN_N)."""
+        return self.capability.n >= CPK_MIN_N
 
     @property
     def label(self) -> str:
@@ -400,14 +415,37 @@ class SeriesStats:
         return self.drift is not None and abs(self.drift) >= DRIFT_SIGMA
 
 
+def series_kind(series: MeasurementSeries) -> str:
+    """ "binary": only 0 and 1 (a pass/fail, a pin level); "categorical": integers in a
+    unit that is no physical quantity with an exact expectation or few distinct values (a
+    chip id, a register, an answer); "quantity" otherwise."""
+    values = series.values
+    if values and all(v in (0.0, 1.0) for v in values):
+        return "binary"
+    if series.unit in PHYSICAL_UNITS:
+        return "quantity"
+    if values and all(float(v).is_integer() for v in values):
+        exact = series.low is not None and series.low == series.high
+        if exact or len(set(values)) <= MAX_CATEGORIES:
+            return "categorical"
+    return "quantity"
+
+
 def series_stats(series: MeasurementSeries) -> SeriesStats:
     cap = capability(series.values, series.low, series.high)
+    kind = series_kind(series)
+    counts: tuple[tuple[float, int], ...] = ()
+    if kind != "quantity":
+        counts = tuple(sorted(Counter(series.values).items(), key=lambda vc: (-vc[1], vc[0])))
+        cap = Capability(cap.n, None, None, None, cap.minimum, cap.maximum)  # no Cpk for codes
     return SeriesStats(
         series=series,
         capability=cap,
-        histogram=histogram(series.values),
+        histogram=histogram(series.values) if kind == "quantity" else histogram([]),
         trend=trend(series.values),
-        drift=drift(series.values, cap.sigma),
+        drift=drift(series.values, cap.sigma) if kind == "quantity" else None,
+        kind=kind,
+        counts=counts,
     )
 
 

@@ -82,20 +82,46 @@ def test_no_tests_gives_no_yield_rather_than_zero() -> None:
     assert s.units == 0 and s.first_pass_yield is None and s.final_yield is None
 
 
+def _cpk(values: list[float], low: float | None, high: float | None) -> float | None:
+    return stats.cpk(*stats.mean_sigma(values), low, high)
+
+
 def test_cpk_by_hand() -> None:
     values = [1.0, 2.0, 3.0, 4.0, 5.0]  # mean 3, sample sigma sqrt(2.5) = 1.58114
     cap = stats.capability(values, 0.0, 10.0)
     assert cap.mean == pytest.approx(3.0)
     assert cap.sigma == pytest.approx(1.5811388)
-    assert cap.cpk == pytest.approx(3.0 / (3 * 1.5811388))  # the lower side: 0.6325
-    assert stats.capability(values, None, 10.0).cpk == pytest.approx(7.0 / (3 * 1.5811388))
-    assert stats.capability(values, 0.0, None).cpk == pytest.approx(0.6324555)
-    assert stats.capability(values, None, None).cpk is None
-    assert stats.capability([3.0], 0.0, 10.0).cpk is None  # one value: no sigma
-    assert stats.capability([], 0.0, 10.0).cpk is None
+    assert _cpk(values, 0.0, 10.0) == pytest.approx(3.0 / (3 * 1.5811388))  # lower side
+    assert _cpk(values, None, 10.0) == pytest.approx(7.0 / (3 * 1.5811388))
+    assert _cpk(values, 0.0, None) == pytest.approx(0.6324555)
+    assert _cpk(values, None, None) is None
+    assert _cpk([3.0], 0.0, 10.0) is None  # one value: no sigma
+    assert _cpk([], 0.0, 10.0) is None
     # all values equal: inside the limits infinitely capable, outside infinitely not
-    assert stats.capability([3.0, 3.0], 0.0, 10.0).cpk == math.inf
-    assert stats.capability([11.0, 11.0], 0.0, 10.0).cpk == -math.inf
+    assert _cpk([3.0, 3.0], 0.0, 10.0) == math.inf
+    assert _cpk([11.0, 11.0], 0.0, 10.0) == -math.inf
+
+
+def test_no_cpk_from_a_handful_of_units() -> None:
+    few = [1.0, 2.0, 3.0, 4.0]  # the 4-unit demo cried wolf with a Cpk of 0.4
+    assert stats.capability(few, 0.0, 10.0).cpk is None
+    enough = [float(i % 5) + 1.0 for i in range(stats.CPK_MIN_N)]
+    got = stats.capability(enough, 0.0, 10.0).cpk
+    assert got is not None and got == pytest.approx(_cpk(enough, 0.0, 10.0))
+    assert stats.capability(enough[:-1], 0.0, 10.0).cpk is None
+
+
+def test_pass_fail_and_codes_are_counted_not_plotted() -> None:
+    from ate.store.api import MeasurementSeries
+
+    levels = stats.series_stats(MeasurementSeries("boot_pin", "gpio0", "", 1, 1, [1.0] * 40))
+    assert levels.kind == "binary" and levels.counts == ((1.0, 40),)
+    assert levels.capability.cpk is None and levels.histogram.counts == []
+    whoami = MeasurementSeries("imu", "whoami", "", 104, 104, [104.0] * 39 + [105.0])
+    codes = stats.series_stats(whoami)
+    assert codes.kind == "categorical" and codes.counts == ((104.0, 39), (105.0, 1))
+    rail = MeasurementSeries("rail", "v", "V", 3.2, 3.4, [3.3, 3.31, 3.29] * 12)
+    assert stats.series_stats(rail).kind == "quantity"
 
 
 def test_cpk_bands_and_worst_first() -> None:
@@ -284,12 +310,12 @@ eighths = st.integers(-(10**6), 10**6).map(lambda i: i / 8)
 @given(st.lists(eighths, min_size=2, max_size=80), eighths, st.integers(1, 10**5), eighths)
 def test_cpk_invariants(values: list[float], low: float, width: int, shift: float) -> None:
     high = low + width / 8
-    both = stats.capability(values, low, high).cpk
-    upper = stats.capability(values, None, high).cpk
-    lower = stats.capability(values, low, None).cpk
+    both = _cpk(values, low, high)
+    upper = _cpk(values, None, high)
+    lower = _cpk(values, low, None)
     assert both is not None and upper is not None and lower is not None
     assert both == min(upper, lower)  # two-sided is the worse side
-    moved = stats.capability([v + shift for v in values], low + shift, high + shift).cpk
+    moved = _cpk([v + shift for v in values], low + shift, high + shift)
     assert moved is not None
     if math.isfinite(both) and abs(both) < 1e3:
         assert moved == pytest.approx(both, rel=1e-6, abs=1e-6)  # only distances matter
