@@ -75,3 +75,24 @@ def test_driver_mistakes_are_one_line(
 def test_a_good_dtr_rts_fixture_validates(tmp_path: Path) -> None:
     done = validate(fixture(tmp_path, {"driver": "dtr_rts", "options": {"reset_s": 0.2}}))
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", ["usb-dtr-rts.yaml", "pi-gpiod.yaml"])
+def test_the_example_fixtures_validate(name: str) -> None:
+    done = validate(REPO / "fixtures" / name)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"OK {REPO / 'fixtures' / name}"), done.stdout
+
+
+def test_the_fixture_schema_still_describes_the_driver() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ate.cli.main", "schema", "fixture"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dtr_rts" in done.stdout and "gpiod" in done.stdout
