@@ -67,7 +67,12 @@ def get(name: str) -> Driver:
             f"controller driver {name!r} is not registered; registered: "
             f"{', '.join(names()) or 'none'} (entry point group {GROUP})"
         )
-    driver = next(iter(found)).load()
+    try:
+        driver = next(iter(found)).load()
+    except (ImportError, AttributeError) as exc:  # a broken package: said, not a traceback
+        raise UnknownDriver(
+            f"controller driver {name!r} is registered but cannot be loaded: {exc}"
+        ) from None
     if not isinstance(driver, Driver):
         raise UnknownDriver(f"entry point {name!r} in {GROUP} is not an ate Driver")
     return driver

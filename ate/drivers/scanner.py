@@ -3,7 +3,9 @@ one): each scan arrives as one line ending in CR and/or LF. `SerialScanner` deli
 each scan to a callback as text: trimmed, printable ASCII, at most MAX_SCAN characters;
 anything else (a noisy line, a stuck trigger's endless line) is reported to `on_bad` and
 dropped, never passed on. A scanner that goes away is reported to `on_lost`; the owner
-opens it again.
+opens it again. `scans()` is the same as an async iterator of `Scan`s (a good code, or
+what was wrong with a bad one), ending in DeviceGone when the scanner goes away.
+ate.sim.scanner is the twin that scans codes onto a socket:// port.
 
 The keyboard-wedge kind needs nothing here: it types into the operator page.
 
@@ -13,7 +15,8 @@ Imports ate.drivers only.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import serial
 import serial_asyncio_fast
@@ -23,10 +26,19 @@ from ate.drivers.line_client import DeviceGone
 MAX_SCAN = 128
 
 
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One scan: `code` when it was good, else `bad` says what was wrong with it."""
+
+    code: str | None = None
+    bad: str | None = None
+
+
 class _ScanProtocol(asyncio.Protocol):
     def __init__(self, owner: SerialScanner) -> None:
         self.owner = owner
         self.buffer = bytearray()
+        self.overlong = False  # inside a line already reported too long: drop to its end
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -37,11 +49,15 @@ class _ScanProtocol(asyncio.Protocol):
             )
             if cut < 0:
                 if len(self.buffer) > MAX_SCAN:  # no end in sight: drop it, say so once
-                    self.owner.on_bad(f"a scan longer than {MAX_SCAN} characters")
+                    if not self.overlong:
+                        self.owner.on_bad(f"a scan longer than {MAX_SCAN} characters")
+                    self.overlong = True
                     self.buffer.clear()
                 return
             line, self.buffer = bytes(self.buffer[:cut]), self.buffer[cut + 1 :]
-            if line.strip():
+            if self.overlong:  # the end of a line already dropped: never a scan of its own
+                self.overlong = False
+            elif line.strip():
                 self.owner.deliver(line)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -53,8 +69,9 @@ class SerialScanner:
         self,
         on_scan: Callable[[str], None],
         on_bad: Callable[[str], None] = lambda why: None,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
-        self.on_scan, self.on_bad = on_scan, on_bad
+        self.on_scan, self.on_bad, self.on_lost = on_scan, on_bad, on_lost
         self.closed = asyncio.Event()
         self._transport: asyncio.BaseTransport | None = None
 
@@ -65,8 +82,9 @@ class SerialScanner:
         on_scan: Callable[[str], None],
         on_bad: Callable[[str], None] = lambda why: None,
         baud: int = 9600,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> SerialScanner:
-        scanner = cls(on_scan, on_bad)
+        scanner = cls(on_scan, on_bad, on_lost)
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await serial_asyncio_fast.create_serial_connection(
@@ -89,9 +107,30 @@ class SerialScanner:
         self.on_scan(text)
 
     def lost(self, exc: Exception | None) -> None:
-        self.closed.set()
+        if not self.closed.is_set():
+            self.closed.set()
+            self.on_lost()
 
     async def close(self) -> None:
+        self.closed.set()  # closed by its owner: not lost
         if self._transport is not None:
             self._transport.close()
-        self.closed.set()
+
+
+async def scans(endpoint: str, baud: int = 9600) -> AsyncIterator[Scan]:
+    """Each scan from the scanner on `endpoint` as it comes, bad ones as `Scan(bad=...)`
+    (never raised); DeviceGone when it cannot be opened or goes away."""
+    queue: asyncio.Queue[Scan | None] = asyncio.Queue()
+    scanner = await SerialScanner.open(
+        endpoint,
+        lambda code: queue.put_nowait(Scan(code=code)),
+        lambda why: queue.put_nowait(Scan(bad=why)),
+        baud,
+        lambda: queue.put_nowait(None),
+    )
+    try:
+        while (scan := await queue.get()) is not None:
+            yield scan
+        raise DeviceGone(f"barcode scanner {endpoint} went away")
+    finally:
+        await scanner.close()

@@ -2,7 +2,7 @@
 simulator sees DTR and RTS through a devkit's auto-reset circuit: the driver's boot
 strap is what puts the chip in its ROM loader (real esptool then talks to it with
 --before no-reset), its run strap boots the app, and a wrong sequence on the same
-lines does not reach the loader."""
+lines does not reach the loader, as real esptool finds."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def test_the_boot_strap_puts_the_chip_in_its_rom_loader(tmp_path: Path) ->
 
 
 async def test_a_wrong_line_sequence_does_not_reach_the_loader() -> None:
-    with RomServerThread("esp32s3", rfc2217=True) as rom:
+    with RomServerThread("esp32s3", rfc2217=True, mac="24:0a:c4:00:22:43") as rom:
         port = serial.serial_for_url(f"{rom.url}?ign_set_control", do_not_open=True, timeout=1)
         port.dtr, port.rts = False, False
         port.open()
@@ -84,3 +84,6 @@ async def test_a_wrong_line_sequence_does_not_reach_the_loader() -> None:
         finally:
             port.close()
         assert not rom.call(lambda srv: srv.loader.active)
+        # Real esptool, told not to reset, finds no ROM loader after that sequence.
+        refused = esptool_read_mac(rom.url)
+        assert refused.returncode != 0 and "24:0a:c4" not in refused.stdout

@@ -1,8 +1,9 @@
 # ruff: noqa: ASYNC240 - configfs and sysfs are kernel memory, not disk: no blocking I/O to hide
 """The gpiod driver's logic against its in-process twin (SimGpioChip: named lines, edge
 events on a pipe the loop watches, a history of outputs): safe state at open, the strap
-order for the ROM loader and for a run, clamp edges as CLAMP notices and the abort
-event, a button press as BUTTON, power off at close. Against the kernel's gpio-sim the
+order for the ROM loader and for a run, EN and IO0 open drain, clamp edges as CLAMP
+notices and the abort event, a bounce or glitch shorter than the debounce time as
+nothing, a button press as BUTTON, power off at close. Against the kernel's gpio-sim the
 same driver runs through libgpiod, where the kernel has it."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ate.station.runner import open_controller
 NAMES = ["CLAMP", "START", "P1", "EN1", "IO01", "LED1", "P2", "EN2", "IO02"]
 
 
-def write_fixture(tmp: Path, chip: str) -> Path:
+def write_fixture(tmp: Path, chip: str, debounce_s: float = 0.02) -> Path:
     doc = {
         "fixture": "pi1",
         "controller": {
@@ -37,6 +38,7 @@ def write_fixture(tmp: Path, chip: str) -> Path:
                 },
                 "reset_s": 0.02,
                 "strap_s": 0.01,
+                "debounce_s": debounce_s,
             },
         },
         "slots": [
@@ -62,6 +64,7 @@ async def test_the_driver_straps_reads_the_clamp_and_powers_off(tmp_path: Path) 
             False,
             False,
         ]
+        assert chip.open_drain == {"EN1", "IO01", "EN2", "IO02"}
         notices: list[Notice] = []
         seen = asyncio.Event()
 
@@ -104,6 +107,48 @@ async def test_the_driver_straps_reads_the_clamp_and_powers_off(tmp_path: Path) 
 
         await ctrl.close()
         assert not chip.level("P1") and chip.released
+    finally:
+        chip.remove()
+
+
+async def test_bounces_and_glitches_shorter_than_the_debounce_time_tell_nothing(
+    tmp_path: Path,
+) -> None:
+    chip = SimGpioChip.create("pi2", NAMES)
+    try:
+        chip.drive_input("CLAMP", True)  # active low: open
+        fixture = load_fixture(write_fixture(tmp_path, "sim:pi2", debounce_s=0.05))
+        ctrl = await open_controller(fixture, None)
+        notices: list[Notice] = []
+        seen = asyncio.Event()
+
+        def on_notice(n: Notice) -> None:
+            notices.append(n)
+            seen.set()
+
+        ctrl.listen(on_notice, lambda exc: None)
+        # A glitch: closed and open again well within 50 ms. Then a bouncing close.
+        chip.drive_input("CLAMP", False)
+        await asyncio.sleep(0)  # the loop may read the first edge on its own
+        chip.drive_input("CLAMP", True)
+        for level in (False, True, False, True, False):
+            chip.drive_input("CLAMP", level)
+        await asyncio.wait_for(seen.wait(), 5)
+        assert notices == [Notice("CLAMP", {"closed": "1"})]
+        # A glitch open mid-panel (a vibration) is no abort; a real open is one.
+        seen.clear()
+        chip.drive_input("CLAMP", True)
+        chip.drive_input("CLAMP", False)
+        chip.drive_input("START", False)  # a real press, told after the glitch settles
+        await asyncio.wait_for(seen.wait(), 5)
+        assert notices[1:] == [Notice("BUTTON", {"pressed": "1"})]
+        assert not ctrl.clamp_event().is_set()
+        seen.clear()
+        chip.drive_input("CLAMP", True)
+        await asyncio.wait_for(seen.wait(), 5)
+        assert notices[2:] == [Notice("CLAMP", {"closed": "0"})]
+        assert ctrl.clamp_event().is_set()
+        await ctrl.close()
     finally:
         chip.remove()
 

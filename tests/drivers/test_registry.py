@@ -18,8 +18,8 @@ from ate.drivers import registry
 REPO = Path(__file__).resolve().parents[2]
 
 
-def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def validate(path: Path, *extra_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (REPO, *extra_path)))}
     return subprocess.run(
         [sys.executable, "-m", "ate.cli.main", "validate", str(path)],
         capture_output=True,
@@ -75,3 +75,49 @@ def test_driver_mistakes_are_one_line(
 def test_a_good_dtr_rts_fixture_validates(tmp_path: Path) -> None:
     done = validate(fixture(tmp_path, {"driver": "dtr_rts", "options": {"reset_s": 0.2}}))
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("name", ["usb-dtr-rts.yaml", "pi-gpiod.yaml"])
+def test_the_example_fixtures_validate(name: str) -> None:
+    done = validate(REPO / "fixtures" / name)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"OK {REPO / 'fixtures' / name}"), done.stdout
+
+
+def test_the_fixture_schema_still_describes_the_driver() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ate.cli.main", "schema", "fixture"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dtr_rts" in done.stdout and "gpiod" in done.stdout
+
+
+def test_a_package_registers_its_own_driver(tmp_path: Path) -> None:
+    # A line's driver package, installed the way pip leaves one (a dist-info with its
+    # entry points) on the path: one good driver, one whose module is missing.
+    site = tmp_path / "site"
+    info = site / "line_drivers-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: line-drivers\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[ate.fixture_drivers]\nbench_psu = line_drivers:DRIVER\nbroken = no_such_module:DRIVER\n"
+    )
+    (site / "line_drivers.py").write_text(
+        "from ate.drivers.registry import Driver\n"
+        "async def _open(ctx):\n    raise NotImplementedError\n"
+        "DRIVER = Driver('bench_psu', 'a bench supply per slot', _open)\n"
+    )
+    assert validate(fixture(tmp_path, {"driver": "bench_psu"}), site).returncode == 0
+    done = validate(fixture(tmp_path, {"driver": "teleport"}), site)
+    assert done.returncode == 2 and "bench_psu" in done.stderr, done.stderr
+    done = validate(fixture(tmp_path, {"driver": "broken"}), site)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line, line
+    assert "'broken' is registered but cannot be loaded: No module named 'no_such_module'" in line

@@ -1,7 +1,7 @@
 """The gpiod driver's simulated twin: an in-process GPIO chip with named lines, edge
 events on a pipe the event loop watches (as the kernel's line request fd is), and a
 history of every output change, so tests check the driver's real logic (strap order,
-clamp edges to notices, safe state) where the kernel has no gpio-sim (configfs). It
+debounced clamp edges to notices, safe state) where the kernel has no gpio-sim (configfs). It
 stands in for gpio-sim, not for the driver: the driver code is the code a line runs.
 
     chip = SimGpioChip.create("fx1", ["CLAMP", "P1", "EN1", "IO01"])   # chip: sim:fx1
@@ -36,6 +36,7 @@ class SimGpioChip:
         self.values: dict[int, bool] = dict.fromkeys(range(len(line_names)), True)
         self.outputs: set[int] = set()
         self.inputs: set[int] = set()
+        self.open_drain: set[str] = set()  # the lines requested open drain, by name
         self.history: list[tuple[float, str, bool]] = []  # (monotonic, line, value) outputs
         self._edges: list[tuple[int, bool]] = []
         self._lock = threading.Lock()
@@ -64,9 +65,12 @@ class SimGpioChip:
             return line
         return self.names.index(line)
 
-    def request(self, outputs: dict[int, bool], inputs: list[int]) -> None:
+    def request(
+        self, outputs: dict[int, bool], inputs: list[int], open_drain: frozenset[int]
+    ) -> None:
         self.released = False
         self.outputs, self.inputs = set(outputs), set(inputs)
+        self.open_drain = {self.names[off] for off in open_drain}
         for off, value in outputs.items():
             self.set(off, value)
 

@@ -2,8 +2,9 @@
 through the kernel's character device and libgpiod v2 (the `gpiod` Python bindings, the
 kernel's maintained interface; the sysfs GPIO interface is deprecated). Per slot a power
 relay (or load switch), EN and IO0 lines (open drain, low = asserted) and an optional LED;
-a clamp switch and an optional start button as inputs with edge events, which become the
-same CLAMP and BUTTON notices a controller MCU sends.
+a clamp switch and an optional start button as inputs with edge events, debounced in
+software (any chip, and the twin, behave alike), which become the same CLAMP and BUTTON
+notices a controller MCU sends.
 
 Lines are named by the chip's line names (as `gpioinfo` shows them) or by offset. The
 hardware goes through `GpioLines`, a small seam: `GpiodLines` is the real chip, and
@@ -51,13 +52,22 @@ class Settings(Strict):
     slots: dict[int, SlotLines] = Field(min_length=1)
     reset_s: float = Field(0.1, gt=0, le=1.0, description="EN held low")
     strap_s: float = Field(0.05, gt=0, le=1.0, description="IO0 held low after EN rises")
+    debounce_s: float = Field(
+        0.02,
+        ge=0,
+        le=0.5,
+        description="the clamp and the button count only once they hold a level this long "
+        "(switch bounce)",
+    )
 
 
 class GpioLines(Protocol):
     """The few operations the driver needs from a GPIO chip."""
 
     def offset(self, line: Line) -> int: ...
-    def request(self, outputs: dict[int, bool], inputs: list[int]) -> None: ...
+    def request(
+        self, outputs: dict[int, bool], inputs: list[int], open_drain: frozenset[int]
+    ) -> None: ...
     def set(self, offset: int, value: bool) -> None: ...
     def get(self, offset: int) -> bool: ...
     def fileno(self) -> int: ...  # readable when edge events wait
@@ -87,7 +97,9 @@ class GpiodLines:
         except (OSError, ValueError) as exc:
             raise DeviceGone(f"GPIO chip {self._path} has no line {line!r}: {exc}") from None
 
-    def request(self, outputs: dict[int, bool], inputs: list[int]) -> None:
+    def request(
+        self, outputs: dict[int, bool], inputs: list[int], open_drain: frozenset[int]
+    ) -> None:
         g = self._gpiod
         from gpiod.line import Direction, Drive, Edge, Value
 
@@ -95,7 +107,7 @@ class GpiodLines:
         for off, value in outputs.items():
             config[off] = g.LineSettings(
                 direction=Direction.OUTPUT,
-                drive=Drive.PUSH_PULL,
+                drive=Drive.OPEN_DRAIN if off in open_drain else Drive.PUSH_PULL,
                 output_value=Value.ACTIVE if value else Value.INACTIVE,
             )
         if inputs:
@@ -157,9 +169,18 @@ class GpioController:
             if led is not None:
                 outputs[led] = False
         inputs = [self._clamp] + ([self._button] if self._button is not None else [])
-        lines.request(outputs, inputs)
+        # EN and IO0 only ever pull low; released, the board's pull-ups (and EN's RC
+        # delay) decide, as with the auto-reset transistors.
+        straps = frozenset(x for _p, en, io0, _l in self._slots.values() for x in (en, io0))
+        lines.request(outputs, inputs, straps)
         self._clamp_opened = asyncio.Event()
         self._listeners: list[Callable[[Notice], None]] = []
+        # Debounce: an edge (re)arms a timer per input; when it fires, the level read then
+        # is the input's state, told only if it differs from the last one told. A bounce
+        # or a glitch shorter than debounce_s tells nothing.
+        self._clamp_state = self._closed_level(lines.get(self._clamp))
+        self._pressed = False
+        self._timers: dict[int, asyncio.TimerHandle] = {}
         loop = asyncio.get_running_loop()
         loop.add_reader(lines.fileno(), self._on_edges)
         self._loop = loop
@@ -168,14 +189,29 @@ class GpioController:
         return not level if self.settings.clamp_active_low else level
 
     def _on_edges(self) -> None:
-        for offset, rising in self.lines.edges():
-            if offset == self._clamp:
-                closed = self._closed_level(rising)
+        for offset, _rising in self.lines.edges():
+            if offset in (self._clamp, self._button):
+                if (timer := self._timers.pop(offset, None)) is not None:
+                    timer.cancel()
+                self._timers[offset] = self._loop.call_later(
+                    self.settings.debounce_s, self._settled, offset
+                )
+
+    def _settled(self, offset: int) -> None:
+        self._timers.pop(offset, None)
+        level = self.lines.get(offset)
+        if offset == self._clamp:
+            closed = self._closed_level(level)
+            if closed != self._clamp_state:
+                self._clamp_state = closed
                 if not closed:
                     self._clamp_opened.set()
                 self._tell(Notice("CLAMP", {"closed": "1" if closed else "0"}))
-            elif offset == self._button and not rising:  # pressed pulls it low
+        elif offset == self._button:
+            pressed = not level  # pressed pulls it low
+            if pressed and not self._pressed:
                 self._tell(Notice("BUTTON", {"pressed": "1"}))
+            self._pressed = pressed
 
     def _tell(self, notice: Notice) -> None:
         for fn in self._listeners:
@@ -232,6 +268,8 @@ class GpioController:
         self._listeners.append(on_notice)
 
     async def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
         with contextlib.suppress(Exception):
             self._loop.remove_reader(self.lines.fileno())
         for power, _en, _io0, _led in self._slots.values():
