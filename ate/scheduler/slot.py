@@ -223,6 +223,7 @@ class SlotRun:
         self.emit = emit
         self.options = options
         self.steps: list[StepResult] = []
+        self._by_name: dict[str, StepResult] = {}  # the same by name, for needs and when
         self.unit: UnitIdentity | None = None
         self.extra: dict[str, Any] = {}
         self.phase = "waiting"
@@ -492,6 +493,7 @@ class SlotRun:
         else:
             result = await self.run_step(step, ctx)
         self.steps.append(result)
+        self._by_name[result.name] = result
         self.emit(StepEnded(self.panel_id, self.slot, result))
         return result
 
@@ -508,13 +510,16 @@ class SlotRun:
             uses=step.uses,
         )
         self.steps.append(result)
+        self._by_name[result.name] = result
         self.emit(StepEnded(self.panel_id, self.slot, result))
         return result
 
     def _skip_reason(self, step: PlanStep) -> str | None:
         """Why `step` does not run for this unit (its `needs`, its `when`), or None.
         ConditionFailed when its condition cannot be evaluated for this unit."""
-        done = {r.name: r for r in self.steps}
+        if not step.needs and step.when is None:
+            return None
+        done = self._by_name
         for name in step.needs:
             got = done.get(name)
             if got is None or got.verdict is not Verdict.PASS:
