@@ -85,6 +85,8 @@ class RomAccess:
 
 # Runs on the event loop and must not block: esptool work belongs in a worker thread.
 Prepare = Callable[[RomAccess], Awaitable[Prepared]]
+# May this unit (by MAC) be tested now? None: yes; else the verdict and reason it ends with.
+Admit = Callable[[str], Awaitable[tuple[Verdict, str] | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +124,15 @@ Provision = Callable[[SlotAccess], Awaitable[Provisioned]]
 class SlotBinding:
     """What the station gives the scheduler for one slot: how to reach its DUT, how to
     prepare the unit in its ROM loader (identify, flash the test firmware) if at all, and
-    how to provision a unit that passed (only ever called for a PASS of this run)."""
+    how to provision a unit that passed (only ever called for a PASS of this run).
+    `admit`, for a slot with no ROM phase, asks the line (the MES) whether the unit the
+    test firmware identified may be tested; with a ROM phase `prepare` asks it."""
 
     slot: int
     open_dut: OpenDut
     prepare: Prepare | None = None
     provision: Provision | None = None
+    admit: Admit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +413,10 @@ class SlotRun:
         self.emit(UnitIdentified(self.panel_id, self.slot, self.unit))
         if clash:
             return Verdict.ERROR, clash
+        if self.binding.prepare is None and self.binding.admit is not None:
+            refused = await self.binding.admit(info.mac)
+            if refused is not None:
+                return refused
         if info.chip != self.plan.chip:
             return (
                 Verdict.ERROR,

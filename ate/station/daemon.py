@@ -138,6 +138,13 @@ class Station:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    async def deliver_records(self, timeout: float) -> int:
+        """Deliver what the spool holds to the line database now; how many still wait
+        (see StoreSink.drain)."""
+        if self._sink is None:
+            return 0
+        return await self._sink.drain(timeout)
+
     # ---- the process ------------------------------------------------------------------
 
     async def run(self) -> int:

@@ -29,8 +29,7 @@ from ate.protocol.lines import Notice
 from ate.provision.critical import CriticalSections
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused
-from ate.scheduler.slot import SlotOptions
-from ate.station.flashing import Admit
+from ate.scheduler.slot import Admit, SlotOptions
 from ate.station.runner import Endpoints, open_controller, run_one_panel
 from ate.station.status import StationStatus
 

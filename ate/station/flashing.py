@@ -7,7 +7,7 @@ whose provisioning had passed the point of re-testing is finished right here."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ate.config.fixture import FlashingSpec
@@ -16,11 +16,9 @@ from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
 from ate.drivers.esp.efuse import EfuseSession
 from ate.drivers.esp.flasher import check_images
 from ate.model.results import UnitIdentity
-from ate.model.verdict import Verdict
-from ate.scheduler.slot import BringUpFailed, Prepare, Prepared, RomAccess
+from ate.scheduler.slot import Admit, BringUpFailed, Prepare, Prepared, RomAccess
 
 # The line's word on a unit before it is tested: None, or its verdict without testing.
-Admit = Callable[[str], Awaitable[tuple[Verdict, str] | None]]
 
 if TYPE_CHECKING:
     from ate.provision.flow import Provisioner

@@ -24,9 +24,9 @@ from ate.records.slot_log import SlotLogWriter
 from ate.records.unit_record import RecordWriter
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
-from ate.scheduler.slot import LogSink, SlotBinding, SlotOptions
+from ate.scheduler.slot import Admit, LogSink, SlotBinding, SlotOptions
 from ate.sequence.plan import compile_plan
-from ate.station.flashing import Admit, prepare_test_firmware
+from ate.station.flashing import prepare_test_firmware
 
 if TYPE_CHECKING:
     from ate.provision.flow import Provisioner
@@ -159,7 +159,10 @@ def slot_bindings(
             if provisioner is not None
             else None
         )
-        bindings.append(SlotBinding(spec.slot, opener(), prepare, provision))
+        # With no ROM phase the MES is asked once the test firmware has named the unit.
+        bindings.append(
+            SlotBinding(spec.slot, opener(), prepare, provision, None if flash else admit)
+        )
     return bindings
 
 
