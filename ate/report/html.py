@@ -14,10 +14,12 @@ from ate.report import plots
 from ate.report.plots import MINUS, SIGMA, fmt_cpk, fmt_num, fmt_pct
 from ate.report.stats import (
     CPK_AMBER,
+    CPK_MIN_UNITS,
     CPK_RED,
     DRIFT_SIGMA,
     FLAG_ALPHA,
     FLAG_MIN_GAP,
+    WE_RULES,
     Analysis,
     PositionYield,
     SeriesStats,
@@ -28,7 +30,16 @@ from ate.report.stats import (
 )
 from ate.store.api import ReportInput
 
-SECTIONS = ("summary", "yield-trend", "pareto", "capability", "histograms", "retests", "positions")
+SECTIONS = (
+    "summary",
+    "yield-trend",
+    "pareto",
+    "capability",
+    "histograms",
+    "control",
+    "retests",
+    "positions",
+)
 
 
 def render_report(
@@ -67,6 +78,7 @@ def render_analysis(
         _pareto(a),
         _capability(a),
         _histograms(a),
+        _control(a),
         _retests(a),
         _positions(a),
         _footer(),
@@ -174,7 +186,7 @@ def _attention(a: Analysis) -> Iterable[str]:
                 "too close to its limits.</li>"
             )
     for m in a.measurements:
-        if m.drifting and m.drift is not None:
+        if m.kind == "quantity" and m.drifting and m.drift is not None:
             yield (
                 f'<li class="drift"><b>Drift</b> in {_e(m.label)}: its mean moved '
                 f"{_signed(m.drift)} {SIGMA} from the first to the last tenth of the values.</li>"
@@ -213,22 +225,29 @@ def _cpk_cell(c: float | None) -> str:
     return f'<span class="cpk {cpk_band(c)}">{_e(fmt_cpk(c))}</span>'
 
 
+def _quantities(a: Analysis) -> list[tuple[int, SeriesStats]]:
+    return [(i, m) for i, m in enumerate(a.measurements) if m.kind == "quantity"]
+
+
 def _capability(a: Analysis) -> str:
-    if not a.measurements:
+    quantities = _quantities(a)
+    if not quantities:
         return _section("capability", "Measurement capability (Cpk)", "No numeric measurements.")
     rows = []
-    for i, m in enumerate(a.measurements):
+    for i, m in quantities:
         s, c = m.series, m.capability
         drift = "n/a"
         if m.drift is not None:
             flag = "driftflag" if m.drifting else ""
             drift = f'<span class="{flag}">{_signed(m.drift)} {SIGMA}</span>'
+        band = "few" if m.too_few else cpk_band(c.cpk)
+        cell = '<span class="cpk na">too few units</span>' if m.too_few else _cpk_cell(c.cpk)
         rows.append(
-            f'<tr class="{cpk_band(c.cpk)}" data-cpk="{_e(fmt_cpk(c.cpk))}">'
+            f'<tr class="{band}" data-cpk="{_e(fmt_cpk(c.cpk))}">'
             f'<td class="t"><a href="#m{i}">{_e(s.step)}</a></td><td class="t">{_e(s.name)}</td>'
             f'<td class="t">{_e(s.unit)}</td><td>{c.n:,}</td><td>{fmt_num(s.low)}</td>'
             f"<td>{fmt_num(s.high)}</td><td>{fmt_num(c.mean)}</td><td>{fmt_num(c.sigma)}</td>"
-            f"<td>{_cpk_cell(c.cpk)}</td><td>{drift}</td></tr>"
+            f"<td>{cell}</td><td>{drift}</td></tr>"
         )
     table = (
         '<table class="cpk-table"><thead><tr><th class="t">Step</th><th class="t">Measurement'
@@ -238,21 +257,57 @@ def _capability(a: Analysis) -> str:
         + "</tbody></table>"
     )
     lede = (
-        f"Worst first. Cpk under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; n/a without "
-        "limits or with fewer than two values. Drift: mean of the last tenth of the values minus "
-        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA})."
+        f"Worst first. Cpk only from {CPK_MIN_UNITS} units up (fewer: too few units, no "
+        f"verdict, not ranked); under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; n/a "
+        "without limits. Drift: mean of the last tenth of the values minus "
+        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA}). Beside it, the "
+        "Western Electric rule violations of the control charts."
     )
-    return _section("capability", "Measurement capability (Cpk), worst first", lede, table)
+    return _section(
+        "capability",
+        "Measurement capability (Cpk), worst first",
+        lede,
+        f'<div class="two">{table}{_violations_table(a)}</div>',
+    )
+
+
+def _violations_table(a: Analysis) -> str:
+    rows = []
+    for i, m in _quantities(a):
+        if m.control is None:
+            continue
+        for v in m.control.violations:
+            rows.append(
+                f'<tr class="we-row" data-rule="{v.rule}" data-index="{v.index}">'
+                f'<td class="t"><a href="#cc{i}">{_e(m.label)}</a></td><td>{v.index + 1:,}</td>'
+                f"<td>{fmt_num(v.value)}</td><td>{v.rule}</td>"
+                f'<td class="t">{_e(WE_RULES[v.rule])}</td></tr>'
+            )
+    if not rows:
+        return '<p class="we-none">No Western Electric rule violated.</p>'
+    return (
+        '<table class="we-table"><thead><tr><th class="t">Measurement</th><th>Value #</th>'
+        '<th>Value</th><th>Rule</th><th class="t">Pattern</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _histogram_card(i: int, m: SeriesStats) -> str:
     s, c = m.series, m.capability
     unit = f" [{_e(s.unit)}]" if s.unit else ""
-    stats = (
-        f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · Cpk {_cpk_cell(c.cpk)}"
-    )
+    if m.kind == "passfail":
+        return (
+            f'<figure class="hist-card count-card" id="m{i}" data-kind="passfail">'
+            f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}{unit}"
+            f'<div class="stats">pass {m.passes:,} / fail {m.fails:,}</div></figcaption>'
+            f"{plots.count_svg(m)}</figure>"
+        )
+    cpk = "too few units" if m.too_few else _cpk_cell(c.cpk)
+    stats = f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · Cpk {cpk}"
+    band = "na" if m.too_few else cpk_band(c.cpk)
     return (
-        f'<figure class="hist-card" id="m{i}" data-cpk-band="{cpk_band(c.cpk)}">'
+        f'<figure class="hist-card" id="m{i}" data-kind="quantity" data-cpk-band="{band}">'
         f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}{unit}"
         f'<div class="stats">{stats}</div></figcaption>'
         f"{plots.histogram_svg(m)}"
@@ -262,14 +317,50 @@ def _histogram_card(i: int, m: SeriesStats) -> str:
 
 
 def _histograms(a: Analysis) -> str:
-    cards = "".join(_histogram_card(i, m) for i, m in enumerate(a.measurements))
+    cards = "".join(
+        _histogram_card(i, m) for i, m in enumerate(a.measurements) if m.kind != "identifier"
+    )
+    ids = [m for m in a.measurements if m.kind == "identifier"]
+    id_note = (
+        '<p class="identifiers">Identifiers, not plotted as numbers: '
+        + ", ".join(f"<span>{_e(m.label)}</span>" for m in ids)
+        + ".</p>"
+        if ids
+        else ""
+    )
     lede = (
         "Each with its limits (red dashed), its mean (dark line) and, below, its values in time "
-        "order (chunk means, min-max band). Bins beyond a limit are red."
+        "order (chunk means, min-max band). Bins beyond a limit are red. Pass/fail measurements "
+        "(unit bool/pass, a pass/fail step, or only 0 and 1) are counted instead; identifiers "
+        "(unit id/hex/mac/text or an id-like name: mac, serial, chip, id, rev, version) are not "
+        "plotted."
     )
     return _section(
-        "histograms", "Measurement distributions", lede, f'<div class="hist-grid">{cards}</div>'
+        "histograms",
+        "Measurement distributions",
+        lede,
+        f'<div class="hist-grid">{cards}</div>',
+        id_note,
     )
+
+
+def _control(a: Analysis) -> str:
+    cards = "".join(
+        f'<figure class="control-card" id="cc{i}" data-measurement="{_e(m.label)}">'
+        f"<figcaption><b>{_e(m.series.step)}</b> / {_e(m.series.name)}"
+        f"{f' [{_e(m.series.unit)}]' if m.series.unit else ''}</figcaption>"
+        f"{plots.control_chart_svg(m)}</figure>"
+        for i, m in _quantities(a)
+    )
+    lede = (
+        f"I-MR charts: the values in test order with their mean (CL) and control limits at "
+        f"{MINUS}3{SIGMA}/+3{SIGMA} ({SIGMA} = mean moving range / 1.128), the spec limits as "
+        "they were at the time (red dashed, stepping where a sequence version changed them), "
+        "and the moving ranges below. Circled: Western Electric violations (1: a point beyond "
+        f"3{SIGMA}; 2: 2 of 3 beyond 2{SIGMA} on one side; 3: 4 of 5 beyond 1{SIGMA} on one "
+        "side; 4: 8 in a row on one side of the centre)."
+    )
+    return _section("control", "Control charts", lede, cards or "<p>No numeric measurements.</p>")
 
 
 def _retests(a: Analysis) -> str:

@@ -12,12 +12,23 @@ Definitions (the page footer repeats them):
 - final yield = units whose latest test passed / units;
 - retests = tests - units;
 - a position's (station, fixture, slot) yield = first-pass yield of the units whose first
-  test ran there.
+  test ran there;
+- Cpk is computed, coloured and ranked only from CPK_MIN_UNITS values up: below that a
+  sample standard deviation is too uncertain for a verdict;
+- a measurement is *pass/fail* when its unit is bool/pass/fail, its step's type says so, or its
+  values are only 0 and 1: it gets a count, never a histogram; it is an *identifier* when its
+  unit is id/hex/mac/text or its name is id-like (mac, serial, chip id, revision, version...):
+  never plotted as a number;
+- control charts are I-MR charts: centre line the mean, sigma estimated as mean moving range /
+  1.128, control limits +/-3 sigma; Western Electric rules 1-4 flag the point completing them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +50,9 @@ FLAG_MIN_TESTS = 10
 # standard deviations from the mean of its first tenth.
 DRIFT_SIGMA = 1.0
 DRIFT_MIN_VALUES = 20
+# Cpk is a verdict only from this many values: with fewer, the sample sigma is too uncertain
+# (its 90 % interval at n = 30 is already about +/-20 %).
+CPK_MIN_UNITS = 30
 # Cpk colour bands.
 CPK_RED = 1.0
 CPK_AMBER = 1.33
@@ -390,6 +404,20 @@ class SeriesStats:
     histogram: Histogram
     trend: Trend
     drift: float | None
+    kind: str = "quantity"  # "quantity" | "passfail" | "identifier"
+    control: ControlChart | None = None
+
+    @property
+    def too_few(self) -> bool:
+        return self.capability.n < CPK_MIN_UNITS
+
+    @property
+    def passes(self) -> int:
+        return sum(1 for v in self.series.values if v == 1)
+
+    @property
+    def fails(self) -> int:
+        return len(self.series.values) - self.passes
 
     @property
     def label(self) -> str:
@@ -402,12 +430,17 @@ class SeriesStats:
 
 def series_stats(series: MeasurementSeries) -> SeriesStats:
     cap = capability(series.values, series.low, series.high)
+    if cap.n < CPK_MIN_UNITS:  # too few units for a verdict: no Cpk, no alarm, not ranked
+        cap = dataclasses.replace(cap, cpk=None)
+    kind = measurement_kind(series)
     return SeriesStats(
         series=series,
         capability=cap,
         histogram=histogram(series.values),
         trend=trend(series.values),
         drift=drift(series.values, cap.sigma),
+        kind=kind,
+        control=control_chart(series) if kind == "quantity" else None,
     )
 
 
@@ -419,6 +452,154 @@ def _cpk_order(s: SeriesStats) -> tuple[int, float, str]:
 def worst_first(stats: Iterable[SeriesStats]) -> list[SeriesStats]:
     """Lowest Cpk first; measurements without a Cpk last, by name."""
     return sorted(stats, key=_cpk_order)
+
+
+# ---------------------------------------------------------------- kinds of measurement
+
+PASSFAIL_UNITS = frozenset({"bool", "pass", "fail", "pass/fail", "passfail", "ok"})
+PASSFAIL_STEP_TYPES = frozenset({"bool", "check", "passfail", "pass_fail"})
+ID_UNITS = frozenset({"id", "hex", "mac", "text", "serial", "rev"})
+# id-like names: whole words (split at _ - . space) that name what a unit *is*, not a quantity
+ID_WORDS = frozenset(
+    {"id", "mac", "serial", "sn", "rev", "revision", "version", "chip", "uid", "uuid", "efuse"}
+)
+
+
+def measurement_kind(series: MeasurementSeries) -> str:
+    """ "identifier" (never plotted as a number), "passfail" (counted) or "quantity"."""
+    unit = series.unit.strip().lower()
+    words = set(re.split(r"[_\-. ]+", series.name.lower()))
+    if unit in ID_UNITS or words & ID_WORDS:
+        return "identifier"
+    if (
+        unit in PASSFAIL_UNITS
+        or series.step_type.lower() in PASSFAIL_STEP_TYPES
+        or (series.values and all(v in (0.0, 1.0) for v in series.values))
+    ):
+        return "passfail"
+    return "quantity"
+
+
+# ---------------------------------------------------------------- control charts
+
+D2 = 1.128  # E[moving range of 2] / sigma for a normal process
+D4 = 3.267  # the moving-range chart's upper control limit factor
+WE_RULES = {
+    1: "1 point beyond 3\u03c3",
+    2: "2 of 3 beyond 2\u03c3, same side",
+    3: "4 of 5 beyond 1\u03c3, same side",
+    4: "8 in a row on one side of the centre",
+}
+
+
+@dataclass(frozen=True)
+class LimitSegment:
+    """Spec limits that held from value `start` to `end` (exclusive), under one version."""
+
+    start: int
+    end: int
+    version: str
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Violation:
+    index: int  # the value completing the rule's pattern
+    rule: int
+    value: float
+
+
+@dataclass(frozen=True)
+class ControlChart:
+    values: list[float]
+    moving_ranges: list[float]  # len(values) - 1
+    centre: float
+    sigma: float  # mean moving range / D2
+    mr_bar: float
+    segments: list[LimitSegment]
+    violations: list[Violation]
+
+    @property
+    def ucl(self) -> float:
+        return self.centre + 3 * self.sigma
+
+    @property
+    def lcl(self) -> float:
+        return self.centre - 3 * self.sigma
+
+    @property
+    def mr_ucl(self) -> float:
+        return D4 * self.mr_bar
+
+
+def limit_segments(series: MeasurementSeries) -> list[LimitSegment]:
+    """The spec limits as they were at each value: a new segment wherever the sequence
+    version or the limits changed. Without a per-value history, one segment."""
+    n = len(series.values)
+    if not n:
+        return []
+    if len(series.lows) != n or len(series.highs) != n or len(series.versions) != n:
+        return [LimitSegment(0, n, "", series.low, series.high)]
+    out: list[LimitSegment] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or (series.versions[i], series.lows[i], series.highs[i]) != (
+            series.versions[start],
+            series.lows[start],
+            series.highs[start],
+        ):
+            out.append(
+                LimitSegment(
+                    start, i, series.versions[start], series.lows[start], series.highs[start]
+                )
+            )
+            start = i
+    return out
+
+
+def we_violations(values: Sequence[float], centre: float, sigma: float) -> list[Violation]:
+    """Western Electric rules 1-4, each flagged at the point that completes its pattern
+    (that point itself lies in the zone the rule counts). No spread, no flags."""
+    if not sigma > 0 or not math.isfinite(sigma):
+        return []
+    z = [(v - centre) / sigma for v in values]
+    out: list[Violation] = []
+    for i, zi in enumerate(z):
+        if abs(zi) > 3:
+            out.append(Violation(i, 1, values[i]))
+        for rule, window, need, zone in ((2, 3, 2, 2.0), (3, 5, 4, 1.0)):
+            if i + 1 < window:
+                continue
+            part = z[i + 1 - window : i + 1]
+            for side in (1, -1):
+                if side * zi > zone and sum(1 for p in part if side * p > zone) >= need:
+                    out.append(Violation(i, rule, values[i]))
+        if i >= 7:
+            part = z[i - 7 : i + 1]
+            if all(p > 0 for p in part) or all(p < 0 for p in part):
+                out.append(Violation(i, 4, values[i]))
+    return out
+
+
+def control_chart(series: MeasurementSeries) -> ControlChart | None:
+    """An I-MR chart of the values in time order; None with fewer than two values."""
+    values = list(series.values)
+    if len(values) < 2:
+        return None
+    mrs = [abs(b - a) for a, b in itertools.pairwise(values)]
+    mr_bar = math.fsum(mrs) / len(mrs)
+    centre = math.fsum(values) / len(values)
+    sigma = mr_bar / D2
+    return ControlChart(
+        values=values,
+        moving_ranges=mrs,
+        centre=centre,
+        sigma=sigma,
+        mr_bar=mr_bar,
+        segments=limit_segments(series),
+        violations=we_violations(values, centre, sigma),
+    )
 
 
 # ---------------------------------------------------------------- retests
