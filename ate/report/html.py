@@ -36,9 +36,9 @@ SECTIONS = (
     "pareto",
     "capability",
     "histograms",
-    "control",
     "retests",
     "positions",
+    "control",
 )
 
 
@@ -78,9 +78,9 @@ def render_analysis(
         _pareto(a),
         _capability(a),
         _histograms(a),
-        _control(a),
         _retests(a),
         _positions(a),
+        _control(a),
         _footer(),
         "</main></body></html>\n",
     ]
@@ -272,24 +272,29 @@ def _capability(a: Analysis) -> str:
 
 
 def _violations_table(a: Analysis) -> str:
+    """One row per measurement and rule: how many points, and the first few of them."""
     rows = []
     for i, m in _quantities(a):
         if m.control is None:
             continue
+        by_rule: dict[int, list[int]] = {}
         for v in m.control.violations:
+            by_rule.setdefault(v.rule, []).append(v.index)
+        for rule in sorted(by_rule):
+            where = by_rule[rule]
+            first = ", ".join(f"{k + 1:,}" for k in where[:5]) + (" …" if len(where) > 5 else "")
             rows.append(
-                f'<tr class="we-row" data-rule="{v.rule}" data-index="{v.index}">'
-                f'<td class="t"><a href="#cc{i}">{_e(m.label)}</a></td><td>{v.index + 1:,}</td>'
-                f"<td>{fmt_num(v.value)}</td><td>{v.rule}</td>"
-                f'<td class="t">{_e(WE_RULES[v.rule])}</td></tr>'
+                f'<tr class="we-row" data-rule="{rule}" data-count="{len(where)}">'
+                f'<td class="t"><a href="#cc{i}">{_e(m.label)}</a></td><td>{rule}</td>'
+                f'<td class="t">{_e(WE_RULES[rule])}</td><td>{len(where):,}</td>'
+                f'<td class="t">{first}</td></tr>'
             )
     if not rows:
         return '<p class="we-none">No Western Electric rule violated.</p>'
     return (
-        '<table class="we-table"><thead><tr><th class="t">Measurement</th><th>Value #</th>'
-        '<th>Value</th><th>Rule</th><th class="t">Pattern</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
+        '<table class="we-table"><thead><tr><th class="t">Measurement</th><th>Rule</th>'
+        '<th class="t">Pattern</th><th>Points</th><th class="t">First (value #)</th></tr>'
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 
@@ -298,7 +303,8 @@ def _histogram_card(i: int, m: SeriesStats) -> str:
     unit = f" [{_e(s.unit)}]" if s.unit else ""
     if m.kind == "passfail":
         return (
-            f'<figure class="hist-card count-card" id="m{i}" data-kind="passfail">'
+            f'<figure class="hist-card count-card" id="m{i}" data-kind="passfail" '
+            'data-cpk-band="na">'
             f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}{unit}"
             f'<div class="stats">pass {m.passes:,} / fail {m.fails:,}</div></figcaption>'
             f"{plots.count_svg(m)}</figure>"

@@ -430,9 +430,10 @@ class SeriesStats:
 
 def series_stats(series: MeasurementSeries) -> SeriesStats:
     cap = capability(series.values, series.low, series.high)
-    if cap.n < CPK_MIN_UNITS:  # too few units for a verdict: no Cpk, no alarm, not ranked
-        cap = dataclasses.replace(cap, cpk=None)
     kind = measurement_kind(series)
+    # too few units for a verdict, or not a quantity: no Cpk, no alarm, not ranked
+    if cap.n < CPK_MIN_UNITS or kind != "quantity":
+        cap = dataclasses.replace(cap, cpk=None)
     return SeriesStats(
         series=series,
         capability=cap,
