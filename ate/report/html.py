@@ -488,8 +488,24 @@ def _footer() -> str:
         (
             "Cpk",
             f"min((USL {MINUS} mean) / 3{SIGMA}, (mean {MINUS} LSL) / 3{SIGMA}) with the sample "
-            f"{SIGMA} (n {MINUS} 1); one-sided with one limit; n/a without limits or with fewer "
-            "than two values.",
+            f"{SIGMA} (n {MINUS} 1); one-sided with one limit; n/a without limits; only from "
+            f"{CPK_MIN_UNITS} units up (fewer: too few units, no verdict, not ranked); only for "
+            "quantities.",
+        ),
+        (
+            "Measurement kinds",
+            "pass/fail: unit bool/pass/fail, a pass/fail step type, or values only 0 and 1: "
+            "counted, never a histogram. Identifier: unit id/hex/mac/text/serial/rev or a name "
+            "with the word id, mac, serial, sn, chip, rev, revision, version, uid, uuid or "
+            "efuse: listed, never plotted. Everything else is a quantity.",
+        ),
+        (
+            "Control chart",
+            f"I-MR: centre line the mean, {SIGMA} = mean moving range / 1.128, control limits "
+            f"{MINUS}3{SIGMA}/+3{SIGMA}, moving-range limit 3.267 x mean moving range. Western "
+            f"Electric rules: (1) a point beyond 3{SIGMA}; (2) 2 of 3 beyond 2{SIGMA} on one side; "
+            f"(3) 4 of 5 beyond 1{SIGMA} on one side; (4) 8 in a row on one side of the centre; "
+            "each marked at the point completing it. Spec limits drawn as each run had them.",
         ),
         (
             "Yield over time",
