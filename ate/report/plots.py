@@ -458,13 +458,13 @@ def control_chart_svg(stats: SeriesStats, width: int = 760) -> str:
         if lo <= v <= hi:
             extra = f' stroke-dasharray="{dash}"' if dash else ' stroke-width="1.4"'
             body.append(_line(left, y(v), left + plot_w, y(v), INK, extra + ' class="control"'))
-    body.append(_poly([(x(i), y(v)) for i, v in enumerate(cc.values)], BLUE, 1.0))
+    body.append(_poly(_thin(cc.values, x, y, plot_w), BLUE, 1.0))
     if n <= 400:
         body.extend(_dot(x(i), y(v), BLUE, 1.8) for i, v in enumerate(cc.values))
     rules: dict[int, list[int]] = {}
     for vi in cc.violations:
         rules.setdefault(vi.index, []).append(vi.rule)
-    for i, rs in sorted(rules.items()):
+    for i, rs in sorted(rules.items())[:MAX_MARKS]:  # the table below counts them all
         tip = _tip(f"value {i + 1}: {fmt_num(cc.values[i])}, rule {', '.join(map(str, rs))}")
         body.append(
             f'<circle class="we-violation" data-rule="{" ".join(map(str, sorted(set(rs))))}" '
@@ -493,7 +493,7 @@ def control_chart_svg(stats: SeriesStats, width: int = 760) -> str:
 
     body.append(_text(left, mtop - 6, "moving range", "start", "axis"))
     body.append(_rect(left, mtop, plot_w, mr_h, "none", f' stroke="{MUTED}" class="plot-area mr"'))
-    body.append(_poly([(x(i + 1), my(v)) for i, v in enumerate(cc.moving_ranges)], BLUE, 1.0))
+    body.append(_poly(_thin(cc.moving_ranges, lambda i: x(i + 1), my, plot_w), BLUE, 1.0))
     for v, dash in ((cc.mr_ucl, "2 2"), (cc.mr_bar, "")):
         extra = f' stroke-dasharray="{dash}"' if dash else ""
         body.append(_line(left, my(v), left + plot_w, my(v), INK, extra))
@@ -510,6 +510,28 @@ def control_chart_svg(stats: SeriesStats, width: int = 760) -> str:
         )
     )
     return _svg(width, height, body, label, "chart control")
+
+
+MAX_MARKS = 500  # violation circles drawn a chart; more would only paint it red
+
+
+def _thin(
+    values: Sequence[float], x: Callable[[float], float], y: Callable[[float], float], px: float
+) -> list[tuple[float, float]]:
+    """The polyline's points; beyond two a pixel column, each column's min and max in
+    order of occurrence (what the full line would paint, at a fraction of the size)."""
+    n = len(values)
+    if n <= 2 * px:
+        return [(x(i), y(v)) for i, v in enumerate(values)]
+    chunk = math.ceil(n / px)
+    out: list[tuple[float, float]] = []
+    for start in range(0, n, chunk):
+        part = range(start, min(start + chunk, n))
+        lo_i = min(part, key=values.__getitem__)
+        hi_i = max(part, key=values.__getitem__)
+        for i in sorted({lo_i, hi_i}):
+            out.append((x(i), y(values[i])))
+    return out
 
 
 def _margin_labels(

@@ -299,3 +299,39 @@ _OVERLAPS = """() => {
   }
   return out;
 }"""
+
+
+def test_a_long_series_is_thinned_to_its_pixel_columns() -> None:
+    from ate.report import plots
+
+    rng = random.Random(1)
+    values = [rng.gauss(0.0, 1.0) for _ in range(50_000)]
+    values[31_337] = 25.0  # a spike must survive the thinning
+    m = stats.series_stats(MeasurementSeries("s", "v", "V", -5.0, 5.0, values))
+    svg = plots.control_chart_svg(m)
+    assert len(svg) < 200_000
+    assert svg.count('class="we-violation"') <= plots.MAX_MARKS
+    points = plots._thin(values, float, lambda v: v, 500)
+    assert max(p[1] for p in points) == 25.0 and len(points) <= 2 * 500 + 2
+
+
+@needs_chromium
+def test_no_label_meets_a_bar_or_another_label_on_the_line_report(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from bench.report import report_input_of
+
+    page_file = tmp_path / "line.html"
+    page_file.write_text(render_report(report_input_of(simulate_line(300, seed=11))), "utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(page_file.as_uri())
+            assert page.locator("svg.hist").count() >= 5
+            assert page.locator("svg.control").count() >= 5
+            assert page.locator("svg.count").count() >= 1  # boot_pin level: 0/1 values
+            assert page.evaluate(_OVERLAPS) == []
+            page.screenshot(path="/tmp/report-shots/line.png", full_page=True)
+        finally:
+            browser.close()
