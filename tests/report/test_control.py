@@ -335,3 +335,24 @@ def test_no_label_meets_a_bar_or_another_label_on_the_line_report(tmp_path: Path
             page.screenshot(path="/tmp/report-shots/line.png", full_page=True)
         finally:
             browser.close()
+
+
+@needs_chromium
+def test_the_overlap_check_sees_an_overlap() -> None:
+    from playwright.sync_api import sync_playwright
+
+    svg = (
+        '<svg class="chart hist" aria-label="x" width="200" height="100">'
+        '<rect x="0" y="0" width="100" height="100" fill="#000"/>'
+        '<text x="10" y="50" class="limit">LSL 1</text>'
+        '<text x="12" y="52" class="limit">USL 2</text></svg>'
+    )
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.set_content(f"<html><body>{svg}</body></html>")
+            found = page.evaluate(_OVERLAPS)
+        finally:
+            browser.close()
+    assert ["x", "LSL 1", "USL 2"] in found and ["x", "LSL 1", "mark"] in found
