@@ -260,14 +260,16 @@ def _capability(a: Analysis) -> str:
         f"Worst first. Cpk only from {CPK_MIN_UNITS} units up (fewer: too few units, no "
         f"verdict, not ranked); under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; n/a "
         "without limits. Drift: mean of the last tenth of the values minus "
-        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA}). Beside it, the "
+        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA}). Under it, the "
         "Western Electric rule violations of the control charts."
     )
     return _section(
         "capability",
         "Measurement capability (Cpk), worst first",
         lede,
-        f'<div class="two">{table}{_violations_table(a)}</div>',
+        table,
+        '<h3 class="we-head">Control-chart rule violations (Western Electric)</h3>',
+        _violations_table(a),
     )
 
 
@@ -579,6 +581,7 @@ tr.bad td{background:#fff7f7}
 .hist-card .stats .cpk{font-size:11.5px;padding:0 6px;min-width:0}
 .runlabel{color:var(--muted);font-size:10.5px;text-transform:uppercase;letter-spacing:.05em;
  margin:2px 0 0}
+.we-head{margin:18px 0 6px;font-size:14px}
 .two{display:grid;grid-template-columns:1fr 1fr;gap:24px;align-items:start}
 tr.flagged td{background:#fdecec;color:#8f1d1d;font-weight:600}
 .badge{background:var(--red);color:#fff;border-radius:10px;padding:1px 8px;font-size:11px}
