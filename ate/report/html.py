@@ -340,8 +340,8 @@ def _histograms(a: Analysis) -> str:
         "Each with its limits (red dashed), its mean (dark line) and, below, its values in time "
         "order (chunk means, min-max band). Bins beyond a limit are red. Pass/fail measurements "
         "(unit bool/pass, a pass/fail step, or only 0 and 1) are counted instead; identifiers "
-        "(unit id/hex/mac/text or an id-like name: mac, serial, chip, id, rev, version) are not "
-        "plotted."
+        "(unit id/hex/mac/text, an id-like name: mac, serial, id, rev, version, jedec..., "
+        "or a register read) are not plotted."
     )
     return _section(
         "histograms",
@@ -498,8 +498,9 @@ def _footer() -> str:
             "Measurement kinds",
             "pass/fail: unit bool/pass/fail, a pass/fail step type, or values only 0 and 1: "
             "counted, never a histogram. Identifier: unit id/hex/mac/text/serial/rev or a name "
-            "with the word id, mac, serial, sn, chip, rev, revision, version, uid, uuid or "
-            "efuse: listed, never plotted. Everything else is a quantity.",
+            "with the word id, mac, serial, sn, rev, revision, version, uid, uuid, efuse, "
+            "jedec, whoami, fingerprint, hash or crc, or a register read (name ending [0x..]): "
+            "listed, never plotted. Everything else is a quantity.",
         ),
         (
             "Control chart",

@@ -17,8 +17,8 @@ Definitions (the page footer repeats them):
   sample standard deviation is too uncertain for a verdict;
 - a measurement is *pass/fail* when its unit is bool/pass/fail, its step's type says so, or its
   values are only 0 and 1: it gets a count, never a histogram; it is an *identifier* when its
-  unit is id/hex/mac/text or its name is id-like (mac, serial, chip id, revision, version...):
-  never plotted as a number;
+  unit is id/hex/mac/text or its name is id-like (mac, serial, chip id, revision, version,
+  jedec..., or a register read `...[0x0f]`): never plotted as a number;
 - control charts are I-MR charts: centre line the mean, sigma estimated as mean moving range /
   1.128, control limits +/-3 sigma; Western Electric rules 1-4 flag the point completing them.
 """
@@ -462,15 +462,18 @@ PASSFAIL_STEP_TYPES = frozenset({"bool", "check", "passfail", "pass_fail"})
 ID_UNITS = frozenset({"id", "hex", "mac", "text", "serial", "rev"})
 # id-like names: whole words (split at _ - . space) that name what a unit *is*, not a quantity
 ID_WORDS = frozenset(
-    {"id", "mac", "serial", "sn", "rev", "revision", "version", "chip", "uid", "uuid", "efuse"}
+    {"id", "mac", "serial", "sn", "rev", "revision", "version", "uid", "uuid", "efuse"}
+    | {"jedec", "whoami", "who_am_i", "fingerprint", "hash", "crc"}
 )
+# a register read (`i2c0@0x48[0x0f]`) is a bit pattern, not a quantity
+REGISTER_READ = re.compile(r"\[0x[0-9a-f]+\]$")
 
 
 def measurement_kind(series: MeasurementSeries) -> str:
     """ "identifier" (never plotted as a number), "passfail" (counted) or "quantity"."""
     unit = series.unit.strip().lower()
     words = set(re.split(r"[_\-. ]+", series.name.lower()))
-    if unit in ID_UNITS or words & ID_WORDS:
+    if unit in ID_UNITS or words & ID_WORDS or REGISTER_READ.search(series.name.lower()):
         return "identifier"
     if (
         unit in PASSFAIL_UNITS

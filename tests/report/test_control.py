@@ -135,7 +135,12 @@ def test_cpk_only_from_enough_units() -> None:
         ("chip_rev", "", [0.0, 3.0], "", "identifier"),
         ("serial", "", [1.0, 2.0], "", "identifier"),
         ("code", "hex", [17.0, 18.0], "", "identifier"),
+        ("spi0.jedec", "", [0xEF4018] * 3, "", "identifier"),
+        ("i2c0@0x48[0x0f]", "", [0x5A, 0x5A], "", "identifier"),
+        ("i2c0@0x48.ack", "", [1.0, 1.0], "", "passfail"),
+        ("gpio4->gpio5@1", "", [1.0, 0.0], "", "passfail"),
         ("vdd33", "V", [3.3, 3.31], "", "quantity"),
+        ("chip_temp", "C", [41.0, 42.5], "", "quantity"),
         ("idle", "mA", [0.0, 1.0, 2.0], "", "quantity"),
     ],
 )
