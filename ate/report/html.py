@@ -14,12 +14,12 @@ from ate.report import plots
 from ate.report.plots import MINUS, SIGMA, fmt_cpk, fmt_num, fmt_pct
 from ate.report.stats import (
     CPK_AMBER,
-    CPK_MIN_N,
+    CPK_MIN_UNITS,
     CPK_RED,
     DRIFT_SIGMA,
     FLAG_ALPHA,
     FLAG_MIN_GAP,
-    MAX_CATEGORIES,
+    WE_RULES,
     Analysis,
     PositionYield,
     SeriesStats,
@@ -30,7 +30,16 @@ from ate.report.stats import (
 )
 from ate.store.api import ReportInput
 
-SECTIONS = ("summary", "yield-trend", "pareto", "capability", "histograms", "retests", "positions")
+SECTIONS = (
+    "summary",
+    "yield-trend",
+    "pareto",
+    "capability",
+    "histograms",
+    "retests",
+    "positions",
+    "control",
+)
 
 
 def render_report(
@@ -71,6 +80,7 @@ def render_analysis(
         _histograms(a),
         _retests(a),
         _positions(a),
+        _control(a),
         _footer(),
         "</main></body></html>\n",
     ]
@@ -176,7 +186,7 @@ def _attention(a: Analysis) -> Iterable[str]:
                 "too close to its limits.</li>"
             )
     for m in a.measurements:
-        if m.drifting and m.drift is not None:
+        if m.kind == "quantity" and m.drifting and m.drift is not None:
             yield (
                 f'<li class="drift"><b>Drift</b> in {_e(m.label)}: its mean moved '
                 f"{_signed(m.drift)} {SIGMA} from the first to the last tenth of the values.</li>"
@@ -211,33 +221,33 @@ def _pareto(a: Analysis) -> str:
     return _section("pareto", "Failing steps (Pareto)", lede, plots.pareto_svg(a.pareto))
 
 
-def _cpk_cell(c: float | None, n: int | None = None) -> str:
-    if n is not None and n < CPK_MIN_N:  # no verdict from a handful of units
-        return (
-            f'<span class="cpk na few" title="a Cpk needs at least {CPK_MIN_N} values">'
-            f"n {n} &lt; {CPK_MIN_N}</span>"
-        )
+def _cpk_cell(c: float | None) -> str:
     return f'<span class="cpk {cpk_band(c)}">{_e(fmt_cpk(c))}</span>'
 
 
+def _quantities(a: Analysis) -> list[tuple[int, SeriesStats]]:
+    return [(i, m) for i, m in enumerate(a.measurements) if m.kind == "quantity"]
+
+
 def _capability(a: Analysis) -> str:
-    if not a.measurements:
+    quantities = _quantities(a)
+    if not quantities:
         return _section("capability", "Measurement capability (Cpk)", "No numeric measurements.")
     rows = []
-    for i, m in enumerate(a.measurements):
-        if m.kind != "quantity":
-            continue  # pass/fail and codes are counted below, never given a Cpk
+    for i, m in quantities:
         s, c = m.series, m.capability
         drift = "n/a"
         if m.drift is not None:
             flag = "driftflag" if m.drifting else ""
             drift = f'<span class="{flag}">{_signed(m.drift)} {SIGMA}</span>'
+        band = "few" if m.too_few else cpk_band(c.cpk)
+        cell = '<span class="cpk na">too few units</span>' if m.too_few else _cpk_cell(c.cpk)
         rows.append(
-            f'<tr class="{cpk_band(c.cpk)}" data-cpk="{_e(fmt_cpk(c.cpk))}">'
+            f'<tr class="{band}" data-cpk="{_e(fmt_cpk(c.cpk))}">'
             f'<td class="t"><a href="#m{i}">{_e(s.step)}</a></td><td class="t">{_e(s.name)}</td>'
             f'<td class="t">{_e(s.unit)}</td><td>{c.n:,}</td><td>{fmt_num(s.low)}</td>'
             f"<td>{fmt_num(s.high)}</td><td>{fmt_num(c.mean)}</td><td>{fmt_num(c.sigma)}</td>"
-            f"<td>{_cpk_cell(c.cpk, c.n)}</td><td>{drift}</td></tr>"
+            f"<td>{cell}</td><td>{drift}</td></tr>"
         )
     table = (
         '<table class="cpk-table"><thead><tr><th class="t">Step</th><th class="t">Measurement'
@@ -247,49 +257,65 @@ def _capability(a: Analysis) -> str:
         + "</tbody></table>"
     )
     lede = (
-        f"Worst first. Cpk under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; shown and "
-        f"ranked only from {CPK_MIN_N} values on (below, n and no verdict); n/a without limits. "
-        "Pass/fail values and codes have counts, not a Cpk. Drift: mean of the last tenth of "
-        "the values minus "
-        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA})."
+        f"Worst first. Cpk only from {CPK_MIN_UNITS} units up (fewer: too few units, no "
+        f"verdict, not ranked); under {CPK_RED:g} is red, under {CPK_AMBER:g} amber; n/a "
+        "without limits. Drift: mean of the last tenth of the values minus "
+        f"the first tenth, in {SIGMA} (flagged from {DRIFT_SIGMA:g} {SIGMA}). Under it, the "
+        "Western Electric rule violations of the control charts."
     )
-    return _section("capability", "Measurement capability (Cpk), worst first", lede, table)
+    return _section(
+        "capability",
+        "Measurement capability (Cpk), worst first",
+        lede,
+        table,
+        '<h3 class="we-head">Control-chart rule violations (Western Electric)</h3>',
+        _violations_table(a),
+    )
 
 
-def _count_card(i: int, m: SeriesStats) -> str:
-    """Pass/fail values and codes: how many of each, never a histogram of numbers."""
-    s = m.series
-    total = max(sum(n for _, n in m.counts), 1)
+def _violations_table(a: Analysis) -> str:
+    """One row per measurement and rule: how many points, and the first few of them."""
     rows = []
-    for value, n in m.counts[:MAX_CATEGORIES]:
-        if m.kind == "binary":
-            shown = "1 (high / pass)" if value == 1 else "0 (low / fail)"
-        else:
-            shown = f"{int(value)} (0x{int(value):x})" if value >= 0 else f"{int(value)}"
-        rows.append(
-            f'<tr><td class="t">{_e(shown)}</td><td>{n:,}</td><td class="bar">'
-            f'<span style="width:{100 * n / total:.1f}%"></span></td></tr>'
-        )
-    expect = f" · expected {fmt_num(s.low)}" if s.low is not None and s.low == s.high else ""
+    for i, m in _quantities(a):
+        if m.control is None:
+            continue
+        by_rule: dict[int, list[int]] = {}
+        for v in m.control.violations:
+            by_rule.setdefault(v.rule, []).append(v.index)
+        for rule in sorted(by_rule):
+            where = by_rule[rule]
+            first = ", ".join(f"{k + 1:,}" for k in where[:5]) + (" …" if len(where) > 5 else "")
+            rows.append(
+                f'<tr class="we-row" data-rule="{rule}" data-count="{len(where)}">'
+                f'<td class="t"><a href="#cc{i}">{_e(m.label)}</a></td><td>{rule}</td>'
+                f'<td class="t">{_e(WE_RULES[rule])}</td><td>{len(where):,}</td>'
+                f'<td class="t">{first}</td></tr>'
+            )
+    if not rows:
+        return '<p class="we-none">No Western Electric rule violated.</p>'
     return (
-        f'<figure class="count-card" id="m{i}" data-kind="{m.kind}">'
-        f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}"
-        f'<div class="stats">n {m.capability.n:,}{expect}</div></figcaption>'
-        f'<table class="counts">{"".join(rows)}</table></figure>'
+        '<table class="we-table"><thead><tr><th class="t">Measurement</th><th>Rule</th>'
+        '<th class="t">Pattern</th><th>Points</th><th class="t">First (value #)</th></tr>'
+        "</thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
 
 def _histogram_card(i: int, m: SeriesStats) -> str:
-    if m.kind != "quantity":
-        return _count_card(i, m)
     s, c = m.series, m.capability
     unit = f" [{_e(s.unit)}]" if s.unit else ""
-    stats = (
-        f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · "
-        f"Cpk {_cpk_cell(c.cpk, c.n)}"
-    )
+    if m.kind == "passfail":
+        return (
+            f'<figure class="hist-card count-card" id="m{i}" data-kind="passfail" '
+            'data-cpk-band="na">'
+            f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}{unit}"
+            f'<div class="stats">pass {m.passes:,} / fail {m.fails:,}</div></figcaption>'
+            f"{plots.count_svg(m)}</figure>"
+        )
+    cpk = "too few units" if m.too_few else _cpk_cell(c.cpk)
+    stats = f"n {c.n:,} · mean {fmt_num(c.mean)} · {SIGMA} {fmt_num(c.sigma)} · Cpk {cpk}"
+    band = "na" if m.too_few else cpk_band(c.cpk)
     return (
-        f'<figure class="hist-card" id="m{i}" data-cpk-band="{cpk_band(c.cpk)}">'
+        f'<figure class="hist-card" id="m{i}" data-kind="quantity" data-cpk-band="{band}">'
         f"<figcaption><b>{_e(s.step)}</b> / {_e(s.name)}{unit}"
         f'<div class="stats">{stats}</div></figcaption>'
         f"{plots.histogram_svg(m)}"
@@ -299,14 +325,50 @@ def _histogram_card(i: int, m: SeriesStats) -> str:
 
 
 def _histograms(a: Analysis) -> str:
-    cards = "".join(_histogram_card(i, m) for i, m in enumerate(a.measurements))
+    cards = "".join(
+        _histogram_card(i, m) for i, m in enumerate(a.measurements) if m.kind != "identifier"
+    )
+    ids = [m for m in a.measurements if m.kind == "identifier"]
+    id_note = (
+        '<p class="identifiers">Identifiers, not plotted as numbers: '
+        + ", ".join(f"<span>{_e(m.label)}</span>" for m in ids)
+        + ".</p>"
+        if ids
+        else ""
+    )
     lede = (
         "Each with its limits (red dashed), its mean (dark line) and, below, its values in time "
-        "order (chunk means, min-max band). Bins beyond a limit are red."
+        "order (chunk means, min-max band). Bins beyond a limit are red. Pass/fail measurements "
+        "(unit bool/pass, a pass/fail step, or only 0 and 1) are counted instead; identifiers "
+        "(unit id/hex/mac/text, an id-like name: mac, serial, id, rev, version, jedec..., "
+        "or a register read) are not plotted."
     )
     return _section(
-        "histograms", "Measurement distributions", lede, f'<div class="hist-grid">{cards}</div>'
+        "histograms",
+        "Measurement distributions",
+        lede,
+        f'<div class="hist-grid">{cards}</div>',
+        id_note,
     )
+
+
+def _control(a: Analysis) -> str:
+    cards = "".join(
+        f'<figure class="control-card" id="cc{i}" data-measurement="{_e(m.label)}">'
+        f"<figcaption><b>{_e(m.series.step)}</b> / {_e(m.series.name)}"
+        f"{f' [{_e(m.series.unit)}]' if m.series.unit else ''}</figcaption>"
+        f"{plots.control_chart_svg(m)}</figure>"
+        for i, m in _quantities(a)
+    )
+    lede = (
+        f"I-MR charts: the values in test order with their mean (CL) and control limits at "
+        f"{MINUS}3{SIGMA}/+3{SIGMA} ({SIGMA} = mean moving range / 1.128), the spec limits as "
+        "they were at the time (red dashed, stepping where a sequence version changed them), "
+        "and the moving ranges below. Circled: Western Electric violations (1: a point beyond "
+        f"3{SIGMA}; 2: 2 of 3 beyond 2{SIGMA} on one side; 3: 4 of 5 beyond 1{SIGMA} on one "
+        "side; 4: 8 in a row on one side of the centre)."
+    )
+    return _section("control", "Control charts", lede, cards or "<p>No numeric measurements.</p>")
 
 
 def _retests(a: Analysis) -> str:
@@ -428,8 +490,25 @@ def _footer() -> str:
         (
             "Cpk",
             f"min((USL {MINUS} mean) / 3{SIGMA}, (mean {MINUS} LSL) / 3{SIGMA}) with the sample "
-            f"{SIGMA} (n {MINUS} 1); one-sided with one limit; n/a without limits or with fewer "
-            "than two values.",
+            f"{SIGMA} (n {MINUS} 1); one-sided with one limit; n/a without limits; only from "
+            f"{CPK_MIN_UNITS} units up (fewer: too few units, no verdict, not ranked); only for "
+            "quantities.",
+        ),
+        (
+            "Measurement kinds",
+            "pass/fail: unit bool/pass/fail, a pass/fail step type, or values only 0 and 1: "
+            "counted, never a histogram. Identifier: unit id/hex/mac/text/serial/rev or a name "
+            "with the word id, mac, serial, sn, rev, revision, version, uid, uuid, efuse, "
+            "jedec, whoami, fingerprint, hash or crc, or a register read (name ending [0x..]): "
+            "listed, never plotted. Everything else is a quantity.",
+        ),
+        (
+            "Control chart",
+            f"I-MR: centre line the mean, {SIGMA} = mean moving range / 1.128, control limits "
+            f"{MINUS}3{SIGMA}/+3{SIGMA}, moving-range limit 3.267 x mean moving range. Western "
+            f"Electric rules: (1) a point beyond 3{SIGMA}; (2) 2 of 3 beyond 2{SIGMA} on one side; "
+            f"(3) 4 of 5 beyond 1{SIGMA} on one side; (4) 8 in a row on one side of the centre; "
+            "each marked at the point completing it. Spec limits drawn as each run had them.",
         ),
         (
             "Yield over time",
@@ -493,10 +572,6 @@ td a{color:inherit;text-decoration:none;border-bottom:1px dotted #94a3b8}
  text-align:center}
 .cpk.bad{background:#fbdcdc;color:#9b1c1c}.cpk.warn{background:#fcefd2;color:#8a5300}
 .cpk.good{background:#d8f1e3;color:#10663b}.cpk.na{color:var(--muted);font-weight:500}
-.count-card{margin:0;border:1px solid var(--line);border-radius:8px;padding:10px 12px}
-.count-card table.counts{width:100%;border-collapse:collapse;font-size:12.5px}
-.count-card td{padding:2px 4px}.count-card td.bar{width:45%}
-.count-card td.bar span{display:block;height:10px;background:#4a7fc1;border-radius:2px}
 tr.bad td{background:#fff7f7}
 .driftflag{color:#9b1c1c;font-weight:700}
 .hist-grid{display:grid;grid-template-columns:repeat(3,1fr);gap:14px}
@@ -507,6 +582,7 @@ tr.bad td{background:#fff7f7}
 .hist-card .stats .cpk{font-size:11.5px;padding:0 6px;min-width:0}
 .runlabel{color:var(--muted);font-size:10.5px;text-transform:uppercase;letter-spacing:.05em;
  margin:2px 0 0}
+.we-head{margin:18px 0 6px;font-size:14px}
 .two{display:grid;grid-template-columns:1fr 1fr;gap:24px;align-items:start}
 tr.flagged td{background:#fdecec;color:#8f1d1d;font-weight:600}
 .badge{background:var(--red);color:#fff;border-radius:10px;padding:1px 8px;font-size:11px}

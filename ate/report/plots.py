@@ -6,7 +6,7 @@ ate.report.stats. Text styling comes from the page's CSS (`svg text`, `.axis`, .
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
 from ate.report.stats import (
@@ -334,33 +334,8 @@ def _axis_range(
     return lo - pad, hi + pad
 
 
-_CHAR_W = 6.4  # a limit label's character width at its font size, px (a safe upper bound)
-
-
-def _label_rows(
-    labels: list[tuple[float, str, str]], left: float, right: float
-) -> list[tuple[float, str, str, int]]:
-    """(x, text, anchor) -> with a row each, above the plot: a second row when two labels
-    on one row would overlap, and x kept inside [left, right]."""
-    placed: list[tuple[float, float, int]] = []  # (x0, x1, row)
-    out = []
-    for x, text, anchor in labels:
-        w = len(text) * _CHAR_W
-        x = min(
-            max(x, left + (0 if anchor == "start" else w)), right - (w if anchor == "start" else 0)
-        )
-        x0 = x if anchor == "start" else x - w
-        row = 0
-        while any(r == row and not (x0 + w < a or b < x0) for a, b, r in placed):
-            row += 1
-        placed.append((x0, x0 + w, row))
-        out.append((x, text, anchor, row))
-    return out
-
-
 def histogram_svg(stats: SeriesStats, width: int = 372) -> str:
-    # The limit labels live in a band above the plot (two rows), never over the bars.
-    height, left, right, top, plot_h = 208, 12, 12, 34, 138
+    height, left, right, top, plot_h = 196, 12, 12, 22, 138
     plot_w = width - left - right
     h: Histogram = stats.histogram
     s = stats.series
@@ -395,23 +370,187 @@ def histogram_svg(stats: SeriesStats, width: int = 372) -> str:
     mean = stats.capability.mean
     if mean is not None:
         body.append(_line(x(mean), top - 4, x(mean), base, INK, ' stroke-width="1.5"'))
-    labels: list[tuple[float, str, str]] = []
+    # The limit labels sit in the margin above the plot, LSL at the left, USL at the right:
+    # never on a bar, never on each other (the page's test measures their boxes).
     for name, limit, anchor, arrow in (("LSL", s.low, "start", "←"), ("USL", s.high, "end", "→")):
         if limit is None:
             continue
         label = f"{name} {fmt_num(limit)}"
         if lo <= limit <= hi:
             lx = x(limit)
-            body.append(_line(lx, 4, lx, base, RED, ' stroke-width="1.6" stroke-dasharray="5 3"'))
-            # LSL's label right of its line, USL's left of it
-            labels.append((lx + (4 if anchor == "start" else -4), label, anchor))
+            body.append(_line(lx, top, lx, base, RED, ' stroke-width="1.6" stroke-dasharray="5 3"'))
         else:  # off the axis: say where it is
-            edge = left + 2 if anchor == "start" else left + plot_w - 2
-            text = f"{arrow} {label}" if anchor == "start" else f"{label} {arrow}"
-            labels.append((edge, text, anchor))
-    for lx, text, anchor, row in _label_rows(labels, left, left + plot_w):
-        body.append(_text(lx, 12 + 12 * row, text, anchor, "limit"))
+            label = f"{arrow} {label}" if anchor == "start" else f"{label} {arrow}"
+        edge = left if anchor == "start" else left + plot_w
+        body.append(_text(edge, top - 8, label, anchor, "limit"))
     return _svg(width, height, body, f"histogram of {stats.label}", "chart hist")
+
+
+def count_svg(stats: SeriesStats, width: int = 372) -> str:
+    """A pass/fail measurement as what it is: pass n / fail m on one bar."""
+    height, left, right, top, bar_h = 44, 12, 12, 20, 14
+    plot_w = width - left - right
+    passed, failed = stats.passes, stats.fails
+    total = passed + failed or 1
+    pw = plot_w * passed / total
+    body = [
+        _text(left, 13, f"pass {passed:,}", "start", "count-pass"),
+        _text(left + plot_w, 13, f"fail {failed:,}", "end", "count-fail"),
+        _rect(left, top, pw, bar_h, GREEN, ' class="count-bar pass"'),
+        _rect(left + pw, top, plot_w - pw, bar_h, RED, ' class="count-bar fail"'),
+    ]
+    return _svg(width, height, body, f"pass/fail count of {stats.label}", "chart count")
+
+
+def control_chart_svg(stats: SeriesStats, width: int = 760) -> str:
+    """An I-MR chart: the values in order with centre line, +/-3 sigma control limits and the
+    spec limits as they were at the time (a step line per sequence version), Western Electric
+    violations circled; the moving ranges under it. Labels live in a right-hand margin,
+    staggered, so they meet neither the data nor each other."""
+    cc = stats.control
+    label = f"control chart of {stats.label}"
+    if cc is None:
+        return _svg(width, 40, [_text(12, 24, "fewer than two values", "start", "muted")], label)
+    left, right, top, plot_h, gap, mr_h = 46, 150, 12, 170, 34, 70
+    plot_w = width - left - right
+    height = top + plot_h + gap + mr_h + 20
+    n = len(cc.values)
+    spec = [v for seg in cc.segments for v in (seg.low, seg.high) if v is not None]
+    data_lo = min(min(cc.values), cc.lcl)
+    data_hi = max(max(cc.values), cc.ucl)
+    lo, hi = _axis_range(data_lo, data_hi, min(spec, default=None), max(spec, default=None))
+
+    def x(i: float) -> float:
+        return left + plot_w * (i / (n - 1) if n > 1 else 0.5)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (v - lo) / (hi - lo))
+
+    body: list[str] = []
+    for tick in nice_ticks(lo, hi, 5):
+        body.append(_line(left, y(tick), left + plot_w, y(tick), GRID))
+        body.append(_text(left - 4, y(tick) + 3, fmt_num(tick), "end", "axis"))
+    body.append(_rect(left, top, plot_w, plot_h, "none", f' stroke="{MUTED}" class="plot-area"'))
+    # spec limits as they were: one horizontal piece per segment, joined by vertical steps
+    for side in ("low", "high"):
+        for k, seg in enumerate(cc.segments):
+            v = seg.low if side == "low" else seg.high
+            if v is None or not lo <= v <= hi:
+                continue
+            x0, x1 = x(seg.start - 0.5 if k else 0), x(min(seg.end - 0.5, n - 1))
+            body.append(
+                _line(
+                    x0,
+                    y(v),
+                    x1,
+                    y(v),
+                    RED,
+                    f' stroke-width="1.6" stroke-dasharray="5 3" class="spec-limit {side}"'
+                    f' data-version="{_t(seg.version)}" data-start="{seg.start}"'
+                    f' data-value="{_t(fmt_num(v))}"',
+                )
+            )
+            if k:
+                prev = cc.segments[k - 1].low if side == "low" else cc.segments[k - 1].high
+                if prev is not None and prev != v and lo <= prev <= hi:
+                    body.append(_line(x0, y(prev), x0, y(v), RED, f' class="spec-step {side}"'))
+    for v, dash in ((cc.ucl, "2 2"), (cc.lcl, "2 2"), (cc.centre, "")):
+        if lo <= v <= hi:
+            extra = f' stroke-dasharray="{dash}"' if dash else ' stroke-width="1.4"'
+            body.append(_line(left, y(v), left + plot_w, y(v), INK, extra + ' class="control"'))
+    body.append(_poly(_thin(cc.values, x, y, plot_w), BLUE, 1.0))
+    if n <= 400:
+        body.extend(_dot(x(i), y(v), BLUE, 1.8) for i, v in enumerate(cc.values))
+    rules: dict[int, list[int]] = {}
+    for vi in cc.violations:
+        rules.setdefault(vi.index, []).append(vi.rule)
+    for i, rs in sorted(rules.items())[:MAX_MARKS]:  # the table below counts them all
+        tip = _tip(f"value {i + 1}: {fmt_num(cc.values[i])}, rule {', '.join(map(str, rs))}")
+        body.append(
+            f'<circle class="we-violation" data-rule="{" ".join(map(str, sorted(set(rs))))}" '
+            f'data-index="{i}" cx="{_f(x(i))}" cy="{_f(y(cc.values[i]))}" r="4.5" fill="none" '
+            f'stroke="{RED}" stroke-width="1.8">{tip}</circle>'
+        )
+    # labels in the right margin, pushed apart to at least one line height
+    latest = cc.segments[-1] if cc.segments else None
+    marks = [
+        (cc.ucl, f"UCL {fmt_num(cc.ucl)}", "control"),
+        (cc.centre, f"CL {fmt_num(cc.centre)}", "control"),
+        (cc.lcl, f"LCL {fmt_num(cc.lcl)}", "control"),
+    ]
+    if latest is not None:
+        v_tag = f" (v{latest.version})" if latest.version else ""
+        for name, v in (("USL", latest.high), ("LSL", latest.low)):
+            if v is not None:
+                marks.append((v, f"{name} {fmt_num(v)}{v_tag}", "limit"))
+    body.extend(_margin_labels(marks, left + plot_w + 8, y, top, top + plot_h))
+    # the moving-range chart
+    mtop = top + plot_h + gap
+    mr_hi = max(max(cc.moving_ranges), cc.mr_ucl) * 1.05 or 1.0
+
+    def my(v: float) -> float:
+        return mtop + mr_h * (1 - v / mr_hi)
+
+    body.append(_text(left, mtop - 6, "moving range", "start", "axis"))
+    body.append(_rect(left, mtop, plot_w, mr_h, "none", f' stroke="{MUTED}" class="plot-area mr"'))
+    body.append(_poly(_thin(cc.moving_ranges, lambda i: x(i + 1), my, plot_w), BLUE, 1.0))
+    for v, dash in ((cc.mr_ucl, "2 2"), (cc.mr_bar, "")):
+        extra = f' stroke-dasharray="{dash}"' if dash else ""
+        body.append(_line(left, my(v), left + plot_w, my(v), INK, extra))
+    body.extend(
+        _margin_labels(
+            [
+                (cc.mr_ucl, f"UCL {fmt_num(cc.mr_ucl)}", "control"),
+                (cc.mr_bar, f"MR {fmt_num(cc.mr_bar)}", "control"),
+            ],
+            left + plot_w + 8,
+            my,
+            mtop,
+            mtop + mr_h,
+        )
+    )
+    return _svg(width, height, body, label, "chart control")
+
+
+MAX_MARKS = 500  # violation circles drawn a chart; more would only paint it red
+
+
+def _thin(
+    values: Sequence[float], x: Callable[[float], float], y: Callable[[float], float], px: float
+) -> list[tuple[float, float]]:
+    """The polyline's points; beyond two a pixel column, each column's min and max in
+    order of occurrence (what the full line would paint, at a fraction of the size)."""
+    n = len(values)
+    if n <= 2 * px:
+        return [(x(i), y(v)) for i, v in enumerate(values)]
+    chunk = math.ceil(n / px)
+    out: list[tuple[float, float]] = []
+    for start in range(0, n, chunk):
+        part = range(start, min(start + chunk, n))
+        lo_i = min(part, key=values.__getitem__)
+        hi_i = max(part, key=values.__getitem__)
+        for i in sorted({lo_i, hi_i}):
+            out.append((x(i), y(values[i])))
+    return out
+
+
+def _margin_labels(
+    marks: list[tuple[float, str, str]],
+    lx: float,
+    y: Callable[[float], float],
+    y_min: float,
+    y_max: float,
+    step: float = 13.0,
+) -> list[str]:
+    """Labels beside their lines in the margin, top to bottom, each at least `step` below the
+    one above it (clamped into [y_min, y_max + step * len])."""
+    placed: list[str] = []
+    last = -math.inf
+    for v, text, cls in sorted(marks, key=lambda m: y(m[0])):
+        ty = max(min(max(y(v), y_min), y_max) + 4, last + step)
+        last = ty
+        placed.append(_text(lx, ty, text, "start", f"margin-label {cls}"))
+    return placed
 
 
 def trend_svg(stats: SeriesStats, width: int = 372) -> str:

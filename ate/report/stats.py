@@ -12,12 +12,23 @@ Definitions (the page footer repeats them):
 - final yield = units whose latest test passed / units;
 - retests = tests - units;
 - a position's (station, fixture, slot) yield = first-pass yield of the units whose first
-  test ran there.
+  test ran there;
+- Cpk is computed, coloured and ranked only from CPK_MIN_UNITS values up: below that a
+  sample standard deviation is too uncertain for a verdict;
+- a measurement is *pass/fail* when its unit is bool/pass/fail, its step's type says so, or its
+  values are only 0 and 1: it gets a count, never a histogram; it is an *identifier* when its
+  unit is id/hex/mac/text or its name is id-like (mac, serial, chip id, revision, version,
+  jedec..., or a register read `...[0x0f]`): never plotted as a number;
+- control charts are I-MR charts: centre line the mean, sigma estimated as mean moving range /
+  1.128, control limits +/-3 sigma; Western Electric rules 1-4 flag the point completing them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -39,16 +50,12 @@ FLAG_MIN_TESTS = 10
 # standard deviations from the mean of its first tenth.
 DRIFT_SIGMA = 1.0
 DRIFT_MIN_VALUES = 20
+# Cpk is a verdict only from this many values: with fewer, the sample sigma is too uncertain
+# (its 90 % interval at n = 30 is already about +/-20 %).
+CPK_MIN_UNITS = 30
 # Cpk colour bands.
 CPK_RED = 1.0
 CPK_AMBER = 1.33
-# Below this many values a Cpk is noise: with n = 4 its 95 % interval spans more than a
-# factor of two. The report shows n and no verdict, and does not rank it.
-CPK_MIN_N = 30
-# What is a physical quantity (a histogram and a Cpk make sense); anything else with
-# integer values is a code, an id or a count of outcomes: counted, never plotted as numbers.
-PHYSICAL_UNITS = frozenset({"A", "mA", "uA", "V", "mV", "dBm", "ppm", "%", "s", "ms", "Hz"})
-MAX_CATEGORIES = 12
 # Hourly buckets when the data spans at most this long, daily otherwise.
 HOURLY_SPAN = timedelta(hours=48)
 
@@ -288,13 +295,12 @@ def cpk(
 
 
 def capability(values: Sequence[float], low: float | None, high: float | None) -> Capability:
-    """Mean, sigma and range; the Cpk only from CPK_MIN_N values on."""
     mean, sigma = mean_sigma(values)
     return Capability(
         n=len(values),
         mean=mean,
         sigma=sigma,
-        cpk=cpk(mean, sigma, low, high) if len(values) >= CPK_MIN_N else None,
+        cpk=cpk(mean, sigma, low, high),
         minimum=min(values) if values else None,
         maximum=max(values) if values else None,
     )
@@ -398,13 +404,20 @@ class SeriesStats:
     histogram: Histogram
     trend: Trend
     drift: float | None
-    kind: str = "quantity"  # "quantity" | "binary" | "categorical" (series_kind)
-    counts: tuple[tuple[float, int], ...] = ()  # binary/categorical: (value, how many)
+    kind: str = "quantity"  # "quantity" | "passfail" | "identifier"
+    control: ControlChart | None = None
 
     @property
-    def enough(self) -> bool:
-        """Enough values for a Cpk to mean something (CPK_MIN_N)."""
-        return self.capability.n >= CPK_MIN_N
+    def too_few(self) -> bool:
+        return self.capability.n < CPK_MIN_UNITS
+
+    @property
+    def passes(self) -> int:
+        return sum(1 for v in self.series.values if v == 1)
+
+    @property
+    def fails(self) -> int:
+        return len(self.series.values) - self.passes
 
     @property
     def label(self) -> str:
@@ -415,37 +428,20 @@ class SeriesStats:
         return self.drift is not None and abs(self.drift) >= DRIFT_SIGMA
 
 
-def series_kind(series: MeasurementSeries) -> str:
-    """ "binary": only 0 and 1 (a pass/fail, a pin level); "categorical": integers in a
-    unit that is no physical quantity with an exact expectation or few distinct values (a
-    chip id, a register, an answer); "quantity" otherwise."""
-    values = series.values
-    if values and all(v in (0.0, 1.0) for v in values):
-        return "binary"
-    if series.unit in PHYSICAL_UNITS:
-        return "quantity"
-    if values and all(float(v).is_integer() for v in values):
-        exact = series.low is not None and series.low == series.high
-        if exact or len(set(values)) <= MAX_CATEGORIES:
-            return "categorical"
-    return "quantity"
-
-
 def series_stats(series: MeasurementSeries) -> SeriesStats:
     cap = capability(series.values, series.low, series.high)
-    kind = series_kind(series)
-    counts: tuple[tuple[float, int], ...] = ()
-    if kind != "quantity":
-        counts = tuple(sorted(Counter(series.values).items(), key=lambda vc: (-vc[1], vc[0])))
-        cap = Capability(cap.n, None, None, None, cap.minimum, cap.maximum)  # no Cpk for codes
+    kind = measurement_kind(series)
+    # too few units for a verdict, or not a quantity: no Cpk, no alarm, not ranked
+    if cap.n < CPK_MIN_UNITS or kind != "quantity":
+        cap = dataclasses.replace(cap, cpk=None)
     return SeriesStats(
         series=series,
         capability=cap,
-        histogram=histogram(series.values) if kind == "quantity" else histogram([]),
+        histogram=histogram(series.values),
         trend=trend(series.values),
-        drift=drift(series.values, cap.sigma) if kind == "quantity" else None,
+        drift=drift(series.values, cap.sigma),
         kind=kind,
-        counts=counts,
+        control=control_chart(series) if kind == "quantity" else None,
     )
 
 
@@ -457,6 +453,157 @@ def _cpk_order(s: SeriesStats) -> tuple[int, float, str]:
 def worst_first(stats: Iterable[SeriesStats]) -> list[SeriesStats]:
     """Lowest Cpk first; measurements without a Cpk last, by name."""
     return sorted(stats, key=_cpk_order)
+
+
+# ---------------------------------------------------------------- kinds of measurement
+
+PASSFAIL_UNITS = frozenset({"bool", "pass", "fail", "pass/fail", "passfail", "ok"})
+PASSFAIL_STEP_TYPES = frozenset({"bool", "check", "passfail", "pass_fail"})
+ID_UNITS = frozenset({"id", "hex", "mac", "text", "serial", "rev"})
+# id-like names: whole words (split at _ - . space) that name what a unit *is*, not a quantity
+ID_WORDS = frozenset(
+    {"id", "mac", "serial", "sn", "rev", "revision", "version", "uid", "uuid", "efuse"}
+    | {"jedec", "whoami", "who_am_i", "fingerprint", "hash", "crc"}
+)
+# a register read (`i2c0@0x48[0x0f]`) is a bit pattern, not a quantity
+REGISTER_READ = re.compile(r"\[0x[0-9a-f]+\]$")
+
+
+def measurement_kind(series: MeasurementSeries) -> str:
+    """ "identifier" (never plotted as a number), "passfail" (counted) or "quantity"."""
+    unit = series.unit.strip().lower()
+    words = set(re.split(r"[_\-. ]+", series.name.lower()))
+    if unit in ID_UNITS or words & ID_WORDS or REGISTER_READ.search(series.name.lower()):
+        return "identifier"
+    if (
+        unit in PASSFAIL_UNITS
+        or series.step_type.lower() in PASSFAIL_STEP_TYPES
+        or (series.values and all(v in (0.0, 1.0) for v in series.values))
+    ):
+        return "passfail"
+    return "quantity"
+
+
+# ---------------------------------------------------------------- control charts
+
+D2 = 1.128  # E[moving range of 2] / sigma for a normal process
+D4 = 3.267  # the moving-range chart's upper control limit factor
+WE_RULES = {
+    1: "1 point beyond 3\u03c3",
+    2: "2 of 3 beyond 2\u03c3, same side",
+    3: "4 of 5 beyond 1\u03c3, same side",
+    4: "8 in a row on one side of the centre",
+}
+
+
+@dataclass(frozen=True)
+class LimitSegment:
+    """Spec limits that held from value `start` to `end` (exclusive), under one version."""
+
+    start: int
+    end: int
+    version: str
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Violation:
+    index: int  # the value completing the rule's pattern
+    rule: int
+    value: float
+
+
+@dataclass(frozen=True)
+class ControlChart:
+    values: list[float]
+    moving_ranges: list[float]  # len(values) - 1
+    centre: float
+    sigma: float  # mean moving range / D2
+    mr_bar: float
+    segments: list[LimitSegment]
+    violations: list[Violation]
+
+    @property
+    def ucl(self) -> float:
+        return self.centre + 3 * self.sigma
+
+    @property
+    def lcl(self) -> float:
+        return self.centre - 3 * self.sigma
+
+    @property
+    def mr_ucl(self) -> float:
+        return D4 * self.mr_bar
+
+
+def limit_segments(series: MeasurementSeries) -> list[LimitSegment]:
+    """The spec limits as they were at each value: a new segment wherever the sequence
+    version or the limits changed. Without a per-value history, one segment."""
+    n = len(series.values)
+    if not n:
+        return []
+    if len(series.lows) != n or len(series.highs) != n or len(series.versions) != n:
+        return [LimitSegment(0, n, "", series.low, series.high)]
+    out: list[LimitSegment] = []
+    start = 0
+    for i in range(1, n + 1):
+        if i == n or (series.versions[i], series.lows[i], series.highs[i]) != (
+            series.versions[start],
+            series.lows[start],
+            series.highs[start],
+        ):
+            out.append(
+                LimitSegment(
+                    start, i, series.versions[start], series.lows[start], series.highs[start]
+                )
+            )
+            start = i
+    return out
+
+
+def we_violations(values: Sequence[float], centre: float, sigma: float) -> list[Violation]:
+    """Western Electric rules 1-4, each flagged at the point that completes its pattern
+    (that point itself lies in the zone the rule counts). No spread, no flags."""
+    if not sigma > 0 or not math.isfinite(sigma):
+        return []
+    z = [(v - centre) / sigma for v in values]
+    out: list[Violation] = []
+    for i, zi in enumerate(z):
+        if abs(zi) > 3:
+            out.append(Violation(i, 1, values[i]))
+        for rule, window, need, zone in ((2, 3, 2, 2.0), (3, 5, 4, 1.0)):
+            if i + 1 < window:
+                continue
+            part = z[i + 1 - window : i + 1]
+            for side in (1, -1):
+                if side * zi > zone and sum(1 for p in part if side * p > zone) >= need:
+                    out.append(Violation(i, rule, values[i]))
+        if i >= 7:
+            part = z[i - 7 : i + 1]
+            if all(p > 0 for p in part) or all(p < 0 for p in part):
+                out.append(Violation(i, 4, values[i]))
+    return out
+
+
+def control_chart(series: MeasurementSeries) -> ControlChart | None:
+    """An I-MR chart of the values in time order; None with fewer than two values."""
+    values = list(series.values)
+    if len(values) < 2:
+        return None
+    mrs = [abs(b - a) for a, b in itertools.pairwise(values)]
+    mr_bar = math.fsum(mrs) / len(mrs)
+    centre = math.fsum(values) / len(values)
+    sigma = mr_bar / D2
+    return ControlChart(
+        values=values,
+        moving_ranges=mrs,
+        centre=centre,
+        sigma=sigma,
+        mr_bar=mr_bar,
+        segments=limit_segments(series),
+        violations=we_violations(values, centre, sigma),
+    )
 
 
 # ---------------------------------------------------------------- retests

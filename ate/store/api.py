@@ -102,6 +102,12 @@ class MeasurementSeries:
     low: float | None  # the limits of the latest run in the window
     high: float | None
     values: list[float]  # numeric values only, in time order
+    # Per value, the limits and sequence version of the run it came from (empty when the
+    # caller did not ask): the limit history, derived from the measurement rows themselves.
+    lows: list[float | None] = field(default_factory=list)
+    highs: list[float | None] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    step_type: str = ""  # the steps table's type of the step that measured it
 
 
 @dataclass(frozen=True)

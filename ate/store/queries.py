@@ -842,7 +842,7 @@ class SqlStore:
     def report_input(self, since: str | None, until: str | None) -> ReportInput:
         """Runs and numeric measurement series in [since, until): two queries, one
         snapshot. A series is keyed by (step, measurement, unit); its limits are the
-        latest run's."""
+        latest run's, and per value it carries the limits and sequence version of its run."""
         where, params = _window(since, until)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
 
@@ -859,11 +859,14 @@ class SqlStore:
                 )
             ]
             mcond = " AND ".join([*where, "m.value IS NOT NULL"])
-            values: dict[tuple[str, str, str], list[float]] = {}
-            limits: dict[tuple[str, str, str], tuple[float | None, float | None]] = {}
-            for step, name, unit, low, high, value in tx.all(
-                "SELECT s.name, m.name, m.unit, m.low, m.high, m.value FROM test_runs r "
-                f"{self._join_in_order} measurements m ON m.run_id = r.run_id "
+            # The limit history is derived, not stored twice: every measurement row keeps
+            # the limits it was judged against and its run the sequence version.
+            rows: dict[tuple[str, str, str], list[tuple[float, Any, Any, str]]] = {}
+            types: dict[tuple[str, str, str], str] = {}
+            for step, name, unit, low, high, value, version, stype in tx.all(
+                "SELECT s.name, m.name, m.unit, m.low, m.high, m.value, r.sequence_version, "
+                f"s.type FROM test_runs r {self._join_in_order} measurements m "
+                "ON m.run_id = r.run_id "
                 # only the attempt that decided the step: a unit counts once in Cpk
                 "JOIN steps s ON s.run_id = m.run_id AND s.idx = m.step_idx "
                 "AND m.attempt = s.retries WHERE "
@@ -872,11 +875,8 @@ class SqlStore:
                 params,
             ):
                 key = (step, name, unit)
-                got = values.get(key)
-                if got is None:
-                    values[key] = got = []
-                got.append(value)
-                limits[key] = (low, high)  # the latest run's limits win
+                rows.setdefault(key, []).append((value, low, high, str(version)))
+                types[key] = str(stype)
             rcond = " AND ".join([*where, "s.verdict = 'PASS'", "s.retries > 0"])
             retried = {
                 str(name): int(n)
@@ -891,8 +891,19 @@ class SqlStore:
                 until=params[-1] if until is not None else None,
                 runs=runs,
                 series=[
-                    MeasurementSeries(key[0], key[1], key[2], *limits[key], got)
-                    for key, got in values.items()
+                    MeasurementSeries(
+                        key[0],
+                        key[1],
+                        key[2],
+                        got[-1][1],  # the latest run's limits
+                        got[-1][2],
+                        [g[0] for g in got],
+                        lows=[g[1] for g in got],
+                        highs=[g[2] for g in got],
+                        versions=[g[3] for g in got],
+                        step_type=types[key],
+                    )
+                    for key, got in rows.items()
                 ],
                 passed_on_retry=retried,
             )

@@ -102,28 +102,6 @@ def test_cpk_by_hand() -> None:
     assert _cpk([11.0, 11.0], 0.0, 10.0) == -math.inf
 
 
-def test_no_cpk_from_a_handful_of_units() -> None:
-    few = [1.0, 2.0, 3.0, 4.0]  # the 4-unit demo cried wolf with a Cpk of 0.4
-    assert stats.capability(few, 0.0, 10.0).cpk is None
-    enough = [float(i % 5) + 1.0 for i in range(stats.CPK_MIN_N)]
-    got = stats.capability(enough, 0.0, 10.0).cpk
-    assert got is not None and got == pytest.approx(_cpk(enough, 0.0, 10.0))
-    assert stats.capability(enough[:-1], 0.0, 10.0).cpk is None
-
-
-def test_pass_fail_and_codes_are_counted_not_plotted() -> None:
-    from ate.store.api import MeasurementSeries
-
-    levels = stats.series_stats(MeasurementSeries("boot_pin", "gpio0", "", 1, 1, [1.0] * 40))
-    assert levels.kind == "binary" and levels.counts == ((1.0, 40),)
-    assert levels.capability.cpk is None and levels.histogram.counts == []
-    whoami = MeasurementSeries("imu", "whoami", "", 104, 104, [104.0] * 39 + [105.0])
-    codes = stats.series_stats(whoami)
-    assert codes.kind == "categorical" and codes.counts == ((104.0, 39), (105.0, 1))
-    rail = MeasurementSeries("rail", "v", "V", 3.2, 3.4, [3.3, 3.31, 3.29] * 12)
-    assert stats.series_stats(rail).kind == "quantity"
-
-
 def test_cpk_bands_and_worst_first() -> None:
     assert [stats.cpk_band(v) for v in (0.5, 0.999, 1.0, 1.329, 1.33, 2.0, None)] == [
         "bad",
