@@ -119,6 +119,15 @@ def schema(kind: str) -> dict[str, Any]:
     doc = {"$schema": JSON_SCHEMA_DIALECT, **model.model_json_schema(), "title": title}
     if kind == "sequence":
         _allow_parameters(doc)
+        include = {
+            "type": "object",
+            "properties": {"include": {"type": "string", "description": "a step block file"}},
+            "required": ["include"],
+            "additionalProperties": False,
+        }
+        for group in ("setup", "steps", "cleanup"):
+            prop = doc["properties"][group]
+            prop["items"] = {"anyOf": [prop["items"], include]}
     return doc
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from ate.config import parameters
+from ate.config import includes, parameters
 from ate.config.common import FieldError
 from ate.config.errors import InputError
 from ate.config.esp_image import check_app_image
@@ -57,6 +57,7 @@ class LoadedSequence:
     firmware_image: bytes = field(default=b"", repr=False)
     variant: str | None = None  # the product variant its parameters were resolved for
     resolved_sha256: str = ""  # of the sequence as it runs (parameters resolved)
+    includes: tuple[tuple[str, str], ...] = ()  # (block file as written, its sha256)
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,14 @@ def load_sequence(path: Path | str, variant: str | None = None) -> LoadedSequenc
     """Load and check a sequence for `variant` (None: its base parameters): its model,
     its test firmware file and its plugins."""
 
-    def resolve(data: dict[str, Any], positions: Positions, where: Path) -> Any:
+    found: list[includes.Included] = []
+
+    def resolve_parameters(data: dict[str, Any], positions: Positions, where: Path) -> Any:
         return parameters.resolve(data, positions, where, variant)
+
+    def resolve(data: dict[str, Any], positions: Positions, where: Path) -> Any:
+        data = includes.expand(data, positions, where, found, resolve_parameters)
+        return resolve_parameters(data, positions, where)
 
     loaded = load_document(path, Sequence, resolve)
     seq = loaded.model
@@ -186,6 +193,7 @@ def load_sequence(path: Path | str, variant: str | None = None) -> LoadedSequenc
         image,
         variant=variant,
         resolved_sha256=hashlib.sha256(resolved.encode()).hexdigest(),
+        includes=tuple((i.name, i.sha256) for i in found),
     )
 
 

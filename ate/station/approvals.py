@@ -68,7 +68,11 @@ def sequence_content(path: Path) -> Content:
 
 def loaded_sequence_content(seq: LoadedSequence) -> Content:
     """The digest of a sequence as it was loaded: the bytes the station will run."""
-    parts = (("sequence", seq.sha256), ("test_firmware", seq.firmware_sha256))
+    parts = (
+        ("sequence", seq.sha256),
+        ("test_firmware", seq.firmware_sha256),
+        *((f"include {name}", sha) for name, sha in seq.includes),
+    )
     name = f"{seq.model.sequence} {seq.model.version}"
     return Content("sequence", name, seq.path, parts, _digest("sequence", parts))
 

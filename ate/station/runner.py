@@ -76,6 +76,7 @@ def sequence_info(seq: LoadedSequence) -> dict[str, Any]:
         "sha256": seq.sha256,
         "variant": seq.variant,
         "resolved_sha256": seq.resolved_sha256,
+        "includes": [{"file": name, "sha256": sha} for name, sha in seq.includes],
         "test_firmware": {
             "file": seq.firmware_path.name,
             "sha256": seq.firmware_sha256,
