@@ -78,6 +78,11 @@ class StepBase(Strict):
                 raise ValueError(str(exc)) from None
         return text
 
+    def measurement_names(self) -> tuple[str, ...] | None:
+        """The names of what this step measures (what `value(STEP, NAME)` reads); None
+        when only running it tells (a plugin)."""
+        return None
+
 
 class GpioLoopbackStep(StepBase):
     """Drive each pair's first pin, read its second, at both levels (Espressif's flow)."""
@@ -92,6 +97,14 @@ class GpioLoopbackStep(StepBase):
         description=f"wait between drive and read, at most {MAX_SETTLE:g} s",
     )
 
+    @staticmethod
+    def pair_name(out_pin: int, in_pin: int, level: int) -> str:
+        return f"gpio{out_pin}->gpio{in_pin}@{level}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        pairs = list(self.pairs) + ([(b, a) for a, b in self.pairs] if self.both_directions else [])
+        return tuple(self.pair_name(o, i, level) for o, i in pairs for level in (0, 1))
+
 
 class GpioReadStep(StepBase):
     type: Literal["gpio_read"]
@@ -99,11 +112,27 @@ class GpioReadStep(StepBase):
     expect: Annotated[Literal[0, 1], BeforeValidator(not_bool)]
     pull: Literal["none", "up", "down"] = "none"
 
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"gpio{self.pin}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
+
 
 class I2cProbeStep(StepBase):
     type: Literal["i2c_probe"]
     bus: Int = Field(0, ge=0, le=1)
     address: Int = Field(ge=0x08, le=0x77, description="7-bit address")
+
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"i2c{self.bus}@0x{self.address:02x}.ack"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
 
 
 class I2cReadStep(StepBase):
@@ -128,11 +157,27 @@ class I2cReadStep(StepBase):
                 raise exc.within("limits") from None
         return self
 
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"i2c{self.bus}@0x{self.address:02x}[0x{self.reg:02x}]"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
+
 
 class SpiJedecStep(StepBase):
     type: Literal["spi_jedec"]
     bus: Int = Field(1, ge=0, le=3)
     expect: Int = Field(ge=0, le=0xFFFFFF, description="manufacturer, type, capacity")
+
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"spi{self.bus}.jedec"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
 
 
 class SpiTransferStep(StepBase):
@@ -154,6 +199,14 @@ class SpiTransferStep(StepBase):
                 )
         return self
 
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"spi{self.bus}.rx"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
+
 
 class AdcStep(StepBase):
     """A voltage on one of the DUT's own ADC channels (calibrated by the firmware)."""
@@ -169,6 +222,14 @@ class AdcStep(StepBase):
         v.for_quantity(Quantity.VOLTAGE)
         return v
 
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"adc{self.channel}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
+
 
 class RailVoltageStep(StepBase):
     """A supply rail measured by the fixture's DMM through its mux (name it in `uses`)."""
@@ -182,6 +243,14 @@ class RailVoltageStep(StepBase):
     def _voltage(cls, v: LimitSpec) -> LimitSpec:
         v.for_quantity(Quantity.VOLTAGE)
         return v
+
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"rail.{self.rail}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
 
 
 class SupplyCurrentStep(StepBase):
@@ -203,6 +272,14 @@ class SupplyCurrentStep(StepBase):
     def _current(cls, v: LimitSpec) -> LimitSpec:
         v.for_quantity(Quantity.CURRENT)
         return v
+
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return f"current.{self.mode}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
 
 
 class RfGoldenStep(StepBase):
@@ -231,6 +308,12 @@ class RfGoldenStep(StepBase):
         if not (self.rssi or self.freq_offset or self.per):
             raise ValueError("give at least one of rssi, freq_offset, per limits")
         return self
+
+    def rf_name(self, key: str) -> str:
+        return f"rf.ch{self.channel}.{key}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return tuple(self.rf_name(k) for k in ("rssi", "freq_offset", "per"))
 
 
 class PluginStep(StepBase):
@@ -282,6 +365,14 @@ class PromptStep(StepBase):
         elif self.limits is not None:
             raise ValueError(f"limits are for kind number, not {self.kind}")
         return self
+
+    @property
+    def measured(self) -> str:
+        """The name of its measurement (one owner: the executor measures under it)."""
+        return "answer"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return (self.measured,)
 
 
 Step = Annotated[
@@ -378,6 +469,7 @@ class Sequence(Strict):
     @model_validator(mode="after")
     def _references(self) -> Sequence:
         seen: dict[str, tuple[str, int]] = {}
+        by_name = {step.name: step for _, _, step in self.all_steps()}
         for group, i, step in self.all_steps():
             if step.name in seen:
                 other_group, other = seen[step.name]
@@ -405,7 +497,16 @@ class Sequence(Strict):
                         (group, i, "needs", j),
                     )
             if step.when is not None:
-                for name in conditions.parse(step.when).steps:
+                condition = conditions.parse(step.when)
+                for read_step, measurement in condition.values:
+                    known = by_name[read_step].measurement_names() if read_step in by_name else None
+                    if known is not None and measurement not in known:
+                        raise FieldError(
+                            f"when reads value({read_step!r}, {measurement!r}), but step "
+                            f"{read_step!r} measures {', '.join(map(repr, known))}",
+                            (group, i, "when"),
+                        )
+                for name in condition.steps:
                     if name not in seen:
                         raise FieldError(
                             f"when reads step {name!r}, which "

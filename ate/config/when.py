@@ -66,6 +66,7 @@ class Condition:
     text: str
     tree: ast.expr
     steps: tuple[str, ...]  # the steps it reads, for the order check
+    values: tuple[tuple[str, str], ...] = ()  # its value(STEP, MEASUREMENT) reads
 
     def __call__(self, facts: Facts) -> bool:
         result = _eval(self.tree, facts)
@@ -84,7 +85,14 @@ def parse(text: str) -> Condition:
         raise ConditionError(f"cannot read {text!r}: {exc.msg}; allowed are {_ALLOWED}") from None
     steps: list[str] = []
     _check(tree, steps)
-    return Condition(text, tree, tuple(dict.fromkeys(steps)))
+    values = tuple(
+        dict.fromkeys(
+            (str(n.args[0].value), str(n.args[1].value))  # type: ignore[attr-defined]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "value"
+        )
+    )
+    return Condition(text, tree, tuple(dict.fromkeys(steps)), values)
 
 
 def _check(node: ast.AST, steps: list[str]) -> None:

@@ -56,7 +56,7 @@ async def gpio_loopback(ctx: StepContext, step: s.GpioLoopbackStep) -> None:
                 await asyncio.sleep(step.settle)
             for (out_pin, in_pin), level in zip(group, levels, strict=True):
                 got = await dut.gpio_get(in_pin)
-                ctx.measure(f"gpio{out_pin}->gpio{in_pin}@{level}", got, "", _LEVEL[level])
+                ctx.measure(step.pair_name(out_pin, in_pin, level), got, "", _LEVEL[level])
         for out_pin, _ in group:  # leave nothing driven for the next step
             await dut.gpio_mode(out_pin, "in")
 
@@ -65,14 +65,14 @@ async def gpio_loopback(ctx: StepContext, step: s.GpioLoopbackStep) -> None:
 async def gpio_read(ctx: StepContext, step: s.GpioReadStep) -> None:
     mode = {"none": "in", "up": "in_pullup", "down": "in_pulldown"}[step.pull]
     await ctx.dut.gpio_mode(step.pin, mode)
-    ctx.measure(f"gpio{step.pin}", await ctx.dut.gpio_get(step.pin), "", _LEVEL[step.expect])
+    ctx.measure(step.measured, await ctx.dut.gpio_get(step.pin), "", _LEVEL[step.expect])
 
 
 @executor("i2c_probe")
 async def i2c_probe(ctx: StepContext, step: s.I2cProbeStep) -> None:
     ack = await ctx.dut.i2c_probe(step.bus, step.address)
     ctx.measure(
-        f"i2c{step.bus}@0x{step.address:02x}.ack",
+        step.measured,
         int(ack),
         "",
         _LEVEL[1],
@@ -93,7 +93,7 @@ async def i2c_read(ctx: StepContext, step: s.I2cReadStep) -> None:
     if step.limits is not None:
         limits = step.limits.to_limits()
     ctx.measure(
-        f"i2c{step.bus}@0x{step.address:02x}[0x{step.reg:02x}]",
+        step.measured,
         value,
         "",
         limits,
@@ -105,7 +105,7 @@ async def i2c_read(ctx: StepContext, step: s.I2cReadStep) -> None:
 async def spi_jedec(ctx: StepContext, step: s.SpiJedecStep) -> None:
     jedec = await ctx.dut.spi_jedec(step.bus)
     ctx.measure(
-        f"spi{step.bus}.jedec",
+        step.measured,
         jedec,
         "",
         Limits(expect=step.expect),
@@ -122,7 +122,7 @@ async def spi_transfer(ctx: StepContext, step: s.SpiTransferStep) -> None:
         (r & m) == (w & m) for r, w, m in zip(rx, want, mask, strict=True)
     )
     ctx.measure(
-        f"spi{step.bus}.rx",
+        step.measured,
         rx.hex(),
         "",
         None,
@@ -135,14 +135,14 @@ async def spi_transfer(ctx: StepContext, step: s.SpiTransferStep) -> None:
 async def adc(ctx: StepContext, step: s.AdcStep) -> None:
     limits = step.limits.for_quantity(Quantity.VOLTAGE)
     mv = await ctx.dut.adc_read_mv(step.channel, step.samples)
-    ctx.measure(f"adc{step.channel}", convert(mv, "mV", limits.unit), limits.unit, limits)
+    ctx.measure(step.measured, convert(mv, "mV", limits.unit), limits.unit, limits)
 
 
 @executor("rail_voltage")
 async def rail_voltage(ctx: StepContext, step: s.RailVoltageStep) -> None:
     limits = step.limits.for_quantity(Quantity.VOLTAGE)
     volts = await ctx.fixture.dmm_volts(ctx.slot, step.rail)
-    ctx.measure(f"rail.{step.rail}", convert(volts, "V", limits.unit), limits.unit, limits)
+    ctx.measure(step.measured, convert(volts, "V", limits.unit), limits.unit, limits)
 
 
 _SAMPLE_S = 0.002  # upper bound of one current-sense sample, for the sleep hold time
@@ -172,7 +172,7 @@ async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
         finally:
             woke.cancel()
     value = convert(reading.mean_ma, "mA", limits.unit)
-    ctx.measure(f"current.{step.mode}", value, limits.unit, limits)
+    ctx.measure(step.measured, value, limits.unit, limits)
 
 
 @executor("rf_golden")
@@ -184,7 +184,7 @@ async def rf_golden(ctx: StepContext, step: s.RfGoldenStep) -> None:
         ("per", step.per, "%"),
     ):
         limits = spec.to_limits() if spec is not None else None
-        ctx.measure(f"rf.ch{step.channel}.{key}", result[key], unit, limits)
+        ctx.measure(step.rf_name(key), result[key], unit, limits)
 
 
 PluginFn = Callable[[StepContext, dict[str, Any]], Awaitable[float | int | str | None]]
@@ -233,16 +233,18 @@ async def prompt(ctx: StepContext, step: s.PromptStep) -> None:
         if not math.isfinite(value):
             # Not a reading: recorded as typed and never judged (ERROR, not FAIL).
             shown = f"{answer!r}, not a finite number"
-            ctx.measure("answer", answer, limits.unit, None, shown=shown, verdict=Verdict.ERROR)
+            ctx.measure(
+                step.measured, answer, limits.unit, None, shown=shown, verdict=Verdict.ERROR
+            )
             return
-        ctx.measure("answer", value, limits.unit, limits)
+        ctx.measure(step.measured, value, limits.unit, limits)
         return
     allowed = ("yes", "no") if step.kind == "confirm" else step.choices
     if answer not in allowed:
         shown = f"{answer!r}, not one of {', '.join(allowed)}"
-        ctx.measure("answer", answer, "", None, shown=shown, verdict=Verdict.ERROR)
+        ctx.measure(step.measured, answer, "", None, shown=shown, verdict=Verdict.ERROR)
         return
     expect = step.expect or ("yes" if step.kind == "confirm" else None)
     verdict = Verdict.PASS if expect is None or answer == expect else Verdict.FAIL
     shown = answer if expect is None else f"{answer}, wanted {expect}"
-    ctx.measure("answer", answer, "", None, shown=shown, verdict=verdict)
+    ctx.measure(step.measured, answer, "", None, shown=shown, verdict=verdict)

@@ -147,7 +147,7 @@ async def test_needs_and_when_skip_with_the_reason(
             step("vref_divider", needs=["rail_3v3"]),
             step("boot_pin", when='unit.chip == "ESP32-C3"'),
             step("gpio_loopback", when='passed("boot_pin") or value("rail_3v3", "rail.3v3") > 3.0'),
-            step("imu_present", when='value("rail_3v3", "nope") > 1'),
+            step("imu_present", when='value("vref_divider", "adc3") > 1'),  # never measured
         ],
     )
     bench = make_bench(slots=1, preflash=image())
@@ -156,7 +156,10 @@ async def test_needs_and_when_skip_with_the_reason(
     assert steps["vref_divider"] == (Verdict.SKIPPED, "needs rail_3v3, which is FAIL")
     assert steps["boot_pin"] == (Verdict.SKIPPED, "when 'unit.chip == \"ESP32-C3\"' is false")
     assert steps["gpio_loopback"][0] is Verdict.PASS  # the rail read 3.3 V, above 3.0
-    assert steps["imu_present"] == (Verdict.ERROR, "rail_3v3 measured no 'nope' for this unit")
+    assert steps["imu_present"] == (
+        Verdict.ERROR,
+        "vref_divider measured no 'adc3' for this unit",
+    )
     assert result.verdict is Verdict.ERROR
 
 
@@ -199,12 +202,22 @@ async def test_needs_and_when_skip_with_the_reason(
             ("steps", 0),
         ),
         (
+            {
+                "steps": [
+                    step("rail_3v3"),
+                    step("vref_divider", when='value("rail_3v3", "v") > 3'),
+                ]
+            },
+            "when reads value('rail_3v3', 'v'), but step 'rail_3v3' measures 'rail.3v3'",
+            ("steps", 1),
+        ),
+        (
             {"setup": [step("vref_divider")], "steps": [step("vref_divider")]},
             "step name 'vref_divider' is used twice (also setup step 1)",
             ("steps", 0),
         ),
     ],
-    ids=["later", "itself", "unknown", "syntax", "call", "when-later", "twice"],
+    ids=["later", "itself", "unknown", "syntax", "call", "when-later", "measurement", "twice"],
 )
 def test_bad_references_are_one_line(
     tmp_path: Path, groups: dict[str, Any], words: str, where: tuple[str, int]
