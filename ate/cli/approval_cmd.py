@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
-import socket
 import sys
 from pathlib import Path
 
-from ate.cli.store_cmds import EXIT_BAD_INPUT, EXIT_NO_DB, _db_arg, default_db_url
+from ate.cli.store_cmds import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_DB,
+    CommandFailed,
+    _db_arg,
+    default_db_url,
+    open_writable,
+    station_name,
+)
 from ate.cli.validate_cmd import file_kind
 from ate.config.errors import InputError
 from ate.station.approvals import KINDS, Content, Kind, content_of
-from ate.store import Store, StoreError, StoreUnavailable, open_store
+from ate.store import Store, StoreError
 from ate.store.api import InvariantViolation
 from ate.ui.auth import AuthError, authenticate, may
 
@@ -81,19 +87,14 @@ def run_approval(args: argparse.Namespace) -> int:
             print(_describe(_content(args.file)))
             return 0
         content = _content(args.file) if args.approval_command == "add" else None
-        store = open_store(args.db or default_db_url())
+        store = open_writable(args.db or default_db_url())
     except InputError as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreUnavailable as exc:
-        print(f"ate: line database unreachable: {exc}", file=sys.stderr)
-        return EXIT_NO_DB
-    except StoreError as exc:
+    except CommandFailed as exc:
         print(f"ate: {exc}", file=sys.stderr)
-        return EXIT_NO_DB
-    station = (
-        getattr(args, "station", None) or os.environ.get("ATE_STATION") or socket.gethostname()
-    )
+        return exc.code
+    station = station_name(getattr(args, "station", None))
     try:
         if args.approval_command == "list":
             for row in store.approvals():

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import socket
 import sqlite3
 import sys
 import xml.etree.ElementTree as ET
@@ -143,6 +144,22 @@ def opened(url: str) -> Iterator[Store]:
     finally:
         with contextlib.suppress(Exception):
             store.close()
+
+
+def open_writable(url: str) -> Store:
+    """The store at `url` for a command that writes (users, approvals): migrated, made if
+    it is a new SQLite file; failures become CommandFailed with the matching exit code."""
+    try:
+        return open_store(url)
+    except StoreUnavailable as exc:
+        raise CommandFailed(f"line database unreachable: {exc}", EXIT_NO_DB) from None
+    except StoreError as exc:
+        raise CommandFailed(str(exc), EXIT_NO_DB) from None
+
+
+def station_name(given: str | None) -> str:
+    """The station an audit entry names: --station, else $ATE_STATION, else the host."""
+    return given or os.environ.get("ATE_STATION") or socket.gethostname()
 
 
 def _refuse_missing_sqlite(url: str) -> None:

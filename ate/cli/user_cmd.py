@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
-import socket
 import sys
 
-from ate.cli.store_cmds import EXIT_BAD_INPUT, EXIT_NO_DB, _db_arg, default_db_url
-from ate.store import StoreError, StoreUnavailable, open_store
+from ate.cli.store_cmds import (
+    EXIT_BAD_INPUT,
+    CommandFailed,
+    _db_arg,
+    default_db_url,
+    open_writable,
+    station_name,
+)
 from ate.store.api import InvariantViolation
 from ate.ui.auth import ROLES, AuthError, add_user
 
@@ -48,20 +52,17 @@ def _read_badge() -> str:
 
 
 def run_user(args: argparse.Namespace) -> int:
-    station = args.station or os.environ.get("ATE_STATION") or socket.gethostname()
+    station = station_name(args.station)
     try:
         pin = _read_pin()
         badge = _read_badge() if args.badge else None
-        store = open_store(args.db or default_db_url())
+        store = open_writable(args.db or default_db_url())
     except AuthError as exc:
         print(f"ate: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreUnavailable as exc:
-        print(f"ate: line database unreachable: {exc}", file=sys.stderr)
-        return EXIT_NO_DB
-    except StoreError as exc:
+    except CommandFailed as exc:
         print(f"ate: {exc}", file=sys.stderr)
-        return EXIT_NO_DB
+        return exc.code
     try:
         add_user(
             store, args.name, args.role, pin, station=station, by=getpass.getuser(), badge=badge
