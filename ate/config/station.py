@@ -45,6 +45,14 @@ class StationFixture(Strict):
     )
 
 
+def is_loopback(host: str) -> bool:
+    """An address only this machine reaches (127/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class PageTls(Strict):
     """The page over HTTPS: a certificate (PEM, with its chain) and its private key (PEM,
     readable by the station's user only), relative to the station file."""
@@ -76,10 +84,7 @@ class StationPage(Strict):
 
     @property
     def loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return self.host == "localhost"
+        return is_loopback(self.host)
 
 
 _MQTT_URL = re.compile(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ate.config.sequence import PROMPT_IMAGE_TYPES
+from ate.config.station import is_loopback
 from ate.ui.auth import SESSION_S, AuthError, Authority, LockedOut, Session, check_role, may
 from ate.ui.i18n import catalog
 from ate.ui.scans import ScanRefused
@@ -42,11 +42,7 @@ CSRF_HEADER = "X-CSRF-Token"
 
 def check_bind(host: str, remote: bool = False) -> None:
     """Loopback unless `remote` was set explicitly (and then sign-in is required)."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback and not remote:
+    if not is_loopback(host) and not remote:
         raise ValueError(
             f"operator page on {host}: only a loopback address (127.0.0.1, ::1) unless the "
             "station's setting allows remote access (then everyone signs in)"
