@@ -5,9 +5,6 @@ mistake is one line at its place in the file."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +14,8 @@ import yaml
 from ate.config.errors import InputError
 from ate.config.loader import load_sequence
 from ate.station.runner import sequence_info
+from tests.ate_cli import run_ate
 from tests.scheduler.conftest import write_sequence
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def family(tmp: Path, **changes: Any) -> Path:
@@ -91,15 +87,7 @@ def test_a_resolved_value_is_validated_like_a_written_one(tmp_path: Path) -> Non
 
 def test_validate_shows_the_resolved_sequence(tmp_path: Path) -> None:
     path = family(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", "validate", str(path), "--variant", "pro", "--show"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    done = run_ate("validate", path, "--variant", "pro", "--show")
     assert done.returncode == 0, done.stderr
     header, _, body = done.stdout.partition("\n")
     assert header.startswith(f"# {path}, variant pro, ")

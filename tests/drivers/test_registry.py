@@ -14,20 +14,13 @@ import pytest
 import yaml
 
 from ate.drivers import registry
+from tests.ate_cli import run_ate
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def validate(path: Path, *extra_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (REPO, *extra_path)))}
-    return subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_ate("validate", path, extra_path=extra_path)
 
 
 def fixture(tmp: Path, controller: dict[str, Any]) -> Path:

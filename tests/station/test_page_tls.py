@@ -9,10 +9,7 @@ import datetime as dt
 import http.client
 import ipaddress
 import json
-import os
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -21,22 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.ate_cli import run_ate as ate
 from tests.station.conftest import running, wait_status, write_station
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def ate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:

@@ -6,9 +6,6 @@ non-engineer cannot approve, and what ran under whose approval is in the audit l
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,23 +15,10 @@ from ate.sim.release import esp_image
 from ate.station.approvals import sequence_content
 from ate.station.daemon import CannotStart, Station
 from ate.store import open_store
+from tests.ate_cli import run_ate as ate
 from tests.station.conftest import FAST, running, wait_status, write_station
 
-REPO = Path(__file__).resolve().parents[2]
 USERS = {"erik": ("engineer", "902114"), "olga": ("operator", "4711")}
-
-
-def ate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def production_station(tmp: Path) -> tuple[Path, str, Path]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,24 +17,11 @@ from ate.store import Store, open_store
 from ate.ui.app import Action, check_bind, operator_app
 from ate.ui.auth import Authority
 from ate.ui.view import StationView
+from tests.ate_cli import run_ate as ate
 from tests.ui.test_page import open_page
 
-REPO = Path(__file__).resolve().parents[2]
 BADGE = "0004711842"  # what a badge reader types (then Enter)
 PINS = {"olga": ("operator", "4711"), "erik": ("engineer", "902114")}
-
-
-def ate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

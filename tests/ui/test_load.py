@@ -5,9 +5,6 @@ the new one; an operator may not even list them; every load is audited."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +12,11 @@ import yaml
 
 from ate.station.approvals import sequence_content
 from ate.store import open_store
+from tests.ate_cli import run_ate as ate
 from tests.station.conftest import running, wait_status, write_station
 from tests.ui.test_page import open_page
 
-REPO = Path(__file__).resolve().parents[2]
 USERS = {"erik": ("engineer", "902114"), "olga": ("operator", "4711")}
-
-
-def ate(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "ate.cli.main", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 async def sign_in(page: Any, name: str) -> None:
