@@ -362,12 +362,20 @@ def _position(p: _Panel, slot: int, unit: str | None = None) -> dict[str, Any]:
     }
 
 
-def _admission(reply: dict[str, Any]) -> Admission:
-    if reply.get("MessageName") != VALIDATED:
-        return Admission(False, f"MES answered {reply.get('MessageName')!r}; not tested")
-    body = reply.get("MessageBody") or {}
-    result = body.get("Result") or {}
-    primary = body.get("PrimaryResult") or {}
+def _admission(reply: object) -> Admission:
+    """Only a ValidateUnitsResponse whose Result is Success and whose PrimaryResult is
+    Passed admits the unit; any other shape (a list, a number, a field of the wrong type)
+    is a refusal, never an exception and never a test."""
+
+    def part(doc: object, key: str) -> dict[str, Any]:
+        value = doc.get(key) if isinstance(doc, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    name = reply.get("MessageName") if isinstance(reply, dict) else None
+    if name != VALIDATED:
+        return Admission(False, f"MES answered {name!r}; not tested")
+    body = part(reply, "MessageBody")
+    result, primary = part(body, "Result"), part(body, "PrimaryResult")
     if result.get("Result") == "Success" and primary.get("Result") == "Passed":
         return Admission.admit(str(primary.get("Message") or ""))
     why = primary.get("Message") or result.get("Message") or primary.get("Result") or "refused"

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ate.config.station import StationMes
-from ate.mes.cfx import CfxGate
+from ate.mes.cfx import VALIDATED, CfxGate, _admission
 from ate.mes.gate import UnitFacts
 from ate.model.verdict import Verdict
 from tests.line.cfx_peers import URL, CfxListener, MesPeer, unique
@@ -169,3 +171,52 @@ async def test_broker_away_units_untested_through_the_daemon(tmp_path: Path) -> 
     for reason in fs.last_reasons.values():
         assert "MES did not answer the check-in" in reason and "not connected" in reason
         assert "guest:guest" not in reason
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+
+
+def _shaped(value: Any) -> st.SearchStrategy[Any]:
+    """Answers that look like a ValidateUnitsResponse, with any part replaced."""
+    return st.fixed_dictionaries(
+        {"MessageName": st.just(VALIDATED) | json_values, "MessageBody": value}
+    )
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    json_values
+    | _shaped(json_values)
+    | _shaped(st.fixed_dictionaries({"Result": json_values, "PrimaryResult": json_values}))
+)
+def test_a_hostile_mes_answer_never_admits_a_unit(reply: Any) -> None:
+    """Whatever an MES (or something posing as one) answers, only the exact shape of a
+    successful validation lets a unit be tested, and nothing raises."""
+    admission = _admission(reply)
+    exact = (
+        isinstance(reply, dict)
+        and reply.get("MessageName") == VALIDATED
+        and isinstance(reply.get("MessageBody"), dict)
+        and isinstance(reply["MessageBody"].get("Result"), dict)
+        and isinstance(reply["MessageBody"].get("PrimaryResult"), dict)
+        and reply["MessageBody"]["Result"].get("Result") == "Success"
+        and reply["MessageBody"]["PrimaryResult"].get("Result") == "Passed"
+    )
+    assert admission.allowed == exact
+    if not exact:
+        assert admission.verdict == Verdict.ERROR and admission.reason
+
+
+def test_only_success_and_passed_admit() -> None:
+    ok = {"Result": {"Result": "Success"}, "PrimaryResult": {"Result": "Passed", "Message": "go"}}
+    assert _admission({"MessageName": VALIDATED, "MessageBody": ok}).allowed
+    for body in (
+        {**ok, "Result": "Success"},  # a string where CFX has an object
+        {**ok, "PrimaryResult": ["Passed"]},
+        {"Result": {"Result": "Success"}, "PrimaryResult": {"Result": "Failed"}},
+    ):
+        assert not _admission({"MessageName": VALIDATED, "MessageBody": body}).allowed
