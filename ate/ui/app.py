@@ -158,6 +158,18 @@ def operator_app(
             return refuse("error.role", 403, role=messages[f"role.{needed}"])
         return session
 
+    async def operator_body(request: Request) -> dict[str, Any] | Response:
+        """An operator's act (an answer, a scan): its JSON body; beyond loopback only
+        from a signed-in session with its CSRF token."""
+        body = await json_body(request)
+        if isinstance(body, Response):
+            return body
+        if remote:
+            checked = signed_in(request, "operator")
+            if isinstance(checked, Response):
+                return checked
+        return body
+
     async def page(request: Request) -> Response:
         return HTMLResponse(shell, headers={"Cache-Control": "no-store"})
 
@@ -228,13 +240,9 @@ def operator_app(
         return response
 
     async def answer(request: Request) -> Response:
-        body = await json_body(request)
+        body = await operator_body(request)
         if isinstance(body, Response):
             return body
-        if remote:
-            checked = signed_in(request, "operator")
-            if isinstance(checked, Response):
-                return checked
         text = body.get("answer")
         try:
             if not isinstance(text, str):
@@ -248,13 +256,9 @@ def operator_app(
 
     async def scan(request: Request) -> Response:
         """A label scanned for a slot ({"code": ...}; an empty code clears the slot's)."""
-        body = await json_body(request)
+        body = await operator_body(request)
         if isinstance(body, Response):
             return body
-        if remote:
-            checked = signed_in(request, "operator")
-            if isinstance(checked, Response):
-                return checked
         book, code = view.scans, body.get("code")
         if book is None:
             return Response(status_code=404)
