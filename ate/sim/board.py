@@ -196,6 +196,11 @@ class Faults(Strict):
     rail_v: dict[str, float] = Field(
         default_factory=dict, description="rail pinned to a wrong voltage while powered, V"
     )
+    no_flash: bool = Field(
+        False,
+        description="the module's SPI flash is not attached: the ROM loader reads FFFFFF "
+        "as its id and ones everywhere, and refuses every write and erase",
+    )
     no_ready: bool = Field(False, description="boots (prints its noise) but never READY, mute")
     prov_key_type: Literal["p256", "p384"] = Field(
         "p256",

@@ -412,6 +412,7 @@ class SimFixture:
             if flash_path is not None:
                 flash.save(flash_path)
         flash.path = flash_path
+        flash.attached = not board.spec.faults.no_flash
         new_efuses = efuse_path is None or not efuse_path.exists()
         try:
             efuses = EfuseBank(profile, path=efuse_path, mac=board.mac, seed=sim.seed)

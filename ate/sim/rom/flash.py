@@ -1,8 +1,9 @@
 """A sparse NOR flash chip for the simulated ROM: sectors, AND-programming, erase, ids, file.
 
 Owns: `SparseFlash` (4 KiB sectors in a dict, erased = 0xFF, program = old AND new,
-JEDEC id, SFDP table, status registers) and its compact file format (only written
-sectors). Imports the standard library and ate.config.files (to read its file).
+JEDEC id, SFDP table, status registers, and a chip that is not attached at all) and its
+compact file format (only written sectors). Imports the standard library and
+ate.config.files (to read its file).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ _SECTOR_INDEX = struct.Struct("<I")
 
 class FlashRangeError(ValueError):
     """An access past the end of the chip (or a negative offset)."""
+
+
+class FlashAbsent(Exception):
+    """A program or erase on a board whose SPI flash is not attached (nothing answers)."""
 
 
 def _sfdp_table(size: int, manufacturer: int) -> bytes:
@@ -56,6 +61,10 @@ class SparseFlash:
         )
         self.status = 0  # status registers 1-3, bits 0-23 (WEL is bit 1)
         self.dirty = False  # changed since the last save()
+        # False: the board's flash chip is missing or its bus open. The bus floats high,
+        # so RDID reads FFFFFF (esptool: flash size unknown), every read returns ones, and
+        # nothing can be programmed or erased.
+        self.attached = True
         self._volatile_write = False
         self._reset_armed = False
         self._powered_down = False
@@ -72,6 +81,8 @@ class SparseFlash:
 
     def read(self, offset: int, length: int) -> bytes:
         self._check(offset, length)
+        if not self.attached:
+            return b"\xff" * length
         out = bytearray(b"\xff" * length)
         first, last = offset // SECTOR, (offset + length - 1) // SECTOR
         if len(self._sectors) < last - first:
@@ -89,6 +100,8 @@ class SparseFlash:
     def md5(self, offset: int, length: int) -> bytes:
         """MD5 digest of a region (what SPI_FLASH_MD5 computes on the chip)."""
         self._check(offset, length)
+        if not self.attached:
+            return hashlib.md5(b"\xff" * length).digest()
         digest = hashlib.md5()
         pos = offset
         while pos < offset + length:
@@ -106,6 +119,7 @@ class SparseFlash:
     def program(self, offset: int, data: bytes) -> None:
         """Page program: a bit can only go from 1 to 0, so the result is old AND new."""
         self._check(offset, len(data))
+        self._need_chip()
         pos = 0
         while pos < len(data):
             i = (offset + pos) // SECTOR
@@ -127,6 +141,7 @@ class SparseFlash:
         if offset % SECTOR or length % SECTOR:
             raise ValueError(f"erase of {length:#x} at {offset:#x} is not sector aligned")
         self._check(offset, length)
+        self._need_chip()
         first, count = offset // SECTOR, length // SECTOR
         if count > len(self._sectors):
             doomed = [i for i in self._sectors if first <= i < first + count]
@@ -138,9 +153,14 @@ class SparseFlash:
             self.dirty = True
 
     def erase_all(self) -> None:
+        self._need_chip()
         if self._sectors:
             self._sectors.clear()
             self.dirty = True
+
+    def _need_chip(self) -> None:
+        if not self.attached:
+            raise FlashAbsent("no SPI flash answers (the chip is not attached)")
 
     @property
     def written_sectors(self) -> int:
@@ -163,6 +183,8 @@ class SparseFlash:
         """
         nbytes = min((read_bits + 7) // 8, 4)
         ones = (1 << (8 * nbytes)) - 1
+        if not self.attached:
+            return ones
         if self._powered_down and opcode != 0xAB:
             return ones  # deep power-down: only "release" is heard
         answer = ones

@@ -28,7 +28,7 @@ from ate.protocol.slip import (
 )
 from ate.sim.rom.chips import ChipProfile
 from ate.sim.rom.efuses import EfuseBank
-from ate.sim.rom.flash import SECTOR, FlashRangeError, SparseFlash
+from ate.sim.rom.flash import SECTOR, FlashAbsent, FlashRangeError, SparseFlash
 
 ROM_BAUD = 115200
 POWERON = "0x1 (POWERON)"
@@ -310,6 +310,10 @@ class RomLoader:
             self.stats.refused += 1
             self._log(f"op {cmd.op:#04x} failed: {refused}")
             return encode_response(cmd.op, 0, self._status(refused.err))
+        except FlashAbsent as absent:  # the SPI operation times out on an empty bus
+            self.stats.refused += 1
+            self._log(f"op {cmd.op:#04x} failed: {absent}")
+            return encode_response(cmd.op, 0, self._status(Err.FLASH_WRITE))
 
     # ---- handlers -----------------------------------------------------------------
 
@@ -410,7 +414,11 @@ class RomLoader:
             self._program(w, w.pos, data)
             w.pos += len(data)
         else:
-            self._program(w, w.offset + block.seq * w.block_size, block.data)
+            # esptool pads the last block with 0xFF up to the block size; the loader
+            # writes (and the stub erases ahead for) only the bytes FLASH_BEGIN announced,
+            # so the padding neither runs past the flash end nor erases a neighbour.
+            addr = w.offset + block.seq * w.block_size
+            self._program(w, addr, block.data[: max(0, w.offset + w.size - addr)])
         w.next_seq += 1
         return self._ok(cmd.op)
 

@@ -231,6 +231,7 @@ class RomServer:
         wire_time: bool = False,
         rfc2217: bool = False,
         flash_size: int | None = None,
+        flash_attached: bool = True,
         debug: Callable[[str], None] | None = None,
     ) -> None:
         self.profile: ChipProfile = get_profile(chip)
@@ -241,6 +242,7 @@ class RomServer:
         self.wire_time = wire_time
         self.rfc2217 = rfc2217
         self.flash_size = flash_size or self.profile.default_flash_size
+        self.flash_attached = flash_attached  # False: a board whose SPI flash is missing
         self.debug = debug
         self.connections = 0  # clients accepted since start
         self._loader: RomLoader | None = None
@@ -256,6 +258,7 @@ class RomServer:
 
     async def start(self) -> None:
         flash, efuses = await asyncio.to_thread(self._load_state)
+        flash.attached = self.flash_attached
         self._loader = RomLoader(self.profile, flash, efuses, debug=self.debug)
         self._changed = asyncio.Event()
         # Power-on. Without modem lines the fixture holds IO0 low; with RFC 2217 the
