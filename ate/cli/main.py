@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     from ate.cli.station_cmd import add_parser as add_station
 
     add_station(sub)
+    from ate.cli.nightly_cmd import add_parser as add_nightly
+
+    add_nightly(sub)
 
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.validate_cmd import run_schema
 
             return run_schema(args.kind)
+        if args.command == "nightly":
+            from ate.cli.nightly_cmd import run_nightly
+
+            return run_nightly(args)
         if args.command == "approval":
             from ate.cli.approval_cmd import run_approval
 

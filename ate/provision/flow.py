@@ -566,7 +566,10 @@ class Provisioner:
             row = await self.ledger.call(self.ledger.unit, mac)
             unit.serial = row.serial if row else None
             unit.cert = await self.ledger.call(self.ledger.certificate, mac)
-            section = {**unit.section(state), "recognised_by": "ROM flags and ledger"}
+            # The MAC the ledger knows travels with the section to the record's unit
+            # identity (flashing.py moves it there): without it the line database could
+            # not file this record under any unit.
+            section = {**unit.section(state), "recognised_by": "ROM flags and ledger", "mac": mac}
         else:
             # Flags that match our plan prove nothing: another line's units match them too.
             # Without this station's own record of that last burn here, it is not ours.

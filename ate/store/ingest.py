@@ -129,11 +129,15 @@ def rows_from_record(record: Mapping[str, Any]) -> RecordRows:
     certificate: CertificateRow | None = None
     product = _opt_str(record.get("product"))
     lot = _opt_str(record.get("lot"))
-    if prov is not None:
-        if not isinstance(prov, Mapping):
-            raise BadRecord(f"{ctx}: 'provisioning' is not an object")
-        if chip_id is None:
+    if prov is not None and not isinstance(prov, Mapping):
+        raise BadRecord(f"{ctx}: 'provisioning' is not an object")
+    if prov is not None and chip_id is None:
+        # A unit whose MAC could not be read (Secure Download Mode) and that nothing
+        # identified: its record says so and is kept; anything done to a unit needs one.
+        if any(prov.get(k) for k in ("serial", "acts", "certificate")):
             raise BadRecord(f"{ctx} has a provisioning section but no unit MAC")
+        prov = None
+    if prov is not None and chip_id is not None:
         product = product or _opt_str(prov.get("product"))
         lot = lot or _opt_str(prov.get("lot"))
         serial = _opt_str(prov.get("serial"))

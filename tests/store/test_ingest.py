@@ -137,6 +137,23 @@ def test_empty_slot_is_a_run_without_unit(store: Store, raw: Raw) -> None:
     assert raw("SELECT COUNT(*) FROM units")[0][0] == 0
 
 
+def test_a_locked_unit_nobody_could_identify_keeps_its_record(store: Store, raw: Raw) -> None:
+    """In Secure Download Mode the MAC is unreadable; a unit nothing recognised is an ERROR
+    whose record says so and must reach the line database (found by `ate nightly`: such
+    records sat in the spool for ever). Anything done to a unit still needs its MAC."""
+    rec = make_record(5, verdict="ERROR")
+    rec["unit"]["mac"] = None
+    rec["provisioning"] = {"state": "unknown", "recognised_by": "none"}
+    assert store.ingest(rec)
+    [row] = list(store.runs(None, None))
+    assert (row["chip_id"], row["verdict"]) == (None, "ERROR")
+    assert raw("SELECT COUNT(*) FROM units")[0][0] == 0
+    acted = make_record(6, prov=provisioning("AS3-6", FP))
+    acted["unit"]["mac"] = None
+    with pytest.raises(BadRecord, match="provisioning section but no unit MAC"):
+        store.ingest(acted)
+
+
 def test_attempts_number_every_run_of_a_unit_in_time_order(store: Store) -> None:
     mac = mac_of(9)
     recs = [
