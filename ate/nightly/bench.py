@@ -82,6 +82,7 @@ class PanelRun:
     panel_fault_fired: bool = False
     units_ended: int = 0  # SlotEnded events of slots holding a unit, over every run
     records_on_disk: int = 0  # unit records written for them
+    record_paths: list[Path] = field(default_factory=list)
     records_missing_in_db: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None  # the panel could not run at all (a bench fault, not a verdict)
@@ -122,7 +123,7 @@ class NightlyBench:
         self,
         work: Path,
         sequence: LoadedSequence,
-        profile: Path,
+        profile: Path | None,
         fixture_doc: dict[str, Any],
         fixture_dir: Path,
         *,
@@ -162,6 +163,7 @@ class NightlyBench:
         return fixture
 
     def run(self, draw: PanelDraw) -> PanelRun:
+        """Run one drawn panel (and its rerun); without a profile, test only."""
         started = time.monotonic()
         run = PanelRun(draw)
         fixture = self.write_fixture(draw)
@@ -260,7 +262,7 @@ class NightlyBench:
             sink.attach(bus)
             outputs.attach(bus)
             bus.subscribe(watch)
-            station = self._station(checkpoint)
+            station = self._station(checkpoint) if self.profile is not None else None
             try:
                 return await run_one_panel(
                     fixture,
@@ -270,13 +272,14 @@ class NightlyBench:
                     station=STATION,
                     operator=OPERATOR,
                     options=self.options,
-                    provisioner=station.provisioner,
+                    provisioner=station.provisioner if station is not None else None,
                     end=end,
                 )
             finally:
                 outputs.close()
-                station.after_panel()
-                station.close()
+                if station is not None:
+                    station.after_panel()
+                    station.close()
                 self._db.away = False  # back: what waited in the spool goes now
                 await sink.drain(DRAIN_S)
                 await sink.aclose()
@@ -286,10 +289,12 @@ class NightlyBench:
         run.units_ended += len(ended)
         written = _records(self.out_dir) - records_before
         run.records_on_disk += len(written)
+        run.record_paths += sorted(written)
         run.records_missing_in_db += _missing_in_db(self.db_url, self.out_dir, written)
         return result
 
     def _station(self, checkpoint: Callable[[str, str], Any]) -> StationProvisioning:
+        assert self.profile is not None
         return open_provisioning(
             self.profile,
             self.sequence,
