@@ -22,7 +22,7 @@ from ate.config import includes, parameters
 from ate.config.common import FieldError
 from ate.config.errors import InputError
 from ate.config.esp_image import check_app_image
-from ate.config.files import IMAGE_MAX, SLOT_LOG_MAX, YAML_MAX, FileRefused, check_file, read_file
+from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
 from ate.config.sequence import PROMPT_IMAGE_TYPES, PluginStep, PromptStep, Sequence
 from ate.config.station import Station
@@ -201,7 +201,6 @@ def load_fixture(path: Path | str) -> LoadedFixture:
     loaded = load_document(path, Fixture)
     base_dir = loaded.path.parent.resolve()
     settings = _controller_settings(loaded)
-    _check_replay_logs(loaded, base_dir)
     return LoadedFixture(
         loaded.model,
         loaded.path,
@@ -211,27 +210,6 @@ def load_fixture(path: Path | str) -> LoadedFixture:
         loaded.data,
         settings,
     )
-
-
-def _check_replay_logs(loaded: Loaded[Fixture], base_dir: Path) -> None:
-    """Each slot log a simulated slot replays is a readable file (what is in it, the
-    simulator checks when it starts: ate.sim.replay)."""
-    sim = loaded.model.simulation
-    if sim is None:
-        return
-    written = loaded.data.get("simulation", {}).get("slots", {}) if loaded.data else {}
-    for n, plan in sim.slots.items():
-        if plan.replay is None:
-            continue
-        key = next((k for k in written if str(k) == str(n)), n)
-        try:
-            check_file(base_dir / plan.replay, SLOT_LOG_MAX)
-        except FileRefused as exc:
-            raise InputError(
-                loaded.path,
-                f"simulation.slots.{n}.replay: {plan.replay} {exc}",
-                *loaded.positions.value(("simulation", "slots", key, "replay")),
-            ) from None
 
 
 def _controller_settings(loaded: Loaded[Fixture]) -> Any:
