@@ -6,11 +6,12 @@ each test-protocol request the host sent (`dut_tx`), each reply and notice the D
 back (`dut_rx`), the unit's identity and every measurement. `load_slot_log` turns it into
 a SlotScript; a ReplayBoard is a SimBoard that prints the recorded boot text and READY and
 answers each request with the recorded reply to the same request (same command and
-arguments, the n-th such request getting the n-th recorded answer; request ids rewritten
-to the new host's), with the log lines and notices that came with it. A request the log
-never saw is answered `ERR EUNKNOWN`, so a step that asks something new is ERROR, never a
-pass. The fixture controller twin answers the slot's current-sense and DMM reads with
-the recorded `current.<mode>` and `rail.<rail>` measurements, exactly.
+arguments, the n-th such request getting the n-th recorded answer, and any later one the
+last again, as a retry of an edited reading would; request ids rewritten to the new
+host's), with the log lines and notices that came with it. A request the log never saw
+is answered `ERR EUNKNOWN`, so a step that asks something new is ERROR, never a pass.
+The fixture controller twin answers the slot's current-sense and DMM reads with the
+recorded `current.<mode>` and `rail.<rail>` measurements (the same way), exactly.
 
 What is not replayed: corrupt lines (noise on the wire, not the unit), and exchanges the
 log keeps only in part (provisioning payloads are left out, over-long lines are cut):
@@ -25,7 +26,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from ate.config.errors import InputError
 from ate.config.files import SLOT_LOG_MAX, FileRefused, read_file
@@ -135,18 +136,20 @@ def load_slot_log(path: Path, what: str = "") -> SlotScript:
             protocol_seen = True
             if record.get("corrupt"):
                 continue  # noise on the wire, not the unit's answer
+            if problem := _partial(record):  # the log does not have the whole line
+                if exchanges:
+                    exchanges[-1].problem = exchanges[-1].problem or problem
+                continue
             got = parse_device_text(_text(record, "line"))
             if not isinstance(got, Reply | ErrorReply | Notice):
                 raise bad(f"dut_rx line is not a reply or notice ({_why(got)})", n)
-            if exchanges and (problem := _partial(record)):
-                exchanges[-1].problem = exchanges[-1].problem or problem
             out.append(got)
         elif event == "dut_tx":
             protocol_seen = True
             request = parse_host_line(_text(record, "line"), require_checksum=False)
             if not isinstance(request, Request):
                 raise bad(f"dut_tx line is not a request ({_why(request)})", n)
-            if record.get("left_out"):
+            if _partial(record):  # its arguments are not all in the log
                 request = Request(request.id, request.command, _ANY)
             last = exchanges[-1].request if exchanges else None
             if record.get("resend") or last == request:
@@ -198,6 +201,14 @@ def _partial(record: dict[str, Any]) -> str:
     if cut:
         return f"the log cut this line at {len(_text(record, 'line'))} of {cut} characters"
     return ""
+
+
+T = TypeVar("T")
+
+
+def _next(queue: collections.deque[T]) -> T:
+    """The next recorded answer; past the last, the last again."""
+    return queue.popleft() if len(queue) > 1 else queue[0]
 
 
 def _render(item: str | DeviceLine, ids: dict[int, int]) -> bytes:
@@ -294,7 +305,7 @@ class ReplayBoard(SimBoard):
             out = encode_error(
                 request.id,
                 "EUNKNOWN",
-                f"replay: {self.script.path.name} has no further {show(asked, 60)}",
+                f"replay: {self.script.path.name} never saw {show(asked, 60)}",
             )
         elif exchange.problem:
             out = encode_error(request.id, "EREPLAY", exchange.problem)
@@ -309,7 +320,7 @@ class ReplayBoard(SimBoard):
         for key in (_key(request), (request.command, _ANY)):
             queue = self._queues.get(key)
             if queue:
-                return queue.popleft()
+                return _next(queue)
         return None
 
     # ---- what the fixture measures -----------------------------------------------------
@@ -321,13 +332,13 @@ class ReplayBoard(SimBoard):
     def recorded(self, name: str, quantity: Quantity) -> float:
         """The next recorded reading `name` (current.<mode>, rail.<rail>) in the
         quantity's wire unit (mA, V), such that the host gets the logged value exactly;
-        CommandError when the log has no further one."""
+        CommandError when the log has none."""
         queue = self._readings.get(name)
         if not queue:
             raise CommandError(
-                "EUNKNOWN", f"replay: {self.script.path.name} has no further {show(name, 40)}"
+                "EUNKNOWN", f"replay: {self.script.path.name} never saw {show(name, 40)}"
             )
-        value, unit = queue.popleft()
+        value, unit = _next(queue)
         base = "mA" if quantity is Quantity.CURRENT else "V"
         if UNITS[unit][0] is not quantity:
             raise CommandError("EREPLAY", f"the log's {show(name, 40)} is in {unit}")
