@@ -22,6 +22,7 @@ IMAGE_MAX = 16 * MiB  # a flash image cannot be larger than the largest ESP32 fl
 PEM_MAX = 1 * MiB  # certificates, chains and keys
 SECRET_MAX = 64 * KiB  # a factory secret, a PIN or a key password
 LIBRARY_MAX = 256 * MiB  # a PKCS#11 module, which the HSM library loads itself
+SLOT_LOG_MAX = 64 * MiB  # a slot log to replay: a unit's story is a few hundred KiB
 
 _KINDS = (
     (stat.S_ISDIR, "a folder"),

@@ -132,6 +132,19 @@ class SimSlotSpec(Strict):
         description="eFuse fields this unit arrives with (name -> value), e.g. "
         "ENABLE_SECURITY_DOWNLOAD: 1 for a unit locked by a previous station",
     )
+    replay: str | None = Field(
+        None,
+        description="a slot log (logs/<panel>-slot<N>.jsonl, relative to the fixture file): "
+        "the unit in this slot answers as the logged unit did (ate.sim.replay)",
+    )
+
+    @model_validator(mode="after")
+    def _replay_alone(self) -> SimSlotSpec:
+        if self.replay is not None and (self.empty or self.faults):
+            raise ValueError(
+                "a replayed unit answers from its log: it is not empty and takes no faults"
+            )
+        return self
 
 
 class SimulationSpec(Strict):

@@ -7,10 +7,10 @@ another device because every client is its own transport on the shared event loo
 from __future__ import annotations
 
 import asyncio
-import collections
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import serial
 import serial_asyncio_fast
@@ -23,6 +23,7 @@ from ate.protocol.lines import (
     Notice,
     Reply,
     encode_request,
+    line_text,
 )
 
 
@@ -76,6 +77,26 @@ class _LineProtocol(asyncio.Protocol):
 LogSink = Callable[[str], None]
 T = TypeVar("T")
 
+_SENT_KEPT = 256  # request ids remembered: a reply to one is at worst late
+
+
+@dataclass(frozen=True, slots=True)
+class WireLine:
+    """One test-protocol line as text without its checksum: a request the host sent
+    ("tx"; `resend` for a repeat under the same id) or a reply, notice or corrupt line
+    from the device ("rx"; `corrupt` says why it was refused). `command` is the
+    request's, for a reply the command of the request it answers (when this client
+    sent it). Log lines are not wire lines: they reach `on_log`."""
+
+    direction: Literal["tx", "rx"]
+    text: str
+    command: str = ""
+    resend: bool = False
+    corrupt: str = ""
+
+
+WireTap = Callable[[WireLine], None]
+
 
 class LineClient:
     """Request/reply over one port. Create with `await LineClient.open(...)`."""
@@ -95,8 +116,10 @@ class LineClient:
         self._guarding = False  # a boot now is unexpected: the unit's state would be gone
         self._rebooted: DeviceRebooted | None = None
         self._lost_listeners: list[Callable[[Exception], None]] = []
-        # Ids this client has used: a reply to one is at worst late; to any other, a lie.
-        self._sent_ids: collections.deque[int] = collections.deque(maxlen=256)
+        # Ids this client has used (-> command): a reply to one is at worst late; to any
+        # other, a lie.
+        self._sent: dict[int, str] = {}
+        self._tap: WireTap | None = None
         self._violation: DeviceError | None = None
         self.stats = {"sent": 0, "resent": 0, "corrupt": 0, "stale": 0}
 
@@ -120,11 +143,13 @@ class LineClient:
 
     def _on_bytes(self, data: bytes) -> None:
         for event in self._decoder.feed(data):
+            if self._tap is not None and not isinstance(event, LogLine):
+                self._tap_rx(self._tap, event)
             if isinstance(event, Reply | ErrorReply):
                 fut = self._pending
                 if fut is not None and event.id == self._pending_id and not fut.done():
                     fut.set_result(event)
-                elif event.id in self._sent_ids:
+                elif event.id in self._sent:
                     self.stats["stale"] += 1  # a late answer to an abandoned request
                 else:
                     self._violated(f"a reply to request id {event.id}, which was never sent")
@@ -142,6 +167,14 @@ class LineClient:
                 fut = self._pending
                 if fut is not None and not fut.done():
                     fut.set_exception(_Resend())
+
+    def _tap_rx(self, tap: WireTap, event: Reply | ErrorReply | Notice | Corrupt) -> None:
+        if isinstance(event, Corrupt):
+            tap(WireLine("rx", event.text, corrupt=event.reason))
+        elif isinstance(event, Notice):
+            tap(WireLine("rx", line_text(event)))
+        else:
+            tap(WireLine("rx", line_text(event), self._sent.get(event.id, "")))
 
     def _deliver_notice(self, notice: Notice) -> None:
         if self._on_log is not None:
@@ -198,6 +231,11 @@ class LineClient:
 
     # ---- API --------------------------------------------------------------------------
 
+    def tap_wire(self, tap: WireTap | None) -> None:
+        """Hand every protocol line, both ways, to `tap` (None: stop). It runs on the
+        loop inside the receive path and must not raise."""
+        self._tap = tap
+
     def add_notice_listener(self, listener: Callable[[Notice], None]) -> None:
         self._notice_listeners.append(listener)
 
@@ -240,7 +278,10 @@ class LineClient:
             line = encode_request(req_id, command, *args)
             loop = asyncio.get_running_loop()
             self._pending_id = req_id
-            self._sent_ids.append(req_id)
+            self._sent.pop(req_id, None)  # ids wrap: this use is the newest
+            self._sent[req_id] = command
+            if len(self._sent) > _SENT_KEPT:
+                del self._sent[next(iter(self._sent))]
             try:
                 for attempt in range(attempts):
                     fut: asyncio.Future[Reply | ErrorReply] = loop.create_future()
@@ -248,6 +289,9 @@ class LineClient:
                     # A leading newline flushes whatever half line noise left in the
                     # device's buffer, so the resend parses cleanly (rule 6).
                     transport.write(line if attempt == 0 else b"\n" + line)
+                    if self._tap is not None:
+                        # The request without its "*XXXX\n" checksum, as logs keep lines.
+                        self._tap(WireLine("tx", line[:-6].decode(), command, attempt > 0))
                     self.stats["sent" if attempt == 0 else "resent"] += 1
                     try:
                         async with asyncio.timeout(timeout):

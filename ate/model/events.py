@@ -88,6 +88,22 @@ class DutLog(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DutWire(Event):
+    """A test-protocol line between the host and the DUT, as text without its checksum:
+    a request sent (`direction` "tx", `resend` for a repeat under its id) or a reply,
+    notice or corrupt line received ("rx"). `command` is the request's, for a reply the
+    request's it answers (when known); `corrupt` says why a line was refused. The slot
+    log keeps them, so that the unit can be replayed (ate.sim.replay)."""
+
+    slot: int
+    direction: str  # "tx" | "rx"
+    line: str
+    command: str = ""
+    resend: bool = False
+    corrupt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ProvisionAct(Event):
     """An irreversible act on a unit (serial burn, certificate issue, eFuse burn): its
     intent before, its outcome after. `detail` holds ids, fingerprints and fuse values,

@@ -154,6 +154,33 @@ def encode_notice(name: str, fields: Mapping[str, object] | None = None) -> byte
     return _seal(body)
 
 
+# ---- lines as text (logs) -------------------------------------------------------------
+
+
+def line_text(event: Reply | ErrorReply | Notice) -> str:
+    """The device line `event` was read from, without its checksum: how a log keeps it
+    (readable, and a copy edited by hand is still well-formed; `seal_text` re-seals it)."""
+    if isinstance(event, Notice):
+        head = f"@* {event.name}"
+    elif isinstance(event, Reply):
+        head = f"@{event.id} OK"
+    else:
+        return f"@{event.id} ERR {event.code} {event.message}".rstrip()
+    fields = " ".join(f"{k}={v}" for k, v in event.fields.items())
+    return f"{head} {fields}" if fields else head
+
+
+def seal_text(body: str) -> bytes:
+    """`body` as a line on the wire: its bytes (UTF-8), the checksum, the newline. The
+    checksum is over the ASCII view of the text, as the decoder checks it."""
+    return body.encode("utf-8") + b"*%04X\n" % crc16(body.encode("ascii", "replace"))
+
+
+def parse_device_text(body: str) -> DeviceEvent:
+    """A device line as `line_text` gives it (no checksum), classified."""
+    return parse_device_line(seal_text(body).decode("utf-8")[:-1])
+
+
 # ---- line parsing ---------------------------------------------------------------------
 
 

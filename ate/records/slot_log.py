@@ -1,7 +1,10 @@
 """JSON-lines logs per slot (and one per panel) through structlog: events and DUT output.
 
 Each slot has its own file so a unit's story reads top to bottom; secrets are redacted
-by a processor before anything is rendered.
+by a processor before anything is rendered. The test-protocol exchange is kept too
+(`dut_tx` / `dut_rx`, each line cut at WIRE_LINE_MAX characters, provisioning payloads
+left out), so that a slot log can be replayed as a simulated DUT (ate.sim.replay).
+May import ate.model and ate.records only.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import structlog
 
 from ate.model.events import (
     DutLog,
+    DutWire,
     Event,
     FlashProgress,
     Measured,
@@ -26,6 +30,41 @@ from ate.model.events import (
     UnitIdentified,
 )
 from ate.records.redact import structlog_processor
+
+# A protocol line is at most 4 KiB on the wire (longer ones are dropped as noise); the
+# log keeps the first WIRE_LINE_MAX characters and says how long the line was.
+WIRE_LINE_MAX = 1024
+# Commands whose arguments and reply fields carry key material, CSRs and signatures:
+# the log keeps that the exchange happened and how it ended, never its payload.
+PAYLOAD_LEFT_OUT = ("prov.",)
+LEFT_OUT = "[payload left out]"
+
+
+def wire_fields(event: DutWire) -> dict[str, Any]:
+    """What the slot log keeps of a protocol line: its text (cut, or its payload left
+    out), and the marks a reader (or a replay) needs."""
+    line = event.line
+    fields: dict[str, Any] = {}
+    if event.command.startswith(PAYLOAD_LEFT_OUT) and not event.corrupt:
+        head = line.split(" ", 2)
+        if event.direction == "tx" or head[1:2] == ["OK"]:
+            # "!7 prov.csr subject=..." -> "!7 prov.csr"; "@7 OK csr=..." -> "@7 OK"
+            kept = " ".join(head[:2])
+            if kept != line:
+                line = f"{kept} {LEFT_OUT}"
+                fields["left_out"] = "payload"
+    if len(line) > WIRE_LINE_MAX:
+        fields["cut"] = len(line)  # the line's length; the log has its start
+        line = line[:WIRE_LINE_MAX]
+    out: dict[str, Any] = {"line": line}
+    if event.command:
+        out["command"] = event.command
+    if event.resend:
+        out["resend"] = True
+    if event.corrupt:
+        out["corrupt"] = event.corrupt
+    out.update(fields)
+    return out
 
 
 def _logger(stream: TextIO, **context: Any) -> Any:
@@ -72,6 +111,10 @@ class SlotLogWriter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, DutLog):
             self._open(event.panel_id, event.slot).info(event.source, line=event.line)
+        elif isinstance(event, DutWire):
+            self._open(event.panel_id, event.slot).info(
+                f"dut_{event.direction}", **wire_fields(event)
+            )
         elif isinstance(event, Measured):
             m = event.measurement
             self._open(event.panel_id, event.slot).info(

@@ -24,9 +24,11 @@ from ate.drivers.line_client import (
     DeviceRebooted,
     DeviceTimeout,
     LineClient,
+    WireLine,
 )
 from ate.model.events import (
     DutLog,
+    DutWire,
     Event,
     FlashProgress,
     SlotPhase,
@@ -243,6 +245,19 @@ class SlotRun:
     def _dut_log(self, line: str) -> None:
         self.emit(DutLog(self.panel_id, self.slot, line))
 
+    def _dut_wire(self, wire: WireLine) -> None:
+        self.emit(
+            DutWire(
+                self.panel_id,
+                self.slot,
+                wire.direction,
+                wire.text,
+                wire.command,
+                wire.resend,
+                wire.corrupt,
+            )
+        )
+
     def _tool_log(self, line: str) -> None:
         self.emit(DutLog(self.panel_id, self.slot, line, "esptool"))
 
@@ -285,6 +300,7 @@ class SlotRun:
                     return self.result(*finished)
             self._phase("connect")
             client = await self.binding.open_dut(self._dut_log)
+            client.tap_wire(self._dut_wire)
             dut = TestFirmwareClient(
                 client,
                 timeout=self.options.request_timeout,

@@ -1,9 +1,9 @@
 """Check a fixture's `simulation:` section before anything runs: board files, slot
-numbers, per-slot faults and arrival eFuses, the preflash image. Every problem is one
-InputError naming the fixture file (or the board file) with line and column, so
-`ate validate` finds what would otherwise stop a run.
+numbers, per-slot faults and arrival eFuses, replayed slot logs, the preflash image.
+Every problem is one InputError naming the fixture file (or the board file or slot log)
+with line and column, so `ate validate` finds what would otherwise stop a run.
 
-May import ate.config, ate.sim.board and ate.sim.rom.
+May import ate.config, ate.sim.board, ate.sim.replay and ate.sim.rom.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ate.config.errors import InputError
-from ate.config.files import IMAGE_MAX, FileRefused, MiB, check_file, read_file
+from ate.config.files import IMAGE_MAX, SLOT_LOG_MAX, FileRefused, MiB, check_file, read_file
 from ate.config.loader import (
     Loaded,
     LoadedFixture,
@@ -22,6 +22,7 @@ from ate.config.loader import (
 )
 from ate.config.yaml_source import NodePath
 from ate.sim.board import BoardSpec, Faults
+from ate.sim.replay import load_slot_log
 
 SIM: NodePath = ("simulation",)
 STATE_FILE_MAX = 64 * MiB  # a kept unit's flash (at most 32 MiB of sectors) or eFuses
@@ -66,6 +67,16 @@ def check_simulation(fix: LoadedFixture) -> None:
             _check_faults(fix, n, spec.model, plan.faults)
         if plan.efuses:
             _check_efuses(fix, n, spec.model.chip, plan.efuses, at)
+        if plan.replay is not None:
+            log = fix.base_dir / plan.replay
+            try:
+                check_file(log, SLOT_LOG_MAX)
+            except FileRefused as exc:
+                raise at(
+                    ("slots", n, "replay"),
+                    f"simulation.slots.{n}.replay {plan.replay!r} ({log}) {exc}",
+                ) from None
+            load_slot_log(log)  # what is wrong inside: the log's own file and line
     if sim.preflash is not None:
         try:
             read_file(fix.base_dir / sim.preflash, IMAGE_MAX)

@@ -27,6 +27,7 @@ from ate.config.errors import InputError
 from ate.config.files import IMAGE_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture, SimSlotSpec, SimulationSpec
 from ate.config.loader import load_model
+from ate.model.units import Quantity
 from ate.protocol.lines import (
     PROTOCOL_VERSION,
     Corrupt,
@@ -55,6 +56,7 @@ from ate.sim.dut_server import (
     feed_lines,
     make_link,
 )
+from ate.sim.replay import ReplayBoard, load_slot_log
 from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.face import RomFace
@@ -268,12 +270,17 @@ class FixtureController:
             kwargs = check_args(req, 1, ("samples",))
             slot = self._slot(args[0])
             n = parse_int(kwargs.get("samples", "1"), "samples", 1, 1000)
+            if isinstance(slot.board, ReplayBoard) and slot.board.powered:
+                ma = repr(slot.board.recorded_current())  # as logged, no sense-amp noise
+                return {"ma": ma, "min": ma, "max": ma}
             return await self._isense(slot, n)
         if cmd == "dmm.read":
             check_args(req, 2)
             slot = self._slot(args[0])
             if args[1] not in slot.rails:
                 raise CommandError("EARG", f"no rail {show(args[1])} on slot {slot.slot}")
+            if isinstance(slot.board, ReplayBoard) and slot.board.powered:
+                return {"v": repr(slot.board.recorded(f"rail.{args[1]}", Quantity.VOLTAGE))}
             return await self._dmm_read(slot, args[1])
         raise CommandError("EUNKNOWN", f"no command {cmd}")
 
@@ -357,14 +364,23 @@ class SimFixture:
                     raise InputError(
                         None, f"simulation.slots.{s.slot}{loc}: {err['msg']}"
                     ) from None
-            board = None if plan.empty or not s.enabled else SimBoard(spec, sim.seed, s.slot)
+            board: SimBoard | None = None
+            if plan.empty or not s.enabled:
+                pass
+            elif plan.replay is not None:
+                script = load_slot_log(
+                    self.base_dir / plan.replay, f"simulation.slots.{s.slot}.replay: "
+                )
+                board = ReplayBoard(spec, script, s.slot)
+            else:
+                board = SimBoard(spec, sim.seed, s.slot)
             rom = self._rom_face(board, sim, plan, s.slot) if board is not None else None
             server = DutServer(board, self.transport, rom=rom) if s.enabled else None
             self._slots[s.slot] = SimSlot(
                 slot=s.slot,
                 server=server,
                 board=board,
-                rails=frozenset(spec.rails),
+                rails=frozenset(board.rails if board is not None else spec.rails),
                 noise=random.Random(f"{sim.seed}:{s.slot}:fixture"),
             )
         self.controller = FixtureController(
