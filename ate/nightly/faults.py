@@ -112,6 +112,8 @@ SLOT_FAULTS: tuple[SlotFault, ...] = (
               {"garbage": {"probability": 0.05, "mid_line": True}}),
     SlotFault("dropped_replies", "transport", (Outcome.PASS, Outcome.ERROR),
               "reply lines lost (the host resends)", {"drop_reply": {"probability": 0.05}}),
+    SlotFault("port_vanishes", "transport", _E, "the USB-serial adapter pulled mid-sequence",
+              {"port_vanishes_after": 15}, stop="test"),
     # A lying, flooding or rebooting firmware: ERROR for its slot alone.
     _hostile("wrong_id", "answers with request ids never sent"),
     _hostile("unsolicited", "sends replies to requests never made"),

@@ -191,6 +191,12 @@ class Faults(Strict):
         description="after this many requests since boot the firmware never answers again "
         "until reset or power cycle",
     )
+    port_vanishes_after: int | None = Field(
+        None,
+        ge=0,
+        description="after this many requests the slot's USB-serial adapter is unplugged: "
+        "the port goes away for good, mid-exchange (the next request gets no reply)",
+    )
     garbage: Garbage | None = Field(None, description="random bytes injected before replies")
     drop_reply: DropReply | None = Field(None, description="reply lines silently lost")
     rail_v: dict[str, float] = Field(

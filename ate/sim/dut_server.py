@@ -368,6 +368,8 @@ class DutServer:
         self._worker: asyncio.Task[None] | None = None
         self._handled_event: asyncio.Event | None = None
         self.handled = 0  # requests and corrupt lines the firmware has acted on
+        self._unplugged = False  # faults.port_vanishes_after: the link was closed
+        self._unplug: asyncio.Task[None] | None = None
         self._busy = False  # the worker is executing a request (order must be kept)
         self._cuts: list[_Cut] = []
         self._cutting: _Cut | None = None
@@ -606,6 +608,12 @@ class DutServer:
                 self._busy = False
 
     def _execute(self, board: SimBoard, item: Request | Corrupt) -> None:
+        vanish = board.spec.faults.port_vanishes_after
+        if vanish is not None and self.handled >= vanish:
+            if not self._unplugged:  # the adapter is pulled: its port is gone for good
+                self._unplugged = True
+                self._unplug = asyncio.get_running_loop().create_task(self._link.close())
+            return
         if (
             self._cuts
             and isinstance(item, Request)
