@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import flashing, overhead, panel, pki, provision, report, store, transport
+from bench import flashing, line_time, overhead, panel, pki, provision, report, store, transport
 from bench.simproc import SEQUENCE
 
 
@@ -154,6 +154,7 @@ def main() -> None:
         )
         rows += flashing.run(tmp)
         rows += provision.run(tmp)
+        rows += line_time.run(tmp)
         issued = pki.issuance_throughput(500)
         rows.append(
             (
