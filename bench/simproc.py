@@ -3,6 +3,7 @@ would be, so the executive's CPU and wall time are measured alone."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -55,6 +56,7 @@ class SimProcess:
         self.fixture = fixture
         self.transport = transport
         self.proc: subprocess.Popen[str] | None = None
+        self.line_time: dict[str, Any] | None = None
 
     def __enter__(self) -> Endpoints:
         exe = shutil.which("ate")
@@ -72,4 +74,10 @@ class SimProcess:
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
         self.proc.terminate()
-        self.proc.wait(10)
+        rest, _ = self.proc.communicate(timeout=10)
+        # Under `timing: line` the twin prints the model's account as it stops.
+        for line in rest.splitlines():
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and "line_time" in doc:
+                    self.line_time = doc["line_time"]

@@ -153,6 +153,13 @@ class SimulationSpec(Strict):
     wire_time: Bool = Field(
         False, description="throttle ROM-loader traffic to the UART's baud (realistic timing)"
     )
+    timing: Literal["none", "line"] = Field(
+        "none",
+        description="none: the twins answer at once (plus the board's latency_ms); line: "
+        "the line-time model (ate/sim/timing.py): flash erase/program, eFuse program, key "
+        "generation and signing, boot (and the secure-boot check), RF packets take their "
+        "datasheet time, and wire time is on",
+    )
     preflash: str | None = Field(
         None, description="an image every unit comes with at the app offset (relative path)"
     )

@@ -1,8 +1,9 @@
 """The simulated test board: its YAML model (BoardSpec, Faults) and the firmware's logic.
 
 Pure logic, no I/O: the clock is injected, time passes in the server, the dev_key
-partition is a `KeyStore` the server may replace with the unit's flash. May import
-ate.protocol, ate.config, ate.model and ate.sim.devkey only.
+partition is a `KeyStore` the server may replace with the unit's flash; under the
+line-time model (`timing`) crypto and RF requests take their modelled time too. May
+import ate.protocol, ate.config, ate.model, ate.sim.devkey and ate.sim.timing only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ate.protocol.lines import (
 )
 from ate.sim import devkey
 from ate.sim.hostile import Hostile, reboots_now, rf_fields, wire_bytes
+from ate.sim.timing import LineTimes
 
 Level = Literal[0, 1]
 Gpio = Annotated[int, Field(ge=0, le=63, description="GPIO number")]
@@ -496,6 +498,8 @@ class SimBoard:
         self.key_store: KeyStore = RamKeyStore()
         # Keys a faulty firmware uses instead of the device key (made on first use).
         self._wrong_keys: dict[str, ec.EllipticCurvePrivateKey] = {}
+        # The line-time model (ate.sim.timing), set by the fixture twin; None adds nothing.
+        self.timing: LineTimes | None = None
         self._clear_ram()
 
     # ---- life cycle (the server calls these) -----------------------------------------
@@ -685,7 +689,29 @@ class SimBoard:
         if request.command == "rf.golden" and self.spec.rf.packet_ms and len(request.args) == 2:
             with contextlib.suppress(CommandError):  # the command itself answers EARG
                 ms += parse_int(request.args[1], "packets", 1, 10_000) * self.spec.rf.packet_ms
+        if self.timing is not None:
+            ms += self.line_s(request) * 1000.0
         return ms / 1000.0
+
+    def line_s(self, request: Request) -> float:
+        """The line-time model's share of answering `request` (0 without the model, and
+        for commands it does not time): key generation (and the dev_key partition's
+        erase and write for a new key), a signature, the packets' airtime."""
+        t = self.timing
+        if t is None or not self.listening:
+            return 0.0
+        if request.command == "prov.key":
+            cost = t.keygen_s
+            if self.device_key() is None:  # a new key is written to flash
+                cost += t.erase_s(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE)
+                cost += t.program_s(devkey.DEV_KEY_OFFSET, devkey.RECORD_SIZE)
+            return cost
+        if request.command in ("prov.sign", "prov.csr"):
+            return t.sign_s
+        if request.command == "rf.golden" and len(request.args) == 2:
+            with contextlib.suppress(CommandError):
+                return parse_int(request.args[1], "packets", 1, 10_000) * t.rf_packet_s
+        return 0.0
 
     def reject(self, corrupt: Corrupt) -> bytes:
         """The answer to a corrupt request: ERR EPROTO (never remembered for resends)."""

@@ -3,6 +3,8 @@
 Also owns the byte links (pty pair, TCP listener) the fixture twin reuses, the unit's
 dev_key partition in its simulated flash (FlashKeyStore), and the power cuts a test can
 arm at a flash write, an eFuse burn or a command (UnitLoader, DutServer.arm_power_cut).
+Under the line-time model (ate.sim.timing) it boots in the modelled time and keeps the
+model's time for this unit (`critical_s`, `rf_s`) for the benchmark's floor.
 May import ate.protocol, ate.config, ate.model and ate.sim only.
 """
 
@@ -26,6 +28,7 @@ from ate.sim.boot import NoApp
 from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
 from ate.sim.rom.loader import POWERON, SW_SYS_RESET, LoaderEvent, RomLoader
+from ate.sim.timing import LineTimes
 
 Transport = Literal["pty", "socket"]
 TRANSPORTS: tuple[Transport, ...] = ("pty", "socket")
@@ -109,23 +112,13 @@ class UnitLoader(RomLoader):
         return super()._frame(frame)
 
     def write_reg(self, addr: int, value: int, mask: int = 0xFFFFFFFF) -> None:
-        if self._programs_efuses(addr, value, mask):
+        if self.programs_efuses(addr, value, mask):
             applied = self.cut_point("efuse-burn")
             if applied is not None:
                 if applied:
                     super().write_reg(addr, value, mask)  # burnt (and saved by the bank)
                 raise PowerLost
         super().write_reg(addr, value, mask)
-
-    def _programs_efuses(self, addr: int, value: int, mask: int) -> bool:
-        """Whether this write starts the eFuse controller's program command."""
-        regs = self.efuses.controller.REGS
-        if not self.efuses.contains(addr) or addr != regs.EFUSE_CMD_REG:
-            return False
-        new = self.read_reg(addr) & ~mask | value & mask
-        return bool(new & regs.EFUSE_PGM_CMD) and (
-            self.read_reg(regs.EFUSE_CONF_REG) == regs.EFUSE_WRITE_OP_CODE
-        )
 
 
 @dataclass(eq=False)
@@ -353,8 +346,16 @@ class DutServer:
         transport: str = "pty",
         *,
         rom: RomFace | None = None,
+        timing: LineTimes | None = None,
     ) -> None:
         self.board = board
+        self.timing = timing
+        if board is not None:
+            board.timing = timing
+        # Firmware-side time of the model: request latencies slept, boots, sleep holds;
+        # rf_s is the part spent exchanging packets with the (shared) golden board.
+        self.modelled_s = 0.0
+        self.rf_s = 0.0
         # With a ROM face the unit is whole: its straps pick the ROM loader or a boot from
         # flash, which runs the test firmware only if that is what was flashed there.
         self.rom = rom if board is not None else None
@@ -415,6 +416,12 @@ class DutServer:
         while self.handled < count:
             assert self._handled_event is not None, "server not started"
             await self._handled_event.wait()
+
+    @property
+    def critical_s(self) -> float:
+        """The model's time for this unit so far: its ROM side (wire and chip) and its
+        firmware side (latencies, boots, sleep holds), as if the host answered at once."""
+        return self.modelled_s + (self.rom.critical_s if self.rom is not None else 0.0)
 
     # ---- what the fixture controller does ---------------------------------------------
 
@@ -533,7 +540,11 @@ class DutServer:
             # Blank or corrupt: the second stage complains and nothing answers.
             self._link.write(banner + app.console.encode())
             return
-        board.spec = board.spec.model_copy(update={"firmware": f"ate-testfw/{app.version}"})
+        update: dict[str, object] = {"firmware": f"ate-testfw/{app.version}"}
+        if self.timing is not None:
+            secure = bool(rom.loader.efuses.field("SECURE_BOOT_EN"))
+            update["boot_ms"] = self.timing.boot_total_s(secure_boot=secure) * 1000.0
+        board.spec = board.spec.model_copy(update=update)
         board.reset(boot_mode=False)
         self._set_life(self._boot())
 
@@ -598,8 +609,12 @@ class DutServer:
                 continue
             self._busy = True
             try:
-                delay = board.latency_s(item if isinstance(item, Request) else None)
+                request = item if isinstance(item, Request) else None
+                delay = board.latency_s(request)
                 if delay > 0:  # zero must not even yield: benchmarks measure the bare round trip
+                    self.modelled_s += delay
+                    if request is not None and request.command.startswith("rf."):
+                        self.rf_s += delay
                     await asyncio.sleep(delay)
                     if epoch != self._epoch:
                         continue
@@ -650,6 +665,7 @@ class DutServer:
     async def _sleep(self, hold_s: float) -> None:
         board = self.board
         assert board is not None
+        self.modelled_s += hold_s
         await asyncio.sleep(hold_s)
         self._new_epoch()
         if board.wake():
@@ -669,5 +685,6 @@ class DutServer:
         rest = board.spec.boot_ms / 1000.0 - t
         if rest > 0:
             await asyncio.sleep(rest)
+        self.modelled_s += board.spec.boot_ms / 1000.0
         if board.finish_boot():
             self._link.write(board.ready_notice())

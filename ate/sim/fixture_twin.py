@@ -61,6 +61,7 @@ from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
+from ate.sim.timing import LINE, LineTimes
 
 LED_STATES = ("off", "busy", "pass", "fail", "error")
 BUZZER_PATTERNS = ("off", "pass", "fail")
@@ -142,6 +143,9 @@ class FixtureController:
         self.clamp_closed = clamp_closed
         self.sample_s = sample_s
         self.dmm_s = dmm_s
+        # Time the controller's instruments spend per slot, and the DMM in all (shared).
+        self.slot_s: dict[int, float] = dict.fromkeys(self.slots, 0.0)
+        self.dmm_busy_s = 0.0
         self._link = make_link(transport, self._on_data, self._on_connect)
         self._decoder = HostDecoder()
         self._state = _Inflight()
@@ -291,6 +295,7 @@ class FixtureController:
         while len(samples) < n:
             k = min(slice_n, n - len(samples))
             if self.sample_s > 0:
+                self.slot_s[slot.slot] += k * self.sample_s
                 await asyncio.sleep(k * self.sample_s)
             base = slot.board.current_ma() if slot.board is not None else 0.0
             for _ in range(k):
@@ -307,6 +312,8 @@ class FixtureController:
         assert self._dmm is not None
         async with self._dmm:
             if self.dmm_s > 0:
+                self.slot_s[slot.slot] += self.dmm_s
+                self.dmm_busy_s += self.dmm_s
                 await asyncio.sleep(self.dmm_s)
             v = slot.board.rail_v(rail) if slot.board is not None else 0.0
             if v:
@@ -339,6 +346,7 @@ class SimFixture:
         if sim.state_dir is not None:
             self.state_dir = self.base_dir / sim.state_dir  # an absolute state_dir wins
         self._units: list[_Unit] = []
+        self.timing: LineTimes | None = LINE if sim.timing == "line" else None
         self._lock: int | None = None  # the state_dir's lock file, held while running
         numbers = {s.slot for s in fixture.slots}
         for n in sim.slots:
@@ -375,7 +383,9 @@ class SimFixture:
             else:
                 board = SimBoard(spec, sim.seed, s.slot)
             rom = self._rom_face(board, sim, plan, s.slot) if board is not None else None
-            server = DutServer(board, self.transport, rom=rom) if s.enabled else None
+            server = (
+                DutServer(board, self.transport, rom=rom, timing=self.timing) if s.enabled else None
+            )
             self._slots[s.slot] = SimSlot(
                 slot=s.slot,
                 server=server,
@@ -445,7 +455,9 @@ class SimFixture:
                         None, f"simulation.slots.{slot}.efuses.{name}: {exc}"
                     ) from None
         self._units.append(_Unit(flash, efuses))
-        return RomFace(UnitLoader(profile, flash, efuses), wire_time=sim.wire_time)
+        return RomFace(
+            UnitLoader(profile, flash, efuses), wire_time=sim.wire_time, timing=self.timing
+        )
 
     async def start(self) -> None:
         self._lock_state()
@@ -511,6 +523,25 @@ class SimFixture:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def line_time(self) -> dict[str, object]:
+        """The line-time model's account so far: per slot the unit's own time (ROM side,
+        firmware side, the controller's instruments on that slot) and the golden board's
+        share; the DMM's busy time. What the benchmark's floor is computed from."""
+        slots: dict[str, dict[str, float]] = {}
+        for n, s in self._slots.items():
+            if s.server is None or s.board is None:
+                continue
+            rom = s.server.rom.critical_s if s.server.rom is not None else 0.0
+            fixture = self.controller.slot_s.get(n, 0.0)
+            slots[str(n)] = {
+                "unit_s": s.server.critical_s + fixture,
+                "rom_s": rom,
+                "firmware_s": s.server.modelled_s,
+                "fixture_s": fixture,
+                "rf_s": s.server.rf_s,
+            }
+        return {"slots": slots, "dmm_busy_s": self.controller.dmm_busy_s}
 
     @property
     def endpoints(self) -> dict[int, str]:

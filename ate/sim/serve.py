@@ -20,7 +20,8 @@ from ate.sim.fixture_twin import SimFixture
 
 
 def run_sim_fixture(fixture_path: str, transport: str, *, power_on: bool = False) -> int:
-    """Serve the fixture until Ctrl-C (or SIGTERM); print its endpoints as one JSON line.
+    """Serve the fixture until Ctrl-C (or SIGTERM); print its endpoints as one JSON line
+    (and, under `timing: line`, the model's account as another when it stops).
 
     Returns the process exit code: 0 after a clean stop, 2 for bad input.
     """
@@ -73,3 +74,5 @@ async def _serve(sim: SimFixture, power_on: bool) -> None:
         await stop.wait()
     finally:
         await sim.stop()
+        if sim.timing is not None:  # the model's account, for whoever reads our stdout
+            print(json.dumps({"line_time": sim.line_time()}), flush=True)

@@ -4,7 +4,8 @@ Owns: `RomLoader` - bytes in from the host, bytes out to send - with the ROM's a
 stub's command sets, SPI user commands, the eFuse controller space, secure download
 mode and the reset/boot decisions it hands to its host (`LoaderEvent`). No I/O, no
 clocks: whoever hosts it (a TCP server, a pty, the two-faces DUT) moves the bytes and
-applies wire time. May import ate.protocol and ate.sim.rom.
+applies wire time, and, given a line-time model, the chip time it reports after each
+`receive` (`take_work`). May import ate.protocol, ate.sim.rom and ate.sim.timing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ate.protocol.slip import (
 from ate.sim.rom.chips import ChipProfile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.flash import SECTOR, FlashAbsent, FlashRangeError, SparseFlash
+from ate.sim.timing import LineTimes
 
 ROM_BAUD = 115200
 POWERON = "0x1 (POWERON)"
@@ -137,6 +139,7 @@ class _FlashWrite:
     block_size: int
     compressed: bool
     erased_to: int  # the stub erases ahead of its writes; the ROM up front
+    erase_s_per_sector: float = 0.0  # the stub's erase plan for the region, spread
     next_seq: int = 0
     pos: int = 0  # where the next (decompressed) byte goes
     inflater: zlib._Decompress | None = None
@@ -202,6 +205,12 @@ class RomLoader:
         self._mem: _MemWrite | None = None
         self._read: _FlashRead | None = None
         self._stub_loaded = False  # an upload to RAM that ended at a stub entry point
+        # The line-time model: chip time before the answer (busy) and after it (the stub
+        # acks a data block, then writes it while the next one is on the wire).
+        self.timing: LineTimes | None = None
+        self._busy_s = 0.0
+        self._after_s = 0.0
+        self.generation = 0  # bumped by every reset and power-off: pending answers die
 
     # ---- host interface -----------------------------------------------------------
 
@@ -226,6 +235,8 @@ class RomLoader:
         the loader stays silent even with the straps in download mode.
         """
         self._slip.reset()
+        self.generation += 1
+        self._busy_s = self._after_s = 0.0
         self._event = None
         self._spi.clear()
         self._ram.clear()
@@ -242,6 +253,16 @@ class RomLoader:
     def power_off(self) -> None:
         self.mode = Mode.SILENT
         self._slip.reset()
+        self.generation += 1
+        self._busy_s = self._after_s = 0.0
+
+    def take_work(self) -> tuple[float, float]:
+        """Chip time the last `receive`s cost under the line-time model, once: seconds
+        before the answers may leave, and seconds of work after them (the stub's writes)
+        before the chip takes the next command. (0, 0) without a model."""
+        work = (self._busy_s, self._after_s)
+        self._busy_s = self._after_s = 0.0
+        return work
 
     def take_event(self) -> LoaderEvent | None:
         """The pending request for the host, once."""
@@ -333,8 +354,10 @@ class RomLoader:
     def _write_reg(self, cmd: Command) -> bytes:
         if not cmd.payload or len(cmd.payload) % 16:
             raise _Refused(Err.BAD_MESSAGE, f"{len(cmd.payload)} bytes is not n x 16")
-        for addr, value, mask, _delay_us in struct.iter_unpack("<IIII", cmd.payload):
+        for addr, value, mask, delay_us in struct.iter_unpack("<IIII", cmd.payload):
             self.write_reg(addr, value, mask)
+            if self.timing is not None:  # the ROM waits as asked after each write
+                self._busy_s += delay_us / 1e6
         return self._ok(Op.WRITE_REG)
 
     def _spi_attach(self, cmd: Command) -> bytes:
@@ -381,6 +404,16 @@ class RomLoader:
             end = min(_round_up(offset + size, SECTOR), self.flash.size)
             self.flash.erase(offset, end - offset)
             erased_to = end
+            if self.timing is not None:  # the ROM erases the region before it answers
+                self._busy_s += self.timing.erase_s(offset, end - offset)
+        per_sector = 0.0
+        if stub and self.timing is not None and size:
+            # The stub erases the announced region ahead of the data with 64 KiB blocks
+            # where it can; each sector costs its share of that plan when first needed.
+            start = offset - offset % SECTOR
+            end = min(_round_up(offset + size, SECTOR), self.flash.size)
+            if end > start:
+                per_sector = self.timing.erase_s(start, end - start) / ((end - start) // SECTOR)
         self._write = _FlashWrite(
             offset=offset,
             size=size,
@@ -388,6 +421,7 @@ class RomLoader:
             block_size=block_size,
             compressed=compressed,
             erased_to=erased_to,
+            erase_s_per_sector=per_sector,
             pos=offset,
             inflater=zlib.decompressobj() if compressed else None,
         )
@@ -426,11 +460,19 @@ class RomLoader:
         end = addr + len(data)
         if end > self._limit():
             raise _Refused(Err.FLASH_WRITE, f"write to {end:#x} past the flash end")
-        if self.mode is Mode.STUB and w.erased_to < end:  # it erases ahead of the data
+        stub = self.mode is Mode.STUB
+        if stub and w.erased_to < end:  # it erases ahead of the data
             new_end = min(_round_up(end, SECTOR), self.flash.size)
             self.flash.erase(w.erased_to, new_end - w.erased_to)
+            self._after_s += w.erase_s_per_sector * ((new_end - w.erased_to) // SECTOR)
             w.erased_to = new_end
         self.flash.program(addr, data)
+        if self.timing is not None:
+            cost = self.timing.program_s(addr, len(data))
+            if stub:
+                self._after_s += cost
+            else:
+                self._busy_s += cost
 
     def _flash_end(self, cmd: Command) -> bytes:
         (stay,) = _unpack("<I", cmd.payload)
@@ -508,6 +550,8 @@ class RomLoader:
 
     def _erase_flash(self, cmd: Command) -> bytes:
         self.flash.erase_all()
+        if self.timing is not None:
+            self._busy_s += self.timing.erase_s(0, self.flash.size)
         return self._ok(Op.ERASE_FLASH)
 
     def _erase_region(self, cmd: Command) -> bytes:
@@ -516,6 +560,8 @@ class RomLoader:
             self.flash.erase(offset, size)
         except ValueError as exc:  # unaligned or past the end
             raise _Refused(Err.BAD_MESSAGE, str(exc)) from None
+        if self.timing is not None:
+            self._busy_s += self.timing.erase_s(offset, size)
         return self._ok(Op.ERASE_REGION)
 
     def _read_flash(self, cmd: Command) -> bytes:
@@ -600,6 +646,8 @@ class RomLoader:
         value &= 0xFFFFFFFF
         mask &= 0xFFFFFFFF
         if self.efuses.contains(addr):
+            if self.timing is not None and self.programs_efuses(addr, value, mask):
+                self._busy_s += self.timing.efuse_program_s  # the CMD bit clears after it
             self.efuses.write_reg(addr, value, mask)
             return
         new = (self.read_reg(addr) & ~mask | value & mask) & 0xFFFFFFFF
@@ -616,6 +664,16 @@ class RomLoader:
             self._go_silent(LoaderEvent.REBOOT)
         if addr in self._ram or len(self._ram) < _MAX_RAM_REGS:
             self._ram[addr] = new
+
+    def programs_efuses(self, addr: int, value: int, mask: int = 0xFFFFFFFF) -> bool:
+        """Whether this register write starts the eFuse controller's program command."""
+        regs = self.efuses.controller.REGS
+        if not self.efuses.contains(addr) or addr != regs.EFUSE_CMD_REG:
+            return False
+        new = self.read_reg(addr) & ~mask | value & mask
+        return bool(new & regs.EFUSE_PGM_CMD) and (
+            self.read_reg(regs.EFUSE_CONF_REG) == regs.EFUSE_WRITE_OP_CODE
+        )
 
     def _spi_user_command(self) -> None:
         spi = self.chip.spi

@@ -37,6 +37,11 @@ FLASH_FILE = "flash.bin"
 EFUSE_FILE = "efuse.bin"  # espefuse's --virt --path-efuse-file format
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 _SLICE_S = 0.01  # wire-time granularity: one wake-up per 10 ms of line time
+# The event loop's timers have millisecond resolution (epoll): a shorter sleep costs a
+# whole millisecond, which would make every small command's round trip 1-2 ms slower
+# than its bytes. Such waits are not slept; the line's free time still advances, so the
+# next real sleep makes up for them and the rate stays exact over any longer stretch.
+_MIN_SLEEP_S = 0.001
 # EN rises through an RC network and the chip samples its straps at the end of it. Over
 # RFC 2217 every line change is a network round trip (pyserial waits for each ack, about
 # 50 ms), so the window is stretched to cover esptool's "release EN, then pull IO0 low".
@@ -88,7 +93,7 @@ class WirePacer:
                 due = max(loop.time(), self._free_at) + len(piece) * per_byte
                 self._free_at = due
                 delay = due - loop.time()
-                if delay > 0:
+                if delay >= _MIN_SLEEP_S:
                     await asyncio.sleep(delay)
                 self._deliver(piece)
 
