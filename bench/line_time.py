@@ -24,33 +24,21 @@ model, not the flow against a leaner one. Seed 001's station made ~120 units per
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ate.config.loader import load_fixture, load_sequence
-from ate.model.verdict import Verdict
-from ate.scheduler.bus import EventBus
+from ate.config.loader import load_sequence
 from ate.sim.devkit import make_dev_profile
-from ate.station.provisioning import open_provisioning
-from ate.station.runner import run_one_panel
-from bench.simproc import REPO, SimProcess, write_fixture
+from bench.simproc import REPO, provisioned_panel, write_fixture
 
 SEQUENCES = {
     "minimal": REPO / "sequences" / "minimal.yaml",
     "functional": REPO / "sequences" / "s3-devkit-functional.yaml",
 }
 SEED_001_UPH = 120.0  # seed 001: "Throughput: ~120 devices/hour per station"
-
-
-def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 def line_fixture(tmp: Path, name: str, slots: int) -> Path:
@@ -82,38 +70,11 @@ def floor_from(account: dict[str, Any]) -> dict[str, float]:
 
 def full_flow_panel(tmp: Path, slots: int, profile: Path, sequence: Path) -> dict[str, Any]:
     """One panel of `slots` blank units through the whole flow under the line model."""
-    fixture_path = line_fixture(tmp, f"line{slots}-{sequence.stem}", slots)
-    fixture = load_fixture(fixture_path)
-    seq = load_sequence(sequence)
-    station = open_provisioning(
-        profile,
-        seq,
-        state_dir=tmp / f"state-line{slots}-{sequence.stem}",
-        out_dir=tmp / f"out-line{slots}-{sequence.stem}",
-        station="bench",
-        operator="bench",
+    name = f"line{slots}-{sequence.stem}"
+    fixture_path = line_fixture(tmp, name, slots)
+    _, wall, cpu, sim = provisioned_panel(
+        fixture_path, load_sequence(sequence), profile, tmp / name
     )
-    sim = SimProcess(fixture_path)
-    try:
-        with sim as endpoints:
-            cpu0, wall0 = _cpu_s(), time.perf_counter()
-            result = asyncio.run(
-                run_one_panel(
-                    fixture,
-                    seq,
-                    EventBus(),
-                    sim=endpoints,
-                    station="bench",
-                    operator="bench",
-                    provisioner=station.provisioner,
-                )
-            )
-            wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
-    finally:
-        station.close()
-    bad = {s: r.reason for s, r in result.slots.items() if r.verdict is not Verdict.PASS}
-    if bad:
-        raise RuntimeError(f"bench units did not pass and lock: {bad}")
     if sim.line_time is None:
         raise RuntimeError("the simulated fixture gave no line-time account")
     floor = floor_from(sim.line_time)

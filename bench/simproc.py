@@ -3,17 +3,28 @@ would be, so the executive's CPU and wall time are measured alone."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ate.station.runner import Endpoints
+from ate.config.loader import LoadedSequence, load_fixture
+from ate.model.events import Event
+from ate.model.verdict import Verdict
+from ate.scheduler.bus import EventBus
+from ate.scheduler.panel import PanelResult
+from ate.sim.fixture_doc import sim_fixture_doc
+from ate.station.provisioning import open_provisioning
+from ate.station.runner import Endpoints, run_one_panel
 
 REPO = Path(__file__).resolve().parent.parent
 BOARD = REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"
@@ -32,18 +43,8 @@ def write_fixture(
         board["boot_ms"] = 0
     board_path = tmp / f"{name}-board.yaml"
     board_path.write_text(yaml.safe_dump(board, sort_keys=False))
-    doc = {
-        "fixture": name,
-        "controller": {"driver": "sim"},
-        "slots": [
-            {"slot": n, "port": "sim", "power": n, "current_sense": n} for n in range(1, slots + 1)
-        ],
-        "resources": {
-            "dmm": {"kind": "dmm", "capacity": 1},
-            "golden": {"kind": "golden_board", "capacity": 1},
-        },
-        "simulation": {"board": board_path.name, "seed": seed, "preflash": str(TEST_FW)},
-    }
+    doc = sim_fixture_doc(name, board_path.name, slots)
+    doc["simulation"].update(seed=seed, preflash=str(TEST_FW))
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -81,3 +82,55 @@ class SimProcess:
                 doc = json.loads(line)
                 if isinstance(doc, dict) and "line_time" in doc:
                     self.line_time = doc["line_time"]
+
+
+def cpu_s() -> float:
+    """This process's user + system CPU seconds (the station's, the twin is a child)."""
+    t = os.times()
+    return t.user + t.system
+
+
+def provisioned_panel(
+    fixture_path: Path,
+    sequence: LoadedSequence,
+    profile: Path,
+    where: Path,
+    watch: Callable[[Event], None] | None = None,
+) -> tuple[PanelResult, float, float, SimProcess]:
+    """One panel with provisioning, the twin in its own process, the station's state and
+    outputs under `where`: (result, wall s, station CPU s, the stopped SimProcess).
+    Every unit must pass and lock; anything else stops the bench with the reasons."""
+    fixture = load_fixture(fixture_path)
+    station = open_provisioning(
+        profile,
+        sequence,
+        state_dir=where / "state",
+        out_dir=where / "out",
+        station="bench",
+        operator="bench",
+    )
+    sim = SimProcess(fixture_path)
+    try:
+        with sim as endpoints:
+            bus = EventBus()
+            if watch is not None:
+                bus.subscribe(watch)
+            cpu0, wall0 = cpu_s(), time.perf_counter()
+            result = asyncio.run(
+                run_one_panel(
+                    fixture,
+                    sequence,
+                    bus,
+                    sim=endpoints,
+                    station="bench",
+                    operator="bench",
+                    provisioner=station.provisioner,
+                )
+            )
+            wall, cpu = time.perf_counter() - wall0, cpu_s() - cpu0
+    finally:
+        station.close()
+    bad = {s: r.reason for s, r in result.slots.items() if r.verdict is not Verdict.PASS}
+    if bad:
+        raise RuntimeError(f"bench units did not pass and lock: {bad}")
+    return result, wall, cpu, sim

@@ -35,6 +35,7 @@ from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult
 from ate.scheduler.slot import SlotOptions
 from ate.sim.fixture_check import check_simulation
+from ate.sim.fixture_doc import sim_fixture_doc
 from ate.sim.fixture_twin import SimFixtureThread
 from ate.station.provisioning import LEDGER_FILE, StationProvisioning, open_provisioning
 from ate.station.runner import Endpoints, Outputs, run_one_panel
@@ -90,18 +91,7 @@ class PanelRun:
 
 def default_fixture(board: Path, slots: int = 4) -> dict[str, Any]:
     """The embedded quad fixture: simulated controller, a DMM and a golden board."""
-    return {
-        "fixture": "nightly",
-        "controller": {"driver": "sim"},
-        "slots": [
-            {"slot": n, "port": "sim", "power": n, "current_sense": n} for n in range(1, slots + 1)
-        ],
-        "resources": {
-            "dmm": {"kind": "dmm", "capacity": 1},
-            "golden": {"kind": "golden_board", "capacity": 1},
-        },
-        "simulation": {"board": str(board)},
-    }
+    return sim_fixture_doc("nightly", board, slots)
 
 
 class _LineDatabase:

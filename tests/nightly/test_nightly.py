@@ -67,14 +67,15 @@ def test_a_sequence_that_lost_its_check_is_a_false_pass(tmp_path: Path, kit: Dev
     doc["test_firmware"]["path"] = str((SEQUENCE.parent / doc["test_firmware"]["path"]).resolve())
     path = tmp_path / "lost-check.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    bench = NightlyBench(
-        tmp_path / "work",
-        load_sequence(path),
-        kit.profile,
-        default_fixture(BOARD, slots=2),
-        BOARD.parent,
-        lot="regression",
-    )
+
+    def two_slot_bench(where: str, sequence: Path) -> NightlyBench:
+        fixture = default_fixture(BOARD, slots=2)
+        return NightlyBench(
+            tmp_path / where, load_sequence(sequence), kit.profile, fixture, BOARD.parent,
+            lot="regression",
+        )  # fmt: skip
+
+    bench = two_slot_bench("work", path)
     draw = PanelDraw(5, 9, 4242, (SlotDraw(1, LIBRARY["stuck_gpio"]), SlotDraw(2, LIBRARY["good"])))
     run = bench.run(draw)
     violations = check_panel(run)
@@ -89,14 +90,7 @@ def test_a_sequence_that_lost_its_check_is_a_false_pass(tmp_path: Path, kit: Dev
     assert check_audit(bench.db_url, "nightly") == []
 
     # The same panel with the sequence intact: the stuck pin FAILs, nothing is violated.
-    intact = NightlyBench(
-        tmp_path / "work2",
-        load_sequence(SEQUENCE),
-        kit.profile,
-        default_fixture(BOARD, slots=2),
-        BOARD.parent,
-        lot="regression",
-    )
+    intact = two_slot_bench("work2", SEQUENCE)
     run2 = intact.run(draw)
     assert check_panel(run2) == []
     assert run2.outcomes[0].outcome is Outcome.FAIL and not run2.outcomes[0].efuses_changed
