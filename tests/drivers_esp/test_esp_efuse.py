@@ -49,6 +49,24 @@ async def test_burn_several_fields_in_one_batch(slot: Slot, flasher: EspFlasher)
         await efuse.burn({"SOFT_DIS_JTAG": 0b100})
 
 
+async def test_a_read_after_a_burn_uses_the_burns_own_read_back(
+    slot: Slot, flasher: EspFlasher
+) -> None:
+    """espefuse reads every block back after a burn; reading again before anything else
+    is asked of the chip would be a second whole read of the same answer (a fifth of a
+    unit's station CPU before). The values are the chip's own."""
+    efuse = EfuseSession(flasher)
+    await efuse.burn({"DIS_USB_JTAG": 1})
+    asked = slot.rom.loader.stats.commands
+    fields = await efuse.summary()
+    assert slot.rom.loader.stats.commands == asked  # no round trip
+    assert fields["DIS_USB_JTAG"] is True and slot.rom.efuses.field("DIS_USB_JTAG")
+    # A new session (another connection's view) reads the chip afresh.
+    again = EfuseSession(flasher)
+    assert (await again.summary())["DIS_USB_JTAG"] is True
+    assert slot.rom.loader.stats.commands > asked
+
+
 async def test_burn_key_sets_purpose_and_protection(slot: Slot, flasher: EspFlasher) -> None:
     efuse = EfuseSession(flasher)
     await efuse.burn_key("BLOCK_KEY0", KEY, "HMAC_DOWN_DIGITAL_SIGNATURE")

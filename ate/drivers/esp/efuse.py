@@ -75,6 +75,11 @@ class EfuseSession:
         self._flasher = flasher
         self._commands: Any = None
         self.link: Link = "normal"
+        # True while espefuse's objects hold what the chip last answered to a whole read
+        # (espefuse's own first read, a refresh, or the read-back every burn ends with)
+        # and nothing has been asked of the chip since: a read then costs no round trip.
+        # Only this session's burns change the eFuses of a connected chip.
+        self._fresh = False
 
     # -- reads ------------------------------------------------------------------------
 
@@ -140,6 +145,7 @@ class EfuseSession:
             if self._commands is None or self._commands.efuses._esp is not esp:
                 # First use, or the flasher connected again since: read the chip afresh.
                 self._commands = espefuse.init_commands(esp=esp, do_not_confirm=True)
+                self._fresh = True  # espefuse has just read every block
                 efuses = self._commands.efuses
                 # The CLI's default: lock bits (WR_DIS, RD_DIS) and the download-mode
                 # fuses go last in a batch, so a failure leaves the chip recoverable.
@@ -150,6 +156,7 @@ class EfuseSession:
             # A refused burn leaves its data queued in espefuse's write buffers, where
             # the next burn would OR it in: start the next call from a fresh read.
             self._commands = None
+            self._fresh = False
             if isinstance(e, KeyError):
                 raise EfuseRefused(what, f"no eFuse or block named {e.args[0]!r}") from e
             if isinstance(e, FatalError) and not isinstance(e, FlashError):
@@ -158,9 +165,12 @@ class EfuseSession:
 
     def _refresh(self, efuses: Any) -> None:
         # Same read-back espefuse does after a burn (base_fields.burn_all).
+        if self._fresh:
+            return
         efuses.read_coding_scheme()
         efuses.read_blocks()
         efuses.update_efuses()
+        self._fresh = True
 
     def _summary(self, efuses: Any) -> dict[str, object]:
         self._refresh(efuses)
@@ -175,6 +185,7 @@ class EfuseSession:
         """Run an espefuse burn command; False when the chip stopped talking because of
         what was burned (espefuse calls sys.exit(0) then)."""
         loader = efuses._esp
+        self._fresh = False
         try:
             burn()
         except SystemExit as e:
@@ -190,6 +201,10 @@ class EfuseSession:
             return False
         if efuses._esp is not loader:
             self._flasher.adopt_loader(efuses._esp)  # reconnected but still talking
+        else:
+            # burn_all ends by reading every block back (or burned nothing at all):
+            # what espefuse holds now is what the chip answered.
+            self._fresh = True
         return True
 
     def _burn(self, efuses: Any, values: dict[str, int | bytes]) -> dict[str, object]:
