@@ -139,8 +139,13 @@ class NightlyBench:
     def write_fixture(self, draw: PanelDraw) -> LoadedFixture:
         doc = json.loads(json.dumps(self.fixture_doc))  # a deep copy of plain data
         sim = doc.setdefault("simulation", {})
-        board = Path(sim["board"])
-        sim["board"] = str(board if board.is_absolute() else (self.fixture_dir / board).resolve())
+        # The file is written elsewhere: what it names relative to itself is made absolute.
+        for key in ("board", "preflash"):
+            if sim.get(key):
+                named = Path(sim[key])
+                sim[key] = str(
+                    named if named.is_absolute() else (self.fixture_dir / named).resolve()
+                )
         sim["seed"] = draw.sim_seed
         sim["state_dir"] = "units"
         sim["slots"] = {s.slot: {"faults": dict(s.fault.faults)} for s in draw.slots}

@@ -129,3 +129,18 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 2 and len(err) == 1
     assert "usb-dtr-rts.yaml" in err[0] and "simulation" in err[0]
     assert main(["nightly", "--panels", "0"]) == 2
+
+
+def test_a_fixture_of_ones_own_keeps_the_files_it_names(tmp_path: Path, kit: DevKit) -> None:
+    """`--fixture F`: the panel's fixture file is written elsewhere, so the board and
+    preflash image F names relative to itself must still be found."""
+    doc = default_fixture(Path("sim") / BOARD.name, slots=1)
+    doc["simulation"]["preflash"] = "../firmware/test_fw/sim/ate_test_fw-esp32s3.bin"
+    bench = NightlyBench(tmp_path, load_sequence(SEQUENCE), None, doc, REPO / "fixtures", lot="own")
+    fixture = bench.write_fixture(PanelDraw(1, 3, 99, (SlotDraw(1, LIBRARY["good"]),)))
+    sim = fixture.model.simulation
+    assert sim is not None and sim.preflash is not None
+    assert (fixture.base_dir / sim.preflash).resolve() == (
+        REPO / "firmware" / "test_fw" / "sim" / "ate_test_fw-esp32s3.bin"
+    )
+    assert (fixture.base_dir / sim.board).resolve() == BOARD
