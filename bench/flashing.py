@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import resource
 import struct
 import time
 import zlib
@@ -20,7 +19,7 @@ import yaml
 
 from ate.drivers.esp import EspFlasher
 from ate.drivers.fixture import LineFixtureController
-from bench.simproc import SimProcess, write_fixture
+from bench.simproc import SimProcess, cpu_s, write_fixture
 
 BAUD = 921600
 MIB = 1024 * 1024
@@ -55,11 +54,6 @@ def wire_floor_s(image: bytes, baud: int = BAUD) -> tuple[float, int]:
     return total * 10 / baud, total
 
 
-def _cpu_s() -> float:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime + u.ru_stime
-
-
 async def _flash_all(controller: str, slots: dict[int, str], image: bytes) -> dict[str, Any]:
     ctrl = await LineFixtureController.open(controller)
     for n in slots:
@@ -70,9 +64,9 @@ async def _flash_all(controller: str, slots: dict[int, str], image: bytes) -> di
         for n, ep in slots.items()
     }
     await asyncio.gather(*(f.connect() for f in flashers.values()))
-    cpu0, t0 = _cpu_s(), time.perf_counter()
+    cpu0, t0 = cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(f.write([(0x10000, image)]) for f in flashers.values()))
-    wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
     for f in flashers.values():
         await f.close()
     for n in slots:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -18,12 +17,7 @@ from ate.config.loader import load_fixture, load_sequence
 from ate.model.verdict import Verdict
 from ate.scheduler.bus import EventBus
 from ate.station.runner import run_one_panel
-from bench.simproc import SEQUENCE, SimProcess, write_fixture
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench.simproc import SEQUENCE, SimProcess, cpu_s, write_fixture
 
 
 def run_panels(
@@ -47,10 +41,10 @@ def run_panels(
                     )
                 )
 
-            cpu0, t0 = _cpu_s(), time.perf_counter()
+            cpu0, t0 = cpu_s(), time.perf_counter()
             results = asyncio.run(all_panels())
             walls.append(time.perf_counter() - t0)
-            cpus.append(_cpu_s() - cpu0)
+            cpus.append(cpu_s() - cpu0)
             verdicts = {r.verdict for res in results for r in res.slots.values()}
             assert verdicts == {Verdict.PASS}, verdicts
             busy.append(max(max(res.resource_busy_s.values()) for res in results))
