@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import time
 from collections.abc import Callable
@@ -82,8 +83,7 @@ class PanelRun:
     outcomes: list[SlotOutcome] = field(default_factory=list)
     panel_fault_fired: bool = False
     units_ended: int = 0  # SlotEnded events of slots holding a unit, over every run
-    records_on_disk: int = 0  # unit records written for them
-    record_paths: list[Path] = field(default_factory=list)
+    record_paths: list[Path] = field(default_factory=list)  # the unit records written
     records_missing_in_db: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None  # the panel could not run at all (a bench fault, not a verdict)
@@ -137,7 +137,7 @@ class NightlyBench:
     # -- one panel -------------------------------------------------------------------
 
     def write_fixture(self, draw: PanelDraw) -> LoadedFixture:
-        doc = json.loads(json.dumps(self.fixture_doc))  # a deep copy of plain data
+        doc = copy.deepcopy(self.fixture_doc)
         sim = doc.setdefault("simulation", {})
         # The file is written elsewhere: what it names relative to itself is made absolute.
         for key in ("board", "preflash"):
@@ -283,7 +283,6 @@ class NightlyBench:
         result = asyncio.run(main())
         run.units_ended += len(ended)
         written = _records(self.out_dir) - records_before
-        run.records_on_disk += len(written)
         run.record_paths += sorted(written)
         run.records_missing_in_db += _missing_in_db(self.db_url, self.out_dir, written)
         return result

@@ -63,13 +63,13 @@ def check_panel(run: PanelRun) -> list[Violation]:
     index = run.draw.index
     if run.error is not None:
         found.append(Violation(UNEXPECTED, index, None, f"the panel did not run: {run.error}"))
-    if run.records_on_disk != run.units_ended:
+    if len(run.record_paths) != run.units_ended:
         found.append(
             Violation(
                 RECORD_LOST,
                 index,
                 None,
-                f"{run.units_ended} units ended, {run.records_on_disk} records on disk",
+                f"{run.units_ended} units ended, {len(run.record_paths)} records on disk",
             )
         )
     for record_id in run.records_missing_in_db:
