@@ -1,5 +1,6 @@
 """The eFuse security lock-down of one unit: build the ordered plan, inspect a chip against it,
-execute it step by step (check, journal intent, burn, read back, journal outcome).
+execute it in as few burns as its order allows (check, journal intent, one espefuse batch,
+read back, journal outcome).
 
 Owns `SecuritySpec` -> `EfusePlan` for ESP32-S3 and ESP32-C3 in the order of ESP-IDF's
 "Security Features Enablement Workflows" (flash encryption, secure boot V2, JTAG, download
@@ -23,7 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ate.drivers.esp.efuse import EfuseSession
+from ate.drivers.esp.efuse import Act, Burn, BurnKey, EfuseSession, WriteProtect
 from ate.drivers.esp.errors import EfuseRefused
 
 PHASES = ("flash_encryption", "secure_boot", "jtag", "download")
@@ -109,7 +110,10 @@ class StepStatus:
 
 
 class Journal(Protocol):
-    async def intent(self, step: BurnStep, before: dict[str, object]) -> None: ...
+    async def intent(self, batch: Sequence[tuple[BurnStep, dict[str, object]]]) -> None:
+        """The steps about to be burned together (one irreversible act), each with what
+        the chip showed for it; every one of them then gets an outcome."""
+        ...
 
     async def outcome(
         self, step: BurnStep, status: str, after: dict[str, object], detail: str
@@ -855,29 +859,23 @@ async def _finish_key(
         await session.write_protect(still)
 
 
-async def _apply(
-    step: BurnStep, session: EfuseSession, key: bytes | None, status: StepStatus, snap: _Snapshot
-) -> None:
-    if status.observed.get("interrupted"):
-        await _finish_key(step, session, snap, key)
-    elif step.action == "burn":
-        await session.burn(dict(step.fields))
-    elif step.action == "write_protect":
-        await session.write_protect(list(step.protect))
-    else:
-        assert step.block is not None and step.purpose is not None
-        material = step.digest if step.digest is not None else key
-        assert material is not None
-        await session.burn_key(step.block, material, step.purpose)
+def _act(step: BurnStep, key: bytes | None) -> Act:
+    """The espefuse act that burns `step` from scratch."""
+    if step.action == "burn":
+        return Burn(dict(step.fields))
+    if step.action == "write_protect":
+        return WriteProtect(step.protect)
+    assert step.block is not None and step.purpose is not None
+    material = step.digest if step.digest is not None else key
+    assert material is not None
+    return BurnKey(step.block, material, step.purpose)
 
 
-async def _after(
-    plan: EfusePlan, step: BurnStep, session: EfuseSession, cut: frozenset[str]
-) -> StepStatus | None:
-    try:
-        return _judge(step, await _snapshot(plan, session), _planned_keys(plan), cut)
-    except Exception:
-        return None
+def _alone(step: BurnStep, status: StepStatus) -> bool:
+    """A step burned on its own rather than in a batch: finishing an interrupted key
+    takes several burns judged one by one, and a download-mode fuse may end the link
+    (no read-back after it), so it must be the last burn and alone."""
+    return bool(status.observed.get("interrupted")) or step.phase == "download"
 
 
 async def execute(
@@ -889,14 +887,18 @@ async def execute(
     stop_before: str | None = None,
     interrupted: Collection[str] = (),
 ) -> PlanReport:
-    """Bring the chip to the plan, step by step, never burning a step twice.
+    """Bring the chip to the plan, never burning a step twice, in as few burns as the
+    plan's order allows.
 
     Reads the chip first and refuses (nothing burned) on any conflict or a missing fe_key.
-    Then for each step, judged on the chip as last read: done -> outcome "already"; todo ->
-    intent (the caller records it durably), burn, read the chip again, outcome "burned" or
-    "failed" (then raises). A burn that raises gets outcome "failed" and is re-raised; a
-    cancellation gets no outcome (the burn may still land: inspect again). `stop_before`
-    names the step to stop in front of.
+    Steps already done get outcome "already". The steps still to burn go in one espefuse
+    batch (one program cycle per block, lock bits and download fuses last, one read-back:
+    the order the plan's write protections need): intent for each (the caller records it
+    durably), the burn, the chip read again, outcome "burned" or "failed" for each (then
+    raises). Finishing an interrupted key and a download-mode fuse burn on their own
+    (`_alone`), in plan order. A burn that raises gets outcome "failed" for every step in
+    it and is re-raised; a cancellation gets no outcome (the burn may still land: inspect
+    again). `stop_before` names the step to stop in front of.
     """
     if stop_before is not None and stop_before not in {s.id for s in plan.steps}:
         raise PlanError(f"stop_before {stop_before!r} is not a step of this plan")
@@ -932,46 +934,106 @@ async def execute(
             f"{', '.join(need_key)} is still to burn and no fe_key was given; pass the "
             "freshly generated flash encryption key"
         )
-    burned: list[str] = []
-    already: list[str] = []
+    run = _Run(plan, session, journal, planned, cut, keys, snap)
+    batch: list[BurnStep] = []
     for step in plan.steps:
         if step.id == stop_before:
             break
-        # `snap` is the chip as read after the last burn (nothing else burns in between).
-        status = _judge(step, snap, planned, cut)
-        if status.state == "done":
-            await journal.outcome(step, "already", status.observed, status.detail)
-            already.append(step.id)
-            continue
+        # Judged on the chip as read before the pending batch: a step's state never
+        # depends on an earlier step of the same batch (the plan's order is kept by the
+        # batch itself: everything lands before the lock bits).
+        status = _judge(step, run.snap, planned, cut)
         if status.state == "conflict":
             raise PlanConflict([status])
-        await journal.intent(step, status.observed)
+        if status.state == "done":
+            await journal.outcome(step, "already", status.observed, status.detail)
+            run.already.append(step.id)
+        elif _alone(step, status):
+            await run.burn(batch)
+            batch = []
+            await run.burn_alone(step)
+        else:
+            batch.append(step)
+    await run.burn(batch)
+    return PlanReport(tuple(run.burned), tuple(run.already))
+
+
+@dataclass
+class _Run:
+    """One execute(): the chip as last read and what was burned, with the two ways a
+    step is burned (in a batch, or alone)."""
+
+    plan: EfusePlan
+    session: EfuseSession
+    journal: Journal
+    planned: frozenset[tuple[str, str]]
+    cut: frozenset[str]
+    keys: dict[str, bytes]
+    snap: _Snapshot
+    burned: list[str] = dataclasses.field(default_factory=list)
+    already: list[str] = dataclasses.field(default_factory=list)
+
+    async def burn(self, steps: list[BurnStep]) -> None:
+        """Intent for each, one batch, one read-back, outcome for each."""
+        if not steps:
+            return
+        await self.journal.intent(
+            [(step, _judge(step, self.snap, self.planned, self.cut).observed) for step in steps]
+        )
         try:
-            await _apply(step, session, keys.get(step.id), status, snap)
+            await self.session.burn_batch([_act(s, self.keys.get(s.id)) for s in steps])
         except Exception as e:
-            after = await _after(plan, step, session, cut)
-            await journal.outcome(step, "failed", after.observed if after else {}, str(e))
+            await self._failed(steps, str(e))
             raise
-        if session.link != "normal":
+        await self._read_back(steps)
+
+    async def burn_alone(self, step: BurnStep) -> None:
+        status = _judge(step, self.snap, self.planned, self.cut)
+        await self.journal.intent([(step, status.observed)])
+        try:
+            if status.observed.get("interrupted"):
+                await _finish_key(step, self.session, self.snap, self.keys.get(step.id))
+            else:
+                await self.session.burn_batch([_act(step, self.keys.get(step.id))])
+        except Exception as e:
+            await self._failed([step], str(e))
+            raise
+        if self.session.link != "normal":
             # The download fuse took effect at once: the chip no longer answers eFuse
             # reads on this link; espefuse's burn went through.
-            await journal.outcome(
+            await self.journal.outcome(
                 step,
                 "burned",
-                {"link": session.link},
-                f"burned; the chip is now {session.link} on this link, no read-back",
+                {"link": self.session.link},
+                f"burned; the chip is now {self.session.link} on this link, no read-back",
             )
-            burned.append(step.id)
-            continue
-        snap = await _snapshot(plan, session)
-        result = _judge(step, snap, planned, cut)
-        if result.state != "done":
+            self.burned.append(step.id)
+            return
+        await self._read_back([step])
+
+    async def _failed(self, steps: list[BurnStep], why: str) -> None:
+        try:
+            snap: _Snapshot | None = await _snapshot(self.plan, self.session)
+        except Exception:
+            snap = None
+        for step in steps:
+            after = _judge(step, snap, self.planned, self.cut) if snap is not None else None
+            await self.journal.outcome(step, "failed", after.observed if after else {}, why)
+
+    async def _read_back(self, steps: list[BurnStep]) -> None:
+        self.snap = await _snapshot(self.plan, self.session)
+        failed: EfuseRefused | None = None
+        for step in steps:
+            result = _judge(step, self.snap, self.planned, self.cut)
+            if result.state == "done":
+                await self.journal.outcome(step, "burned", result.observed, "burned and read back")
+                self.burned.append(step.id)
+                continue
             detail = f"read back after burning: {result.detail}"
-            await journal.outcome(step, "failed", result.observed, detail)
-            raise EfuseRefused(step.id, detail)
-        await journal.outcome(step, "burned", result.observed, "burned and read back")
-        burned.append(step.id)
-    return PlanReport(tuple(burned), tuple(already))
+            await self.journal.outcome(step, "failed", result.observed, detail)
+            failed = failed or EfuseRefused(step.id, detail)
+        if failed is not None:
+            raise failed
 
 
 __all__ = [

@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -835,15 +835,20 @@ class _Journal:
         self.owner = owner
         self.unit = unit
         self.open: list[str] = []  # critical sections entered, not yet left
+        self.pending: dict[str, set[str]] = {}  # section -> its steps still without outcome
 
-    async def intent(self, step: efuse_plan.BurnStep, before: dict[str, object]) -> None:
-        key = f"{self.unit.mac}:efuse:{step.id}"
-        await self.owner.critical.enter(key)  # left at the outcome (or by _lock's finally)
+    async def intent(self, batch: Sequence[tuple[efuse_plan.BurnStep, dict[str, object]]]) -> None:
+        # One burn is one irreversible act, however many steps it carries: one critical
+        # section, entered before the first intent, left at the last outcome.
+        key = f"{self.unit.mac}:efuse:" + "+".join(step.id for step, _ in batch)
+        await self.owner.critical.enter(key)  # left at the outcomes (or by _lock's finally)
         self.open.append(key)
-        await self.owner._act(
-            self.unit, f"efuse:{step.id}", "intent", "planned", {"before": _plain(before)}
-        )
-        await self.owner.point(self.unit, f"efuse-intent:{step.id}")
+        self.pending[key] = {step.id for step, _ in batch}
+        for step, before in batch:
+            await self.owner._act(
+                self.unit, f"efuse:{step.id}", "intent", "planned", {"before": _plain(before)}
+            )
+            await self.owner.point(self.unit, f"efuse-intent:{step.id}")
 
     async def outcome(
         self, step: efuse_plan.BurnStep, status: str, after: dict[str, object], detail: str
@@ -856,7 +861,11 @@ class _Journal:
             "done" if status == "burned" else status,
             {"after": _plain(after), "detail": detail},
         )
-        self.leave(f"{self.unit.mac}:efuse:{step.id}")
+        for key, waiting in list(self.pending.items()):
+            waiting.discard(step.id)
+            if not waiting:
+                del self.pending[key]
+                self.leave(key)
 
     def leave(self, key: str | None = None) -> None:
         """Leave the act `key` (every open one when None)."""

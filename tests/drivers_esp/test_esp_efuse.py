@@ -168,15 +168,15 @@ async def test_espefuse_exit_after_the_chip_goes_silent_is_a_normal_result(
     efuse = EfuseSession(flasher)
     await efuse.read("WR_DIS")  # espefuse's command object now exists
     commands = efuse._commands
-    real = commands.burn_efuse
+    real = commands.burn_all
 
     def burn_then_exit(*args: object, **kwargs: object) -> None:
         # What espefuse does when the chip stops answering after DIS_DOWNLOAD_MODE:
-        # the burn went through, re-connecting failed, sys.exit(0).
+        # the batch's burn went through, re-connecting failed, sys.exit(0).
         real(*args, **kwargs)
         raise SystemExit(0)
 
-    monkeypatch.setattr(commands, "burn_efuse", burn_then_exit)
+    monkeypatch.setattr(commands, "burn_all", burn_then_exit)
     assert await efuse.burn({"DIS_DOWNLOAD_MODE": 1}) == {}
     assert efuse.link == "disabled"
     with pytest.raises(DownloadModeDisabled, match="permanent"):

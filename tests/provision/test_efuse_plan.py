@@ -10,7 +10,7 @@ import importlib
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ate.drivers.esp import EfuseSession, EspFlasher, FlashError, SecureDownloadMode
+from ate.drivers.esp import (
+    Act,
+    Burn,
+    BurnKey,
+    EfuseSession,
+    EspFlasher,
+    FlashError,
+    SecureDownloadMode,
+)
 from ate.provision.efuse_plan import (
     BurnStep,
     EfusePlan,
@@ -155,23 +163,27 @@ async def make_unit(tmp_path: Path) -> AsyncIterator[UnitFactory]:
 
 
 class CountingSession(EfuseSession):
-    """An EfuseSession that counts the burn commands it passes on to espefuse."""
+    """An EfuseSession that counts the burns it passes on to espefuse: `burns` one entry
+    per espefuse batch (one program cycle per block), `acts` one per act in them."""
 
     def __init__(self, flasher: EspFlasher) -> None:
         super().__init__(flasher)
         self.burns: list[str] = []
+        self.acts: list[str] = []
 
-    async def burn(self, values: dict[str, int | bytes]) -> dict[str, object]:
-        self.burns.append("burn:" + ",".join(values))
-        return await super().burn(values)
+    async def burn_batch(self, acts: list[Act]) -> None:
+        texts = [_act_text(a) for a in acts]
+        self.burns.append(" + ".join(texts))
+        self.acts.extend(texts)
+        await super().burn_batch(acts)
 
-    async def burn_key(self, block: str, key: bytes, purpose: str, **kw: Any) -> None:
-        self.burns.append(f"burn_key:{block}")
-        await super().burn_key(block, key, purpose, **kw)
 
-    async def write_protect(self, names: list[str]) -> None:
-        self.burns.append("write_protect:" + ",".join(names))
-        await super().write_protect(names)
+def _act_text(act: Act) -> str:
+    if isinstance(act, Burn):
+        return "burn:" + ",".join(act.values)
+    if isinstance(act, BurnKey):
+        return f"burn_key:{act.block}"
+    return "write_protect:" + ",".join(act.names)
 
 
 @dataclass
@@ -179,10 +191,11 @@ class RecordingJournal:
     events: list[tuple[str, str, str, dict[str, object], str]] = field(default_factory=list)
     on_intent: Callable[[BurnStep], Awaitable[None]] | None = None
 
-    async def intent(self, step: BurnStep, before: dict[str, object]) -> None:
-        self.events.append(("intent", step.id, "", dict(before), ""))
-        if self.on_intent is not None:
-            await self.on_intent(step)
+    async def intent(self, batch: Sequence[tuple[BurnStep, dict[str, object]]]) -> None:
+        for step, before in batch:
+            self.events.append(("intent", step.id, "", dict(before), ""))
+            if self.on_intent is not None:
+                await self.on_intent(step)
 
     async def outcome(
         self, step: BurnStep, status: str, after: dict[str, object], detail: str
@@ -404,10 +417,12 @@ async def test_execute_locks_down_a_fresh_s3(make_unit: UnitFactory) -> None:
     ids = [s.id for s in plan.steps]
     report, session, journal = await run(plan, unit, key, stop_before="dl.secure")
     assert report == PlanReport(tuple(ids[:-1]), ())
-    assert len(session.burns) == len(ids) - 1
+    # One espefuse batch (one program cycle per block) for every step but the download
+    # fuse, which always goes last and alone.
+    assert len(session.burns) == 1 and len(session.acts) == len(ids) - 1
     # The caller heard of every step before it was burned and after, in plan order.
-    assert journal.trace() == [
-        e for i in ids[:-1] for e in (("intent", i, ""), ("outcome", i, "burned"))
+    assert journal.trace() == [("intent", i, "") for i in ids[:-1]] + [
+        ("outcome", i, "burned") for i in ids[:-1]
     ]
 
     # A fresh connection reads everything back with espefuse.
@@ -470,11 +485,12 @@ async def test_resume_at_any_step_never_burns_twice(make_unit: UnitFactory, stop
 
     unit = await make_unit("resumed")
     first, s1, _ = await run(plan, unit, key, stop_before=ids[stop_at])
-    assert first.burned == tuple(ids[:stop_at]) and len(s1.burns) == stop_at
+    assert first.burned == tuple(ids[:stop_at]) and len(s1.acts) == stop_at
     # The station restarted: the key is gone unless the key step is still to burn.
     second, s2, journal = await run(plan, unit, key if stop_at == 0 else None)
     assert second == PlanReport(tuple(ids[stop_at:]), tuple(ids[:stop_at]))
-    assert len(s1.burns) + len(s2.burns) == len(ids)  # every step burned exactly once
+    assert len(s1.acts) + len(s2.acts) == len(ids)  # every step burned exactly once
+    assert len(s1.burns) + len(s2.burns) == (2 if 0 < stop_at < 11 else 1) + 1
     assert [e for e in journal.trace() if e[2] == "already"] == [
         ("outcome", i, "already") for i in ids[:stop_at]
     ]
@@ -610,13 +626,14 @@ async def test_a_burn_that_fails_is_journaled_and_raised(make_unit: UnitFactory)
     journal = RecordingJournal(on_intent=unplug)
     with pytest.raises(FlashError, match="not connected"):
         await execute(plan, EfuseSession(f), journal, fe_key=fe_key(6))
-    assert journal.trace()[-3:] == [
-        ("outcome", "fe.crypt_cnt", "burned"),
-        ("intent", "fe.lockdown", ""),
-        ("outcome", "fe.lockdown", "failed"),
+    # Every step of the batch was announced, none burned, and each hears that it failed.
+    ids = [s.id for s in plan.steps]
+    assert journal.trace() == [("intent", i, "") for i in ids] + [
+        ("outcome", i, "failed") for i in ids
     ]
-    assert "not connected" in journal.events[-1][4]
+    assert all("not connected" in e[4] for e in journal.events[len(ids) :])
     assert not unit.rom.efuses.field("DIS_DOWNLOAD_MANUAL_ENCRYPT")
+    assert unit.rom.efuses.field("KEY_PURPOSE_0") == 0  # USER: the key was not burned
 
 
 async def test_bare_rom_goes_to_secure_download_on_the_last_step(make_unit: UnitFactory) -> None:
@@ -640,7 +657,7 @@ async def test_a_c3_plan_executes_on_a_simulated_c3(make_unit: UnitFactory) -> N
         report = await execute(plan, session, RecordingJournal(), fe_key=fe_key(7))
         fuses = await session.summary()  # download mode is disabled from the next reset on
     assert report.burned == tuple(s.id for s in plan.steps)
-    assert len(session.burns) == len(plan.steps)
+    assert len(session.acts) == len(plan.steps) and len(session.burns) == 2
     assert fuses["KEY_PURPOSE_0"] == "XTS_AES_128_KEY" and fuses["SPI_BOOT_CRYPT_CNT"] == 7
     assert fuses["BLOCK_KEY2"] == sbv2_digest(pub_pem(1))
     assert fuses["SECURE_BOOT_EN"] is True and fuses["SECURE_BOOT_KEY_REVOKE2"] is True

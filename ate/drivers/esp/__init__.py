@@ -8,7 +8,7 @@ ate.config and ate.model; never ate.sim.
 """
 
 from ate.drivers.esp import esptool_fixes
-from ate.drivers.esp.efuse import EfuseField, EfuseSession
+from ate.drivers.esp.efuse import Act, Burn, BurnKey, EfuseField, EfuseSession, WriteProtect
 from ate.drivers.esp.errors import (
     BaudRefused,
     DownloadModeDisabled,
@@ -26,7 +26,10 @@ from ate.drivers.esp.flasher import ChipInfo, EspFlasher, SecurityInfo, WriteRes
 from ate.drivers.esp.log_capture import FlashProgress
 
 __all__ = [
+    "Act",
     "BaudRefused",
+    "Burn",
+    "BurnKey",
     "ChipInfo",
     "DownloadModeDisabled",
     "EfuseField",
@@ -42,6 +45,7 @@ __all__ = [
     "SecureDownloadMode",
     "SecurityInfo",
     "VerifyFailed",
+    "WriteProtect",
     "WriteResult",
     "WrongChip",
 ]

@@ -46,6 +46,37 @@ class EfuseField:
     writeable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Burn:
+    """burn-efuse: fields to values (ints, or bytes for byte fields)."""
+
+    values: dict[str, int | bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class BurnKey:
+    """burn-key: a key or digest into a key block with its purpose. By default the block
+    is write-protected and, for purposes that need it, read-protected; read_protect False
+    keeps a secret key readable, True insists (refused for a purpose that must stay
+    readable, such as a Secure Boot digest)."""
+
+    block: str
+    key: bytes
+    purpose: str
+    read_protect: bool | None = None
+    write_protect: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WriteProtect:
+    """write-protect-efuse: set WR_DIS for each field (and so its whole group)."""
+
+    names: tuple[str, ...]
+
+
+Act = Burn | BurnKey | WriteProtect
+
+
 def _value(field: Any) -> object:
     """MACs as "aa:bb:..", other byte fields as bytes in burn order, key purposes by
     name, the rest as int/bool."""
@@ -102,7 +133,10 @@ class EfuseSession:
         """burn-efuse of several fields in one batch; returns the values read back."""
         if not values:
             return {}
-        return await self._call("burn-efuse", self._burn, dict(values))
+        await self.burn_batch([Burn(dict(values))])
+        if self.link != "normal":
+            return {}  # the chip stopped answering eFuse reads: nothing to read back
+        return await self._call("read", self._values, list(values))
 
     async def burn_key(
         self,
@@ -113,13 +147,18 @@ class EfuseSession:
         read_protect: bool | None = None,
         write_protect: bool = True,
     ) -> None:
-        """burn-key: the key, its purpose (write-protected), and by default the block's
-        write protection and, for purposes that need it, read protection. read_protect
-        False keeps a secret key readable; True insists and is refused up front for a
-        purpose that must stay readable (Secure Boot digests)."""
-        await self._call(
-            "burn-key", self._burn_key, block, bytes(key), purpose, read_protect, write_protect
-        )
+        """burn-key (see `BurnKey`)."""
+        await self.burn_batch([BurnKey(block, bytes(key), purpose, read_protect, write_protect)])
+
+    async def burn_batch(self, acts: list[Act]) -> None:
+        """Several burns as one espefuse batch (its CLI's chained commands): every act is
+        checked against the chip as read, queued, and burned together in one program
+        cycle per block, BLOCK0's lock bits (WR_DIS, RD_DIS) and download-mode fuses
+        last; then one read-back, against which every act is checked. A refusal of any
+        act burns nothing. The per-burn cost on a chip (a program cycle and a whole
+        read-back each) is paid once for the batch."""
+        if acts:
+            await self._call(_batch_name(acts), self._batch, list(acts))
 
     async def burn_block_data(self, block: str, data: bytes, offset: int = 0) -> None:
         """burn-block-data, padded to the whole block (espefuse 5.6 refuses a short
@@ -129,7 +168,7 @@ class EfuseSession:
     async def write_protect(self, names: list[str]) -> None:
         """write-protect-efuse: set WR_DIS for each field (and its group) in one burn."""
         if names:
-            await self._call("write-protect-efuse", self._write_protect, list(names))
+            await self.burn_batch([WriteProtect(tuple(names))])
 
     # -- worker-thread side -----------------------------------------------------------
 
@@ -207,83 +246,6 @@ class EfuseSession:
             self._fresh = True
         return True
 
-    def _burn(self, efuses: Any, values: dict[str, int | bytes]) -> dict[str, object]:
-        checked: dict[str, int | bytes] = {}
-        for name, value in values.items():
-            field = efuses[name]  # KeyError -> unknown field
-            if isinstance(value, bytes | bytearray):
-                raw = bytes(value)
-                # MAC fields parse "aa:bb:cc:dd:ee:ff"; other byte fields plain hex.
-                text = raw.hex(":") if field.efuse_class == "mac" else raw.hex()
-            else:
-                text = str(int(value))  # bool -> "1": espefuse parses with int(x, 0)
-            # espefuse's own argument check (length, bool only 1, non-zero int).
-            checked[field.name] = base_fields.CheckArgValue(efuses, field.name)(text)
-        if not self._burning(
-            efuses, "burn-efuse", lambda: self._commands.burn_efuse(checked, force=False)
-        ):
-            return {}
-        return {name: _value(efuses[name]) for name in checked}
-
-    def _key_block(self, efuses: Any, block: str) -> Any:
-        blk = efuses.blocks[efuses.get_index_block_by_name(block)]
-        if blk.key_purpose_name is None:
-            raise EfuseRefused("burn-key", f"{block} is not a key block")
-        return blk
-
-    def _burn_key(
-        self,
-        efuses: Any,
-        block: str,
-        key: bytes,
-        purpose: str,
-        read_protect: bool | None,
-        write_protect: bool,
-    ) -> None:
-        self._refresh(efuses)
-        blk = self._key_block(efuses, block)
-        purpose_field = efuses[blk.key_purpose_name]
-        if purpose not in purpose_field.KEY_PURPOSES_NAME:
-            raise EfuseRefused(
-                "burn-key",
-                f"unknown key purpose {purpose!r}; one of {purpose_field.KEY_PURPOSES_NAME}",
-            )
-        needs_rd = bool(purpose_field.need_rd_protect(purpose))
-        if read_protect and not needs_rd:
-            raise EfuseRefused(
-                "burn-key", f"a {purpose} key must stay readable; refusing to read-protect {block}"
-            )
-        if not blk.is_writeable():
-            raise EfuseRefused("burn-key", f"{blk.name} is write-protected (already burned?)")
-        ok = self._burning(
-            efuses,
-            "burn-key",
-            lambda: self._commands.burn_key(
-                [blk.name],
-                [io.BytesIO(key)],
-                [purpose],
-                no_write_protect=not write_protect,
-                no_read_protect=read_protect is False,
-            ),
-        )
-        if not ok:
-            return
-        if purpose_field.get() != purpose:
-            raise EfuseRefused(
-                "burn-key", f"{blk.key_purpose_name} reads back {purpose_field.get()}"
-            )
-        key_field = efuses[blk.name]
-        expect_readable = not (needs_rd and read_protect is not False)
-        if key_field.is_readable() != expect_readable:
-            raise EfuseRefused(
-                "burn-key",
-                f"{blk.name} is {'' if key_field.is_readable() else 'not '}readable after burning",
-            )
-        if expect_readable and len(key) * 8 == key_field.bit_len:
-            stored = key[::-1] if purpose_field.need_reverse(purpose) else key
-            if _value(key_field) != stored:
-                raise EfuseRefused("burn-key", f"{blk.name} does not read back the key burned")
-
     def _burn_block_data(self, efuses: Any, block: str, data: bytes, offset: int) -> None:
         self._refresh(efuses)
         blk = efuses.blocks[efuses.get_index_block_by_name(block)]
@@ -302,17 +264,125 @@ class EfuseSession:
             if any((g & f) != f for g, f in zip(got, full, strict=True)):
                 raise EfuseRefused("burn-block-data", f"{blk.name} does not read back the data")
 
-    def _write_protect(self, efuses: Any, names: list[str]) -> None:
-        fields = [efuses[n] for n in names]
+    def _values(self, efuses: Any, names: list[str]) -> dict[str, object]:
+        self._refresh(efuses)
+        return {efuses[n].name: _value(efuses[n]) for n in names}
+
+    def _batch(self, efuses: Any, acts: list[Act]) -> None:
+        self._refresh(efuses)
+        # Checked and queued against the chip as read: a refusal leaves nothing burned
+        # (and _guard drops the queued writes with espefuse's objects).
+        self._commands.use_batch_mode()
+        for act in acts:
+            if isinstance(act, Burn):
+                self._queue_burn(efuses, act)
+            elif isinstance(act, BurnKey):
+                self._queue_key(efuses, act)
+            else:
+                self._queue_protect(efuses, act)
+        if not self._burning(
+            efuses, _batch_name(acts), lambda: self._commands.burn_all(check_batch_mode=True)
+        ):
+            return
+        for act in acts:
+            if isinstance(act, Burn):
+                self._verify_burn(efuses, act)
+            elif isinstance(act, BurnKey):
+                self._verify_key(efuses, act)
+            else:
+                self._verify_protect(efuses, act)
+
+    def _queue_burn(self, efuses: Any, act: Burn) -> None:
+        checked: dict[str, int | bytes] = {}
+        for name, value in act.values.items():
+            field = efuses[name]  # KeyError -> unknown field
+            if isinstance(value, bytes | bytearray):
+                raw = bytes(value)
+                # MAC fields parse "aa:bb:cc:dd:ee:ff"; other byte fields plain hex.
+                text = raw.hex(":") if field.efuse_class == "mac" else raw.hex()
+            else:
+                text = str(int(value))  # bool -> "1": espefuse parses with int(x, 0)
+            # espefuse's own argument check (length, bool only 1, non-zero int).
+            checked[field.name] = base_fields.CheckArgValue(efuses, field.name)(text)
+        self._commands.burn_efuse(checked, force=False)
+
+    def _verify_burn(self, efuses: Any, act: Burn) -> None:
+        for name, value in act.values.items():
+            field = efuses[name]
+            now = _value(field)
+            if isinstance(value, bytes | bytearray):
+                want: object = bytes(value).hex(":") if field.efuse_class == "mac" else bytes(value)
+                ok = now == want
+            else:
+                # Raw bits: a key purpose reads back as its name, a flag as a bool.
+                ok = field.get_bitstring().uint & int(value) == int(value)
+            if not ok and field.is_readable():
+                raise EfuseRefused("burn-efuse", f"{field.name} reads back {now!r}")
+
+    def _key_block(self, efuses: Any, block: str) -> Any:
+        blk = efuses.blocks[efuses.get_index_block_by_name(block)]
+        if blk.key_purpose_name is None:
+            raise EfuseRefused("burn-key", f"{block} is not a key block")
+        return blk
+
+    def _queue_key(self, efuses: Any, act: BurnKey) -> None:
+        blk = self._key_block(efuses, act.block)
+        purpose_field = efuses[blk.key_purpose_name]
+        if act.purpose not in purpose_field.KEY_PURPOSES_NAME:
+            raise EfuseRefused(
+                "burn-key",
+                f"unknown key purpose {act.purpose!r}; one of {purpose_field.KEY_PURPOSES_NAME}",
+            )
+        needs_rd = bool(purpose_field.need_rd_protect(act.purpose))
+        if act.read_protect and not needs_rd:
+            raise EfuseRefused(
+                "burn-key",
+                f"a {act.purpose} key must stay readable; refusing to read-protect {act.block}",
+            )
+        if not blk.is_writeable():
+            raise EfuseRefused("burn-key", f"{blk.name} is write-protected (already burned?)")
+        self._commands.burn_key(
+            [blk.name],
+            [io.BytesIO(act.key)],
+            [act.purpose],
+            no_write_protect=not act.write_protect,
+            no_read_protect=act.read_protect is False,
+        )
+
+    def _verify_key(self, efuses: Any, act: BurnKey) -> None:
+        blk = self._key_block(efuses, act.block)
+        purpose_field = efuses[blk.key_purpose_name]
+        if purpose_field.get() != act.purpose:
+            raise EfuseRefused(
+                "burn-key", f"{blk.key_purpose_name} reads back {purpose_field.get()}"
+            )
+        key_field = efuses[blk.name]
+        needs_rd = bool(purpose_field.need_rd_protect(act.purpose))
+        expect_readable = not (needs_rd and act.read_protect is not False)
+        if key_field.is_readable() != expect_readable:
+            raise EfuseRefused(
+                "burn-key",
+                f"{blk.name} is {'' if key_field.is_readable() else 'not '}readable after burning",
+            )
+        if expect_readable and len(act.key) * 8 == key_field.bit_len:
+            stored = act.key[::-1] if purpose_field.need_reverse(act.purpose) else act.key
+            if _value(key_field) != stored:
+                raise EfuseRefused("burn-key", f"{blk.name} does not read back the key burned")
+
+    def _queue_protect(self, efuses: Any, act: WriteProtect) -> None:
+        fields = [efuses[n] for n in act.names]
         for f in fields:
             if f.write_disable_bit is None:
                 raise EfuseRefused("write-protect-efuse", f"{f.name} cannot be write-protected")
-        if not self._burning(
-            efuses,
-            "write-protect-efuse",
-            lambda: self._commands.write_protect_efuse([f.name for f in fields]),
-        ):
-            return
-        still = [f.name for f in fields if f.is_writeable()]
+        self._commands.write_protect_efuse([f.name for f in fields])
+
+    def _verify_protect(self, efuses: Any, act: WriteProtect) -> None:
+        still = [efuses[n].name for n in act.names if efuses[n].is_writeable()]
         if still:
             raise EfuseRefused("write-protect-efuse", f"still writeable: {', '.join(still)}")
+
+
+def _batch_name(acts: list[Act]) -> str:
+    """What a batch is called in errors and logs: its espefuse commands, in order."""
+    names = {Burn: "burn-efuse", BurnKey: "burn-key", WriteProtect: "write-protect-efuse"}
+    return " + ".join(dict.fromkeys(names[type(a)] for a in acts))
