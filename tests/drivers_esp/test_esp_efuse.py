@@ -8,6 +8,8 @@ import pytest
 from esp_helpers import Slot, image
 
 from ate.drivers.esp import (
+    Burn,
+    BurnKey,
     DownloadModeDisabled,
     EfuseRefused,
     EfuseSession,
@@ -15,6 +17,7 @@ from ate.drivers.esp import (
     FlashError,
     NoSync,
     SecureDownloadMode,
+    WriteProtect,
 )
 
 KEY = bytes(range(0x40, 0x60))
@@ -47,6 +50,42 @@ async def test_burn_several_fields_in_one_batch(slot: Slot, flasher: EspFlasher)
         await efuse.burn({"NO_SUCH_FUSE": 1})
     with pytest.raises(EfuseRefused, match="cannot be cleared"):
         await efuse.burn({"SOFT_DIS_JTAG": 0b100})
+
+
+async def test_a_batch_programs_each_block_once_with_lock_bits_last(
+    slot: Slot, flasher: EspFlasher
+) -> None:
+    """A key, fields and a write protection of their own group in one batch: one program
+    cycle for the key block, one for BLOCK0's fields, one for its postponed lock bits
+    (WR_DIS, RD_DIS), so the protection lands after what it protects."""
+    efuse = EfuseSession(flasher)
+    before = len(slot.lines)
+    await efuse.burn_batch(
+        [
+            BurnKey("BLOCK_KEY0", KEY, "XTS_AES_128_KEY"),
+            Burn({"SPI_BOOT_CRYPT_CNT": 7, "DIS_USB_JTAG": 1}),
+            WriteProtect(("DIS_ICACHE", "DIS_USB_JTAG")),
+        ]
+    )
+    programs = [line.split(" - ")[0] for line in slot.lines[before:] if "BURN BLOCK" in line]
+    assert programs == ["BURN BLOCK4 ", "BURN BLOCK0 ", "BURN BLOCK0 "], programs
+    assert (
+        slot.rom.efuses.field("DIS_USB_JTAG") and slot.rom.efuses.field("SPI_BOOT_CRYPT_CNT") == 7
+    )
+    usb_jtag = await efuse.field("DIS_USB_JTAG")
+    assert usb_jtag.value is True and not usb_jtag.writeable
+    key = await efuse.field("BLOCK_KEY0")
+    assert not key.readable and await efuse.read("KEY_PURPOSE_0") == "XTS_AES_128_KEY"
+
+
+async def test_a_refused_act_burns_nothing_of_its_batch(slot: Slot, flasher: EspFlasher) -> None:
+    efuse = EfuseSession(flasher)
+    with pytest.raises(EfuseRefused, match="unknown key purpose 'NOPE'"):
+        await efuse.burn_batch([Burn({"DIS_USB_JTAG": 1}), BurnKey("BLOCK_KEY1", KEY, "NOPE")])
+    assert not slot.rom.efuses.field("DIS_USB_JTAG")
+    # Nothing queued survives into the next burn either.
+    assert await efuse.burn({"SOFT_DIS_JTAG": 1}) == {"SOFT_DIS_JTAG": 1}
+    assert not slot.rom.efuses.field("DIS_USB_JTAG")
 
 
 async def test_a_read_after_a_burn_uses_the_burns_own_read_back(
