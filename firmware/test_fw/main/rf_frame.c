@@ -80,7 +80,7 @@ size_t ate_rf_wifi_encode(const ate_rf_frame_t *frame, uint8_t *out, size_t cap)
     memset(out, 0, ATE_RF_WIFI_HEADER_LEN);
     out[0] = FC0_DATA;
     memset(out + 4, 0xFF, 6);       /* addr1: receiver, broadcast */
-    memcpy(out + 10, frame->mac, 6); /* addr2: transmitter */
+    memcpy(out + 10, frame->mac, 6); /* addr2: transmitter (the receiver trusts the payload's) */
     memcpy(out + 16, frame->mac, 6); /* addr3: BSSID, no network: the sender itself */
     if (ate_rf_payload_encode(frame, out + ATE_RF_WIFI_HEADER_LEN,
                               cap - ATE_RF_WIFI_HEADER_LEN) == 0) {
@@ -97,7 +97,7 @@ bool ate_rf_wifi_decode(const uint8_t *data, size_t len, ate_rf_frame_t *frame)
     }
     ate_rf_frame_t f;
     if (!ate_rf_payload_decode(data + ATE_RF_WIFI_HEADER_LEN, len - ATE_RF_WIFI_HEADER_LEN, &f) ||
-        f.kind != ATE_RF_KIND_WIFI || memcmp(data + 10, f.mac, 6) != 0) {
+        f.kind != ATE_RF_KIND_WIFI) {
         return false;
     }
     *frame = f;

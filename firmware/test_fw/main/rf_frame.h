@@ -54,8 +54,10 @@ bool ate_rf_payload_decode(const uint8_t *data, size_t len, ate_rf_frame_t *fram
 size_t ate_rf_wifi_encode(const ate_rf_frame_t *frame, uint8_t *out, size_t cap);
 
 /* A received 802.11 frame as the promiscuous callback sees it (the radio may append the
- * 4-byte FCS). True only for a data frame from-DS/to-DS 0 whose body is an ate payload of
- * kind wifi and whose transmitter address (addr2) is the payload's MAC. */
+ * 4-byte FCS). True only for a data frame with to/from DS 0 whose body is an ate payload of
+ * kind wifi. The sender is the payload's MAC: addr2 is not compared with it, since a driver
+ * may put the interface MAC there, which a custom base MAC makes differ from the factory MAC
+ * the host names in from=. */
 bool ate_rf_wifi_decode(const uint8_t *data, size_t len, ate_rf_frame_t *frame);
 
 /* ---- BLE: advertising data with one manufacturer-specific AD structure ------------------- */

@@ -169,9 +169,11 @@ static void test_wifi_frame(void)
     CHECK(!ate_rf_wifi_decode(buf, n, &got));
     buf[0] = 0x08;
     CHECK(!ate_rf_wifi_decode(buf, n - 1, &got)); /* short */
-    buf[12] ^= 1; /* addr2 is not the payload's MAC */
+    buf[12] ^= 1; /* addr2 is not looked at: the payload names the sender */
+    CHECK(ate_rf_wifi_decode(buf, n, &got) && memcmp(got.mac, k_mac, 6) == 0);
+    buf[ATE_RF_WIFI_HEADER_LEN] = 'B'; /* but the payload's magic is */
     CHECK(!ate_rf_wifi_decode(buf, n, &got));
-    buf[12] ^= 1;
+    buf[ATE_RF_WIFI_HEADER_LEN] = 'A';
     CHECK(ate_rf_wifi_decode(buf, n, &got));
 
     /* A BLE payload inside a Wi-Fi frame is not a Wi-Fi test frame, and the encoder only
