@@ -159,7 +159,8 @@ static SemaphoreHandle_t s_rx_synced;
 static StaticTask_t s_rx_tcb;
 static StackType_t s_rx_stack[RX_TASK_STACK_BYTES];
 
-static ate_rf_stats_t s_stats; /* the receive task's; read by the command task after a sync */
+static ate_rf_stats_t s_stats;    /* the receive task's alone */
+static ate_rf_stats_t s_snapshot; /* s_stats as of the last sync; the command task reads it */
 
 /* What the callbacks accept. Written by the command task only while s_rx_open is false
  * and the radio delivers nothing (promiscuous off, scan cancelled). */
@@ -188,6 +189,9 @@ static void rx_task(void *arg)
             ate_rf_stats_reset(&s_stats);
             break;
         case MSG_SYNC:
+            /* A copy, so that a frame a callback queued just before the radio went quiet
+             * can only ever reach s_stats, never the numbers being replied. */
+            s_snapshot = s_stats;
             xSemaphoreGive(s_rx_synced);
             break;
         default:
@@ -214,9 +218,10 @@ void rf_test_rx_submit(const ate_rf_frame_t *frame, int32_t rssi_dbm, uint32_t r
         (s_rx_from_given && memcmp(frame->mac, s_rx_from, 6) != 0)) {
         return;
     }
+    const int32_t rssi = rssi_dbm < INT8_MIN ? INT8_MIN : rssi_dbm > INT8_MAX ? INT8_MAX : rssi_dbm;
     const rx_msg_t m = {
         .op = MSG_FRAME,
-        .rssi_dbm = (int8_t)(rssi_dbm < INT8_MIN ? INT8_MIN : rssi_dbm > INT8_MAX ? INT8_MAX : rssi_dbm),
+        .rssi_dbm = (int8_t)rssi,
         .seq = frame->seq,
         .count = frame->count,
         .sender_us = frame->timestamp_us,
@@ -501,7 +506,7 @@ void cmd_rf_rx_stop(const ate_request_t *q, ate_reply_t *r)
     if (overflow != 0) {
         ESP_LOGW(TAG, "%u frames heard but not counted (receive queue full)", overflow);
     }
-    ate_rf_stats_reply(&s_stats, r);
+    ate_rf_stats_reply(&s_snapshot, r);
 }
 
 void rf_test_init(void)
