@@ -32,6 +32,7 @@
 #include "power.h"
 #include "protocol_io.h"
 #include "prov.h"
+#include "rf.h"
 #include "sdkconfig.h"
 #include "soc/soc_caps.h"
 #include "soc/uart_pins.h"
@@ -766,6 +767,11 @@ static void cmd_power_mode(const ate_request_t *q, ate_reply_t *r)
         !ate_option_uint(q, r, "hold_ms", 1000, 1, CONFIG_ATE_SLEEP_HOLD_MS_MAX, &hold_ms)) {
         return;
     }
+    if (rf_test_rx_running()) {
+        /* idle and the sleeps stop Wi-Fi, active takes it: either would end the count. */
+        ate_reply_fail(r, ATE_EBUSY, "rf.rx is running; send rf.rx.stop first");
+        return;
+    }
     esp_err_t err = ESP_OK;
     switch (mode) {
     case PM_IDLE:
@@ -804,6 +810,10 @@ static void cmd_rf_golden(const ate_request_t *q, ate_reply_t *r)
     }
     if (power_is_active()) {
         ate_reply_fail(r, ATE_EBUSY, "the radio is held by power.mode active; send power.mode idle");
+        return;
+    }
+    if (rf_test_rx_running()) {
+        ate_reply_fail(r, ATE_EBUSY, "rf.rx is running; send rf.rx.stop first");
         return;
     }
     ate_rf_golden_result_t result = {0};
@@ -854,6 +864,41 @@ static void cmd_info(const ate_request_t *q, ate_reply_t *r)
     ate_reply_str(r, "chip", s_identity.chip);
     ate_reply_str(r, "mac", s_identity.mac);
     ate_reply_str(r, "idf", s_identity.idf);
+    ate_reply_str(r, "role", ate_rf_role_name(rf_test_role())); /* PROTOCOL.md: RF test, role */
+}
+
+/* ---- prov.* behind the role ---------------------------------------------------------------- */
+
+/* A golden board is a fixture's instrument, never a product: it must never get a device key
+ * or a certificate, whatever a sequence sends to the port it sits on. */
+static bool provisionable(ate_reply_t *r)
+{
+    if (rf_test_role() == ATE_RF_ROLE_GOLDEN) {
+        ate_reply_fail(r, ATE_EPERM, "golden board: never provisioned");
+        return false;
+    }
+    return true;
+}
+
+static void cmd_prov_key_gated(const ate_request_t *q, ate_reply_t *r)
+{
+    if (provisionable(r)) {
+        cmd_prov_key(q, r);
+    }
+}
+
+static void cmd_prov_csr_gated(const ate_request_t *q, ate_reply_t *r)
+{
+    if (provisionable(r)) {
+        cmd_prov_csr(q, r);
+    }
+}
+
+static void cmd_prov_sign_gated(const ate_request_t *q, ate_reply_t *r)
+{
+    if (provisionable(r)) {
+        cmd_prov_sign(q, r);
+    }
 }
 
 static void cmd_sys_uptime(const ate_request_t *q, ate_reply_t *r)
@@ -898,12 +943,17 @@ static const ate_command_t s_commands[] = {
     /* Any arguments: the answer is "not built in" whatever they are. */
     {"rf.golden", cmd_rf_golden, 0, ATE_MAX_TOKENS, NULL, "rf.golden <channel> <packets>"},
 #endif
+    /* rf.c: the RF test against a golden board (PROTOCOL.md, "RF test"). */
+    {"rf.role", cmd_rf_role, 0, 1, NULL, "rf.role [dut|golden]"},
+    {"rf.tx", cmd_rf_tx, 3, 3, "interval_us power", ATE_RF_TX_USAGE},
+    {"rf.rx.start", cmd_rf_rx_start, 2, 2, "from", ATE_RF_RX_START_USAGE},
+    {"rf.rx.stop", cmd_rf_rx_stop, 0, 0, NULL, "rf.rx.stop"},
     {"sys.uptime", cmd_sys_uptime, 0, 0, NULL, "sys.uptime"},
     {"sys.reboot", cmd_sys_reboot, 0, 0, NULL, "sys.reboot"},
-    /* prov.c: the device key, its CSR and proofs (PROVISIONING.md). */
-    {"prov.key", cmd_prov_key, 0, 0, NULL, "prov.key"},
-    {"prov.csr", cmd_prov_csr, 0, 0, "subject", "prov.csr subject=<hex>"},
-    {"prov.sign", cmd_prov_sign, 1, 1, NULL, "prov.sign <challenge-hex>"},
+    /* prov.c: the device key, its CSR and proofs (PROVISIONING.md); EPERM on a golden board. */
+    {"prov.key", cmd_prov_key_gated, 0, 0, NULL, "prov.key"},
+    {"prov.csr", cmd_prov_csr_gated, 0, 0, "subject", "prov.csr subject=<hex>"},
+    {"prov.sign", cmd_prov_sign_gated, 1, 1, NULL, "prov.sign <challenge-hex>"},
 };
 
 const ate_command_t *commands_table(size_t *count)
@@ -942,4 +992,5 @@ void commands_init(void)
     if (err != ESP_OK) {
         ESP_LOGE(TAG, "power modes: %s", esp_err_to_name(err));
     }
+    rf_test_init(); /* after power_init(): the RF test uses the Wi-Fi driver it initialised */
 }

@@ -75,9 +75,9 @@ static esp_err_t wifi_prepare(void)
 }
 #endif
 
-static esp_err_t radio_on(void)
+#if ATE_HAVE_WIFI
+static esp_err_t wifi_start(void)
 {
-#if ATE_HAVE_WIFI && CONFIG_ATE_ACTIVE_RADIO
     if (!s_wifi_ready) {
         return ESP_ERR_INVALID_STATE;
     }
@@ -91,6 +91,13 @@ static esp_err_t radio_on(void)
     /* A started, unconnected station with power save off keeps its receiver on: "radio
      * receive" without needing an access point in the fixture. */
     return esp_wifi_set_ps(WIFI_PS_NONE);
+}
+#endif
+
+static esp_err_t radio_on(void)
+{
+#if ATE_HAVE_WIFI && CONFIG_ATE_ACTIVE_RADIO
+    return wifi_start();
 #else
     return ESP_OK;
 #endif
@@ -137,6 +144,21 @@ esp_err_t power_set_idle(void)
     s_active = false;
     return radio_off();
 }
+
+esp_err_t power_wifi_start(void)
+{
+#if ATE_HAVE_WIFI
+    const esp_err_t err = wifi_start();
+    if (err != ESP_OK) {
+        radio_off();
+    }
+    return err;
+#else
+    return ESP_ERR_NOT_SUPPORTED;
+#endif
+}
+
+esp_err_t power_wifi_stop(void) { return radio_off(); }
 
 esp_err_t power_set_active(void)
 {

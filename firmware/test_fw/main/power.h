@@ -21,8 +21,9 @@
 extern "C" {
 #endif
 
-/* Whether this image brings up the Wi-Fi driver at all: for `active` or for rf.golden. */
-#if SOC_WIFI_SUPPORTED && (CONFIG_ATE_ACTIVE_RADIO || CONFIG_ATE_RF_GOLDEN)
+/* Whether this image brings up the Wi-Fi driver at all: on every chip with Wi-Fi, since
+ * rf.tx and rf.rx.start need it (and `active` and rf.golden may). */
+#if SOC_WIFI_SUPPORTED
 #define ATE_HAVE_WIFI 1
 #else
 #define ATE_HAVE_WIFI 0
@@ -33,6 +34,13 @@ extern "C" {
 esp_err_t power_init(void);
 
 esp_err_t power_set_idle(void);
+
+/* Wi-Fi started as an unconnected station with power save off, for an RF test (rf.c), and
+ * stopped again. ESP_ERR_NOT_SUPPORTED on chips without Wi-Fi, ESP_ERR_INVALID_STATE if
+ * the driver failed to initialise at boot. Callers make sure `active` is not holding the
+ * radio (power_is_active()). */
+esp_err_t power_wifi_start(void);
+esp_err_t power_wifi_stop(void);
 esp_err_t power_set_active(void);
 bool power_is_active(void);
 

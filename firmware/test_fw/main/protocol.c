@@ -59,6 +59,8 @@ const char *ate_code_name(ate_code_t code)
         return "EBUSY";
     case ATE_EVERSION:
         return "EVERSION";
+    case ATE_EPERM:
+        return "EPERM";
     }
     return "EHW";
 }

@@ -52,6 +52,7 @@ typedef enum {
     ATE_EHW,      /* the hardware did not do it */
     ATE_EBUSY,    /* the device cannot do it now */
     ATE_EVERSION, /* the request needs a newer protocol version */
+    ATE_EPERM,    /* never allowed on this device (prov.* on a golden board) */
 } ate_code_t;
 
 /* "EPROTO", "EARG", ...; "OK" for ATE_OK. */

@@ -85,7 +85,7 @@ static size_t unescape(const char *in, char *out, size_t cap)
 static ate_code_t code_from_name(const char *name)
 {
     static const ate_code_t all[] = {ATE_EPROTO, ATE_EUNKNOWN, ATE_EARG,
-                                     ATE_EHW,    ATE_EBUSY,    ATE_EVERSION};
+                                     ATE_EHW,    ATE_EBUSY,    ATE_EVERSION, ATE_EPERM};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         if (strcmp(ate_code_name(all[i]), name) == 0) {
             return all[i];
