@@ -18,7 +18,12 @@ operations the station actually asked for (three esptool sessions, each uploadin
 stub at 115200 baud, reads back, MD5s), so it measures the executive against the line
 model, not the flow against a leaner one. Seed 001's station made ~120 units per hour.
 
-`python -m bench.line_time [--sequence minimal|functional]`; `python -m bench` includes it.
+With `--fixtures 8`, also 8 quad fixtures (each its own twin process and seed) run a
+panel each at once in this process with one provisioning station, as a fixture PC drives
+its fixtures; the figure is their wall time over one panel alone (goal <= 1.10).
+
+`python -m bench.line_time [--sequence minimal|functional] [--fixtures N]`;
+`python -m bench` includes the one-fixture rows.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import yaml
 
 from ate.config.loader import load_sequence
 from ate.sim.devkit import make_dev_profile
-from bench.simproc import REPO, provisioned_panel, write_fixture
+from bench.simproc import REPO, provisioned_panel, provisioned_panels, write_fixture
 
 SEQUENCES = {
     "minimal": REPO / "sequences" / "minimal.yaml",
@@ -41,10 +46,10 @@ SEQUENCES = {
 SEED_001_UPH = 120.0  # seed 001: "Throughput: ~120 devices/hour per station"
 
 
-def line_fixture(tmp: Path, name: str, slots: int) -> Path:
+def line_fixture(tmp: Path, name: str, slots: int, seed: int | None = None) -> Path:
     """The bench fixture with blank units (no preflash: the flow writes the test
     firmware) under the line-time model."""
-    path = write_fixture(tmp, name, slots, seed=slots)
+    path = write_fixture(tmp, name, slots, seed=slots if seed is None else seed)
     doc = yaml.safe_load(path.read_text())
     doc["simulation"].pop("preflash", None)
     doc["simulation"]["timing"] = "line"
@@ -92,6 +97,41 @@ def full_flow_panel(tmp: Path, slots: int, profile: Path, sequence: Path) -> dic
     }
 
 
+def fixtures_panel(
+    tmp: Path, fixtures: int, profile: Path, sequence: Path, one: dict[str, Any]
+) -> dict[str, Any]:
+    """`fixtures` quad fixtures of blank units (each its own seed, so its own MACs), one
+    panel on each at once in this process, against `one` panel alone."""
+    paths = [
+        line_fixture(tmp, f"line4x{fixtures}-{i}-{sequence.stem}", 4, seed=100 + i)
+        for i in range(fixtures)
+    ]
+    _, wall, cpu, sims = provisioned_panels(
+        paths, load_sequence(sequence), profile, tmp / f"line4x{fixtures}-{sequence.stem}"
+    )
+    floors = [floor_from(sim.line_time)["floor_s"] for sim in sims if sim.line_time]
+    return {
+        "fixtures": fixtures,
+        "wall_s": wall,
+        "ratio": wall / one["wall_s"],
+        "floor_s": max(floors),
+        "cpu_s": cpu,
+        "cpu_unit_s": cpu / (4 * fixtures),
+        "one_wall_s": one["wall_s"],
+    }
+
+
+def fixtures_row(r: dict[str, Any], sequence: str) -> tuple[str, str, str]:
+    return (
+        f"line time: {r['fixtures']} quad fixtures in one process, full flow ({sequence}), "
+        "over one panel",
+        f"{r['ratio']:.3f}",
+        f"{r['wall_s']:.2f} s / {r['one_wall_s']:.2f} s (each fixture's own floor at most "
+        f"{r['floor_s']:.2f} s); goal <= 1.10; station CPU {r['cpu_unit_s']:.2f} s a unit, "
+        f"{r['cpu_s'] / r['wall_s']:.2f} cores",
+    )
+
+
 def rows_for(r: dict[str, Any], sequence: str) -> list[tuple[str, str, str]]:
     return [
         (
@@ -111,17 +151,28 @@ def rows_for(r: dict[str, Any], sequence: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def run(tmp: Path, sequence: str = "minimal") -> list[tuple[str, str, str]]:
+def run(tmp: Path, sequence: str = "minimal", fixtures: int = 0) -> list[tuple[str, str, str]]:
     kit = make_dev_profile(tmp / "kit-line")
-    return rows_for(full_flow_panel(tmp, 4, kit.profile, SEQUENCES[sequence]), sequence)
+    one = full_flow_panel(tmp, 4, kit.profile, SEQUENCES[sequence])
+    rows = rows_for(one, sequence)
+    if fixtures:
+        many = fixtures_panel(tmp, fixtures, kit.profile, SEQUENCES[sequence], one)
+        rows.append(fixtures_row(many, sequence))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sequence", choices=sorted(SEQUENCES), default="minimal")
+    parser.add_argument(
+        "--fixtures",
+        type=int,
+        default=0,
+        help="also run this many quad fixtures at once in this process (e.g. 8)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for row in run(Path(tmp), args.sequence):
+        for row in run(Path(tmp), args.sequence, args.fixtures):
             print(" | ".join(row))
 
 

@@ -100,7 +100,20 @@ def provisioned_panel(
     """One panel with provisioning, the twin in its own process, the station's state and
     outputs under `where`: (result, wall s, station CPU s, the stopped SimProcess).
     Every unit must pass and lock; anything else stops the bench with the reasons."""
-    fixture = load_fixture(fixture_path)
+    results, wall, cpu, sims = provisioned_panels([fixture_path], sequence, profile, where, watch)
+    return results[0], wall, cpu, sims[0]
+
+
+def provisioned_panels(
+    fixture_paths: list[Path],
+    sequence: LoadedSequence,
+    profile: Path,
+    where: Path,
+    watch: Callable[[Event], None] | None = None,
+) -> tuple[list[PanelResult], float, float, list[SimProcess]]:
+    """A panel on each fixture at once, in this one process with one provisioning
+    station, as a fixture PC drives its fixtures; each twin in its own process."""
+    fixtures = [load_fixture(path) for path in fixture_paths]
     station = open_provisioning(
         profile,
         sequence,
@@ -109,28 +122,41 @@ def provisioned_panel(
         station="bench",
         operator="bench",
     )
-    sim = SimProcess(fixture_path)
+    sims = [SimProcess(path) for path in fixture_paths]
     try:
-        with sim as endpoints:
+        with contextlib.ExitStack() as stack:
+            endpoints = [stack.enter_context(sim) for sim in sims]
             bus = EventBus()
             if watch is not None:
                 bus.subscribe(watch)
-            cpu0, wall0 = cpu_s(), time.perf_counter()
-            result = asyncio.run(
-                run_one_panel(
-                    fixture,
-                    sequence,
-                    bus,
-                    sim=endpoints,
-                    station="bench",
-                    operator="bench",
-                    provisioner=station.provisioner,
+
+            async def panels() -> list[PanelResult]:
+                return await asyncio.gather(
+                    *(
+                        run_one_panel(
+                            fixture,
+                            sequence,
+                            bus,
+                            sim=ends,
+                            station="bench",
+                            operator="bench",
+                            provisioner=station.provisioner,
+                        )
+                        for fixture, ends in zip(fixtures, endpoints, strict=True)
+                    )
                 )
-            )
+
+            cpu0, wall0 = cpu_s(), time.perf_counter()
+            results = asyncio.run(panels())
             wall, cpu = time.perf_counter() - wall0, cpu_s() - cpu0
     finally:
         station.close()
-    bad = {s: r.reason for s, r in result.slots.items() if r.verdict is not Verdict.PASS}
+    bad = {
+        (i, s): r.reason
+        for i, result in enumerate(results)
+        for s, r in result.slots.items()
+        if r.verdict is not Verdict.PASS
+    }
     if bad:
         raise RuntimeError(f"bench units did not pass and lock: {bad}")
-    return result, wall, cpu, sim
+    return results, wall, cpu, sims
