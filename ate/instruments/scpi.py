@@ -128,9 +128,9 @@ class ScpiLink:
         link = cls(name, settings, manager, resource)
         try:
             idn = await link.query("*IDN?")
-        except InstrumentError as exc:
+        except InstrumentError as exc:  # nothing there, or silent: not another instrument
             await link.aclose()
-            raise InstrumentMismatch(f"{where} does not answer *IDN?: {exc}") from None
+            raise InstrumentError(f"{where} does not answer *IDN?: {exc}") from None
         if not re.search(settings.idn, idn):
             await link.aclose()
             raise InstrumentMismatch(

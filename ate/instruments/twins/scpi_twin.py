@@ -47,12 +47,19 @@ class ScpiTwin:
         self.idn = idn
         self.errors: deque[tuple[int, str]] = deque()
         self.replies: dict[str, str] = {}  # query header -> the reply to give instead
+        self.silent: set[str] = set()  # headers it never answers (a hung instrument)
         self.received: list[str] = []  # every line, for tests to read
+        self.port = 0  # where it listens, once serving
+        self._server: asyncio.Server | None = None
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     def handle(self, line: str) -> str | None:
+        line = line.strip()
         self.received.append(line)
-        header, _, args = line.strip().partition(" ")
+        header, _, args = line.partition(" ")
         header = header.upper()
+        if header in self.silent:
+            return None
         if header in self.replies:
             return self.replies[header]
         if header == "*IDN?":
@@ -74,11 +81,33 @@ class ScpiTwin:
     def command(self, header: str, args: str) -> str | None:
         raise CommandError(-113, "Undefined header")
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> asyncio.Server:
-        """Listen on host:port (0: a free port; read it from the server's sockets)."""
-        return await asyncio.start_server(self._client, host, port)
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on host:port (0: a free one); the port it listens on."""
+        self._server = await asyncio.start_server(self._client, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    @property
+    def resource(self) -> str:
+        """Its VISA resource string, for pyvisa-py."""
+        return f"TCPIP::127.0.0.1::{self.port}::SOCKET"
+
+    async def aclose(self) -> None:
+        """Stop listening and end every connection (each handler ends on its own: a
+        cancelled stream handler would be reported as an error by asyncio)."""
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._clients.values()):
+            writer.close()
+        if self._clients:
+            await asyncio.gather(*self._clients, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients[task] = writer
         try:
             while line := await reader.readline():
                 reply = self.handle(line.decode("ascii", "replace"))
@@ -88,6 +117,7 @@ class ScpiTwin:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            del self._clients[task]
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -99,6 +129,11 @@ class PsuChannel:
     limit: float = 1.0
     on: bool = False
     load_ohms: float = 1e12  # what the channel drives (the DUT as a resistance)
+    # Or the load as a model: amps drawn at a voltage (a simulated board's power mode).
+    load: Callable[[float], float] | None = None
+
+    def demand(self) -> float:
+        return self.load(self.volts) if self.load is not None else self.volts / self.load_ohms
 
 
 class PsuTwin(ScpiTwin):
@@ -116,7 +151,7 @@ class PsuTwin(ScpiTwin):
         return [self.channels[n] for n in numbers]
 
     def current(self, ch: PsuChannel) -> float:
-        return min(ch.volts / ch.load_ohms, ch.limit) if ch.on else 0.0
+        return min(ch.demand(), ch.limit) if ch.on else 0.0
 
     def command(self, header: str, args: str) -> str | None:
         value = args.split(",", 1)[0].strip()
@@ -139,8 +174,9 @@ class PsuTwin(ScpiTwin):
         if header == "MEAS:VOLT?":
             out = []
             for ch in self._chosen(args):
-                amps = self.current(ch)
-                volts = ch.volts if not ch.on or amps < ch.limit else amps * ch.load_ohms
+                # At the current limit the supply holds the current and its voltage sags.
+                limited = ch.on and ch.demand() > ch.limit > 0
+                volts = ch.volts * ch.limit / ch.demand() if limited else ch.volts
                 out.append(f"{volts if ch.on else 0.0:+.6E}")
             return ",".join(out)
         raise CommandError(-113, "Undefined header")
@@ -228,13 +264,10 @@ class TwinThread:
     def running(self) -> Iterator[dict[str, int]]:
         loop = asyncio.new_event_loop()
         started = threading.Event()
-        servers: list[asyncio.Server] = []
 
         async def start() -> None:
             for name, twin in self.twins.items():
-                server = await twin.serve()
-                servers.append(server)
-                self.ports[name] = server.sockets[0].getsockname()[1]
+                self.ports[name] = await twin.serve()
             started.set()
 
         def run() -> None:
@@ -250,9 +283,8 @@ class TwinThread:
         finally:
 
             async def stop() -> None:
-                for server in servers:
-                    server.close()
-                    await server.wait_closed()
+                for twin in self.twins.values():
+                    await twin.aclose()
 
             asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
