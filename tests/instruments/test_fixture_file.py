@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ate.cli.validate_cmd import run_validate
 from ate.config.errors import InputError
 from ate.config.loader import load_fixture
 from ate.instruments.scpi_drivers import MuxSettings, PsuSettings
@@ -102,15 +103,23 @@ def test_no_section_no_instruments(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_at_its_place(
-    tmp_path: Path, body: str, line: int, words: str
+    tmp_path: Path, body: str, line: int, words: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, body)
     with pytest.raises(InputError) as caught:
         load_fixture(path)
     assert caught.value.line == line, str(caught.value)
     assert words in caught.value.message
+    assert run_validate([str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}:"), lines
+
+
+def test_ate_validate_says_it_in_one_line_exit_2(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("driver: scpi_dmm", "driver: keithley"))
     done = run_ate("validate", path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"{path}:{line}:"), done.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:12:"), done.stderr
+    assert "instrument driver 'keithley' is not registered" in lines[0]
     assert "Traceback" not in done.stderr
