@@ -142,6 +142,16 @@ def verdicts(result: PanelResult) -> dict[int, dict[str, Verdict]]:
     return {n: {s.name: s.verdict for s in r.steps} for n, r in result.slots.items()}
 
 
+async def test_the_fixture_mcu_named_as_instruments_is_the_default(
+    tmp_path: Path, bench: tuple[SimFixtureThread, Twins]
+) -> None:
+    sim, _ = bench
+    named = {role: {"driver": "fixture_mcu"} for role in ("supply", "dmm", "mux")}
+    default = await run(tmp_path, sim, None)
+    assert verdicts(await run(tmp_path, sim, named)) == verdicts(default)
+    assert verdicts(default)[3]["rail_3v3"] is Verdict.FAIL
+
+
 async def test_scpi_roles_give_the_verdicts_the_fixture_mcu_gives(
     tmp_path: Path, bench: tuple[SimFixtureThread, Twins]
 ) -> None:
