@@ -212,3 +212,18 @@ async def test_a_wrong_instrument_stops_ate_run_before_the_panel(tmp_path: Path)
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert "answers *IDN? with 'RIGOL" in lines[0] and "expects /KEITHLEY" in lines[0]
     assert not list((tmp_path / "out").glob("**/*.json"))  # no panel, no record
+
+
+async def test_an_instrument_that_does_not_answer_is_exit_3(tmp_path: Path) -> None:
+    gone = DmmTwin()
+    await gone.serve()
+    resource = gone.resource
+    await gone.aclose()  # the port is free again: nothing answers there
+    path = fixture_file(
+        tmp_path, {"dmm": {"driver": "scpi_dmm", "resource": resource, "idn": "x", "timeout": 1}}
+    )
+    done = run_ate("run", "-f", path, "-s", sequence(tmp_path), "--out", tmp_path / "out")
+    assert done.returncode == 3, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("ate:")]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "does not answer *IDN?" in lines[0]
