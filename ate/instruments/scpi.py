@@ -33,6 +33,7 @@ _NUMBER = re.compile(
 _SYST_ERR = re.compile(r'([-+]?[0-9]{1,6})\s*,\s*"(.{0,200})"')
 OVERFLOW = 9.9e37  # SCPI-99 7.2.1: +9.9E37 overflow, -9.9E37 underflow, 9.91E37 NaN
 MAX_REPLY = 4096  # longer than any honest reply; bounds what a hostile one costs
+_RESYNC_LINES = 16  # replies that may be in flight after a failed exchange
 
 
 class ScpiSettings(Strict):
@@ -100,6 +101,7 @@ class ScpiLink:
         self._manager = manager
         self._resource = resource
         self._lock = asyncio.Lock()
+        self._stale = False  # an exchange failed: its reply may still come
 
     @classmethod
     async def open(cls, name: str, settings: ScpiSettings, base_dir: Path) -> ScpiLink:
@@ -141,25 +143,52 @@ class ScpiLink:
         return link
 
     async def _exchange(self, command: str, reply: bool) -> str:
+        """One command (and its reply) in a worker thread; the caller holds the lock.
+
+        After an exchange that failed or was cancelled, the instrument may still send
+        that command's reply: the next exchange first resynchronises (see `_resync`),
+        so a late reply is never taken as the answer to another command."""
         import pyvisa
 
         def run() -> str:
+            if self._stale:
+                self._resync()
             if reply:
                 return str(self._resource.query(command))
             self._resource.write(command)
             return ""
 
+        exchange = asyncio.ensure_future(asyncio.to_thread(run))
         try:
-            text = await asyncio.to_thread(run)
-        except (pyvisa.Error, OSError, UnicodeDecodeError) as exc:
+            text = await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: keep the lock until pyvisa's timeout ends it,
+            # so that no other command starts while this one is on the wire.
+            with contextlib.suppress(BaseException):
+                await exchange
+            self._stale = True
+            raise
+        except (pyvisa.Error, OSError, UnicodeDecodeError, InstrumentError) as exc:
+            self._stale = True
             raise InstrumentError(
                 f"instrument {self.name!r}: {command}: {_one_line(exc)}"
             ) from None
         if len(text) > MAX_REPLY:
+            self._stale = True  # the rest of it may still be coming
             raise InstrumentError(
                 f"instrument {self.name!r}: {command}: a reply of {len(text)} characters"
             )
         return text
+
+    def _resync(self) -> None:
+        """(In the worker thread.) Ask *IDN? and discard every line until its answer:
+        whatever was still in flight is read and dropped."""
+        self._resource.write("*IDN?")
+        for _ in range(_RESYNC_LINES):
+            if str(self._resource.read()).strip() == self.idn:
+                self._stale = False
+                return
+        raise InstrumentError(f"out of step: no *IDN? answer in {_RESYNC_LINES} lines")
 
     async def query(self, command: str) -> str:
         async with self._lock:

@@ -18,6 +18,7 @@ Imports ate.config.common and ate.instruments only.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Annotated
 
 from pydantic import Field
@@ -30,6 +31,19 @@ from ate.instruments.scpi import ScpiLink, ScpiSettings
 ChannelList = Annotated[
     str, Field(pattern=r"^[0-9]{1,6}(,[0-9]{1,6}){0,31}$", description="e.g. 101 or 101,201")
 ]
+
+
+def _setpoint(value: float, what: str) -> str:
+    """A setpoint as sent: a NaN or negative one is a bug upstream, never sent."""
+    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise InstrumentError(f"{what} {value!r}: a setpoint is a finite number >= 0")
+    return f"{value:.6g}"
+
+
+def _mean(values: list[float]) -> float:
+    if not values:
+        raise InstrumentError("a reading needs at least one sample")
+    return sum(values) / len(values)
 
 
 class _Shared:
@@ -69,10 +83,10 @@ class ScpiPsuOutput:
         return f" (@{self.channel})" if first else f",(@{self.channel})"
 
     async def set_voltage(self, volts: float) -> None:
-        await self.link.write(f"VOLT {volts:.6g}{self._arg(False)}")
+        await self.link.write(f"VOLT {_setpoint(volts, 'voltage')}{self._arg(False)}")
 
     async def set_current_limit(self, amps: float) -> None:
-        await self.link.write(f"CURR {amps:.6g}{self._arg(False)}")
+        await self.link.write(f"CURR {_setpoint(amps, 'current limit')}{self._arg(False)}")
 
     async def output(self, on: bool) -> None:
         await self.link.write(f"OUTP {'ON' if on else 'OFF'}{self._arg(False)}")
@@ -81,10 +95,8 @@ class ScpiPsuOutput:
         return Reading(await self.link.query_number(f"MEAS:VOLT?{self._arg(True)}"), "V")
 
     async def measure_current(self, samples: int = 1) -> Reading:
-        total = 0.0
-        for _ in range(samples):
-            total += await self.link.query_number(f"MEAS:CURR?{self._arg(True)}")
-        return Reading(total / samples, "A")
+        query = f"MEAS:CURR?{self._arg(True)}"
+        return Reading(_mean([await self.link.query_number(query) for _ in range(samples)]), "A")
 
 
 class _OpenPsu:
@@ -122,10 +134,8 @@ class ScpiDmm(_Shared):
         return Reading(await self.link.query_number("MEAS:VOLT:DC?"), "V")
 
     async def measure_amps_dc(self, samples: int = 1) -> Reading:
-        total = 0.0
-        for _ in range(samples):
-            total += await self.link.query_number("MEAS:CURR:DC?")
-        return Reading(total / samples, "A")
+        query = "MEAS:CURR:DC?"
+        return Reading(_mean([await self.link.query_number(query) for _ in range(samples)]), "A")
 
 
 async def _open_dmm(ctx: InstrumentContext) -> OpenInstrument:

@@ -175,6 +175,12 @@ async def test_psu_twin_current_follows_its_load(served: list[ScpiTwin]) -> None
         await out.set_current_limit(1.0)
         assert math.isclose((await out.measure_current()).value, 0.1)
         assert "OUTP ON,(@2)" in twin.received
+        for bad in (math.nan, math.inf, -1.0):
+            with pytest.raises(InstrumentError, match="a setpoint is a finite number"):
+                await out.set_voltage(bad)
+        with pytest.raises(InstrumentError, match="at least one sample"):
+            await out.measure_current(0)
+        assert not any("nan" in line.lower() or "inf" in line.lower() for line in twin.received)
     finally:
         await psu.aclose()
 
@@ -281,6 +287,26 @@ async def test_a_silent_instrument_times_out_into_an_error(served: list[ScpiTwin
         assert isinstance(meter, Dmm)
         with pytest.raises(InstrumentError, match=r"MEAS:VOLT:DC\?"):
             await meter.measure_volts_dc()
+    finally:
+        await dmm.aclose()
+
+
+async def test_a_late_reply_is_never_taken_for_the_next_reading(served: list[ScpiTwin]) -> None:
+    readings = iter([1.0, 2.0, 3.0])
+    twin = DmmTwin(volts=lambda: next(readings))
+    dmm = await open_driver(
+        scpi_drivers.DMM, resource=await serve(served, twin), idn="SIM-DMM", timeout=0.3
+    )
+    try:
+        meter = dmm.for_slot(1)
+        assert isinstance(meter, Dmm)
+        twin.delays["MEAS:VOLT:DC?"] = 0.5  # answers 1.0, but after the driver gave up
+        with pytest.raises(InstrumentError, match=r"MEAS:VOLT:DC\?"):
+            await meter.measure_volts_dc()
+        del twin.delays["MEAS:VOLT:DC?"]
+        # The late 1.0 is still on its way: the next reading must be its own (2.0).
+        assert (await meter.measure_volts_dc()).value == 2.0
+        assert twin.received[-3:] == ["MEAS:VOLT:DC?", "*IDN?", "MEAS:VOLT:DC?"]
     finally:
         await dmm.aclose()
 

@@ -48,6 +48,7 @@ class ScpiTwin:
         self.errors: deque[tuple[int, str]] = deque()
         self.replies: dict[str, str] = {}  # query header -> the reply to give instead
         self.silent: set[str] = set()  # headers it never answers (a hung instrument)
+        self.delays: dict[str, float] = {}  # header -> seconds before it answers (a slow one)
         self.received: list[str] = []  # every line, for tests to read
         self.port = 0  # where it listens, once serving
         self._server: asyncio.Server | None = None
@@ -110,7 +111,11 @@ class ScpiTwin:
         self._clients[task] = writer
         try:
             while line := await reader.readline():
-                reply = self.handle(line.decode("ascii", "replace"))
+                text = line.decode("ascii", "replace")
+                reply = self.handle(text)
+                delay = self.delays.get(text.strip().partition(" ")[0].upper())
+                if delay:
+                    await asyncio.sleep(delay)  # the instrument is slow: it answers late
                 if reply is not None:
                     writer.write(reply.encode() + b"\n")
                     await writer.drain()
