@@ -7,5 +7,6 @@ Built in: SCPI drivers over pyvisa (ate.instruments.scpi_drivers), the fixture c
 MCU's current sense and DMM re-expressed as the same protocols (ate.instruments.fixture_mcu),
 and simulated SCPI instruments on 127.0.0.1 sockets (ate.instruments.twins).
 
-Imports ate.config, ate.model, ate.protocol and ate.drivers (the fixture controller) only.
+Imports ate.config.common and ate.drivers.fixture (the fixture controller) only; pyvisa
+loads when a SCPI instrument is opened.
 """

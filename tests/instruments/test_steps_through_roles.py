@@ -23,7 +23,7 @@ from tests.ate_cli import run_ate
 from tests.scheduler.conftest import FAST, S3_SEQUENCE, write_fixture, write_sequence
 
 STEPS = {s["name"]: s for s in yaml.safe_load(S3_SEQUENCE.read_text())["steps"]}
-MEASURED = ["rail_3v3", "rail_1v8", "current_idle", "current_active"]
+MEASURED = ["rail_3v3", "rail_1v8", "current_idle", "current_active", "current_light_sleep"]
 # Slot 2 draws three times its active current; slot 3's 3.3 V rail sits at 3.0 V.
 FAULTS = {
     2: {"faults": {"over_current": {"mode": "active", "factor": 3.0}}},
