@@ -26,6 +26,7 @@ from ate.config.loader import (
     load_sequence,
 )
 from ate.drivers.line_client import DeviceGone, DeviceTimeout
+from ate.instruments.base import InstrumentError, InstrumentMismatch
 from ate.model.results import SlotResult
 from ate.model.verdict import Verdict
 from ate.provision.ledger import LedgerError
@@ -174,7 +175,10 @@ def _report(
 ) -> int:
     code = EXIT_PASS
     for fix, res in zip(fixtures, results, strict=True):
-        if isinstance(res, PanelRefused | DeviceGone | DeviceTimeout | OSError):
+        if isinstance(res, InstrumentMismatch):  # the fixture file names another instrument
+            print(f"ate: {fix.path}: {res}", file=sys.stderr)
+            code = max(code, EXIT_BAD_INPUT)
+        elif isinstance(res, PanelRefused | DeviceGone | DeviceTimeout | OSError | InstrumentError):
             print(f"ate: fixture {fix.model.fixture}: {res}", file=sys.stderr)
             code = max(code, EXIT_CANNOT_RUN)
         elif isinstance(res, BaseException):

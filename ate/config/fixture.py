@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ate.config.common import Bool, FieldError, Int, Strict
 
@@ -123,6 +123,22 @@ class ControllerSpec(Strict):
     )
 
 
+class InstrumentSpec(BaseModel):
+    """One role's instrument: `driver` (ate.instruments.registry) and, beside it, the
+    driver's own settings, validated by the driver's model when the file loads."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    driver: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="scpi_psu, scpi_dmm, scpi_mux, scpi_shield_box, fixture_mcu, or a "
+        "driver a package registers (entry point group ate.instruments)",
+    )
+
+
+Role = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,32}$")]
+
+
 class SimSlotSpec(Strict):
     empty: Bool = Field(False, description="no board in this slot")
     faults: dict[str, Any] = Field(default_factory=dict, description="see the board model")
@@ -188,6 +204,11 @@ class Fixture(Strict):
     resources: dict[str, ResourceSpec] = Field(default_factory=dict)
     flashing: FlashingSpec = FlashingSpec()
     simulation: SimulationSpec | None = None
+    instruments: dict[Role, InstrumentSpec] = Field(
+        default_factory=dict,
+        description="role -> {driver: NAME, ...its settings}; steps reach instruments by "
+        "role (supply, dmm, mux, shield); a role not named is the fixture controller MCU's",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Fixture:

@@ -69,6 +69,8 @@ class LoadedFixture:
     positions: Positions
     data: Any = None  # the plain YAML data (positions index it)
     controller_settings: Any = None  # its driver's settings model, validated
+    # role -> (instrument driver name, its settings model validated)
+    instruments: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 def load_model(path: Path, model: type[M]) -> M:
@@ -209,7 +211,42 @@ def load_fixture(path: Path | str) -> LoadedFixture:
         loaded.positions,
         loaded.data,
         settings,
+        _instrument_settings(loaded),
     )
+
+
+# What a built-in step asks of a role: the driver there must provide it.
+_ROLE_PROTOCOL = {"supply": "PowerSupply", "dmm": "Dmm", "mux": "RelayMux", "shield": "ShieldBox"}
+
+
+def _instrument_settings(loaded: Loaded[Fixture]) -> dict[str, tuple[str, Any]]:
+    """Each role's driver is registered, provides what its role needs, and the settings
+    beside it are its settings (each problem one line at its place in the file)."""
+    from ate.instruments.registry import UnknownInstrument, get  # instruments import config
+
+    found: dict[str, tuple[str, Any]] = {}
+    for role, spec in loaded.model.instruments.items():
+        at = ("instruments", role, "driver")
+        try:
+            driver = get(spec.driver)
+        except UnknownInstrument as exc:
+            raise InputError(loaded.path, str(exc), *loaded.positions.value(at)) from None
+        wanted = _ROLE_PROTOCOL.get(role)
+        if wanted is not None and wanted not in driver.provides:
+            raise InputError(
+                loaded.path,
+                f"role {role!r} needs a {wanted}; driver {spec.driver!r} provides "
+                f"{', '.join(driver.provides)}",
+                *loaded.positions.value(at),
+            )
+        data = {k: v for k, v in (spec.model_extra or {}).items()}
+        try:
+            found[role] = (spec.driver, driver.settings.model_validate(data))
+        except ValidationError as exc:
+            raise validation_error_at(
+                loaded.path, loaded.positions, ("instruments", role), driver.settings, data, exc
+            ) from None
+    return found
 
 
 def _controller_settings(loaded: Loaded[Fixture]) -> Any:

@@ -26,6 +26,8 @@ from ate.drivers.line_client import (
     LineClient,
     WireLine,
 )
+from ate.instruments.base import InstrumentError
+from ate.instruments.registry import Instruments
 from ate.model.events import (
     DutLog,
     DutWire,
@@ -144,6 +146,7 @@ class SlotOptions:
     request_attempts: int = 3
     crypto_s: float = 2.0  # extra per attempt for the device's key generation and signing
     prompts: OperatorPrompts | None = None  # where `prompt` steps ask the operator
+    instruments: Instruments | None = None  # the fixture's, by role; None: the MCU's
 
 
 def _integrity_reason(exc: BaseException) -> str:
@@ -164,6 +167,8 @@ def _classify(exc: BaseException) -> tuple[Verdict, str]:
         # EHW: the unit's hardware did not respond (missing part): a bad unit.
         return (Verdict.FAIL if exc.code == "EHW" else Verdict.ERROR), str(exc)
     if isinstance(exc, DeviceTimeout | DeviceGone):
+        return Verdict.ERROR, str(exc)
+    if isinstance(exc, InstrumentError):  # the measurement chain, not the unit
         return Verdict.ERROR, str(exc)
     return Verdict.ERROR, f"internal error: {type(exc).__name__}: {exc}"
 
@@ -451,7 +456,13 @@ class SlotRun:
         the plan's abort deadline) when the panel is aborted. A cleanup failure is recorded
         and never hides the main verdict; after a main PASS it makes the unit ERROR."""
         ctx = StepContext(
-            self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts
+            self.panel_id,
+            self.slot,
+            dut,
+            self.controller,
+            self.emit,
+            self.options.prompts,
+            self.options.instruments,
         )
         verdict, reason = Verdict.PASS, ""
         try:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
+from ate.instruments.registry import Instruments, bound
 from ate.model.events import Event, Measured
 from ate.model.limits import Limits
 from ate.model.quantities import reading_problem
 from ate.model.results import Measurement
 from ate.model.verdict import Verdict
 from ate.sequence.prompts import OperatorPrompts
+
+T = TypeVar("T")
 
 
 class StepFailed(Exception):
@@ -31,6 +35,7 @@ class StepContext:
         "_dut",
         "_emit",
         "_fixture",
+        "_instruments",
         "attempt",
         "attempts",
         "failure",
@@ -49,8 +54,12 @@ class StepContext:
         fixture: FixtureController | None,
         emit: Callable[[Event], None],
         prompts: OperatorPrompts | None = None,
+        instruments: Instruments | None = None,
     ) -> None:
         self.panel_id = panel_id
+        # Without a fixture file's instruments, the fixture MCU's: one per slot, so that
+        # a slot's rail selection is its own.
+        self._instruments = instruments if instruments is not None else Instruments({})
         self.prompts = prompts  # the operator's page, when the station has one
         self.slot = slot
         self._dut = dut
@@ -73,6 +82,14 @@ class StepContext:
         if self._fixture is None:
             raise RuntimeError(f"slot {self.slot} has no fixture controller")
         return self._fixture
+
+    def instrument(self, role: str, protocol: Callable[..., T]) -> T:
+        """The instrument in `role`, bound to this slot's channel, as `protocol`
+        (ate.instruments.base); InstrumentError (the step ERROR) when there is none."""
+        return bound(self._instruments.for_slot(role, self.slot, self._fixture), role, protocol)
+
+    def has_instrument(self, role: str) -> bool:
+        return self._instruments.has(role)
 
     def begin(self, step_name: str, attempt: int = 0) -> None:
         self.step_name = step_name

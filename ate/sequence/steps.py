@@ -14,6 +14,7 @@ from typing import Any
 
 from ate.config import sequence as s
 from ate.drivers.line_client import DeviceError
+from ate.instruments.base import DMM, MUX, SUPPLY, Dmm, PowerSupply, RelayMux
 from ate.model.limits import Limits
 from ate.model.units import Quantity, convert
 from ate.model.verdict import Verdict
@@ -141,8 +142,19 @@ async def adc(ctx: StepContext, step: s.AdcStep) -> None:
 @executor("rail_voltage")
 async def rail_voltage(ctx: StepContext, step: s.RailVoltageStep) -> None:
     limits = step.limits.for_quantity(Quantity.VOLTAGE)
-    volts = await ctx.fixture.dmm_volts(ctx.slot, step.rail)
-    ctx.measure(step.measured, convert(volts, "V", limits.unit), limits.unit, limits)
+    dmm = ctx.instrument(DMM, Dmm)
+    # Without a mux the DMM is wired to the one rail (a fixture file naming only a dmm).
+    mux = ctx.instrument(MUX, RelayMux) if ctx.has_instrument(MUX) else None
+    if mux is not None:
+        await mux.select(step.rail)
+    try:
+        reading = await dmm.measure_volts_dc()
+    finally:
+        if mux is not None:
+            await mux.open_all()
+    ctx.measure(
+        step.measured, convert(reading.value, reading.unit, limits.unit), limits.unit, limits
+    )
 
 
 _SAMPLE_S = 0.002  # upper bound of one current-sense sample, for the sleep hold time
@@ -152,12 +164,13 @@ _WAKE_NOTICE = {"light_sleep": "AWAKE", "deep_sleep": "READY"}
 @executor("supply_current")
 async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
     limits = step.limits.for_quantity(Quantity.CURRENT)
+    supply = ctx.instrument(SUPPLY, PowerSupply)
     dut = ctx.dut
     wake = _WAKE_NOTICE.get(step.mode)
     if wake is None:
         await dut.power_mode(step.mode)
         await asyncio.sleep(step.settle)
-        reading = await ctx.fixture.current(ctx.slot, step.samples)
+        reading = await supply.measure_current(step.samples)
     else:
         # The DUT cannot hear us while asleep: it sleeps for a fixed hold, long enough for
         # settling and sampling, then wakes (light sleep) or boots again (deep sleep).
@@ -166,12 +179,12 @@ async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
         try:
             await dut.power_mode(step.mode, hold_ms=round(hold_s * 1000))
             await asyncio.sleep(step.settle)
-            reading = await ctx.fixture.current(ctx.slot, step.samples)
+            reading = await supply.measure_current(step.samples)
             async with asyncio.timeout(hold_s + 5.0):
                 await woke
         finally:
             woke.cancel()
-    value = convert(reading.mean_ma, "mA", limits.unit)
+    value = convert(reading.value, reading.unit, limits.unit)
     ctx.measure(step.measured, value, limits.unit, limits)
 
 

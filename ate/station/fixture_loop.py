@@ -24,13 +24,20 @@ from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers.fixture import FixtureController
 from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, LineClient
 from ate.drivers.ports import resolve_port
+from ate.instruments.base import InstrumentError
+from ate.instruments.registry import Instruments
 from ate.model.verdict import Verdict
 from ate.protocol.lines import Notice
 from ate.provision.critical import CriticalSections
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused
 from ate.scheduler.slot import Admit, SlotOptions
-from ate.station.runner import Endpoints, open_controller, run_one_panel
+from ate.station.runner import (
+    Endpoints,
+    open_controller,
+    open_fixture_instruments,
+    run_one_panel,
+)
 from ate.station.status import StationStatus
 
 if TYPE_CHECKING:
@@ -122,6 +129,7 @@ class FixtureLoop:
         self._clamp_changed = asyncio.Event()
         self._lost: asyncio.Future[str] | None = None
         self._buzzer = True  # until the controller says it has none
+        self._instruments: Instruments | None = None  # the fixture file's, while online
 
     @property
     def status(self) -> StationStatus:
@@ -143,6 +151,18 @@ class FixtureLoop:
                     break
                 backoff = min(backoff * 2, self.ctx.retry_max)
                 continue
+            try:
+                # Opened once per controller session, not per panel (an *IDN? check and
+                # the mux's reset each time would add to every panel's wall time).
+                if self.fixture.instruments:
+                    self._instruments = await open_fixture_instruments(self.fixture, ctrl)
+            except Exception as exc:  # an instrument away or not the one named: say which
+                await ctrl.close()
+                self._offline(str(exc) if isinstance(exc, InstrumentError) else repr(exc))
+                if not await self._pause(backoff):
+                    break
+                backoff = min(backoff * 2, self.ctx.retry_max)
+                continue
             backoff = 0.25
             try:
                 await self._serve(ctrl)
@@ -158,6 +178,9 @@ class FixtureLoop:
                     break
                 backoff = min(backoff * 2, self.ctx.retry_max)
             finally:
+                if self._instruments is not None:
+                    await self._instruments.aclose()
+                    self._instruments = None
                 await ctrl.close()
         self._set(state="stopped")
 
@@ -358,6 +381,7 @@ class FixtureLoop:
                 admit=self.ctx.admit,
                 end=end,
                 labels=labels,
+                instruments=self._instruments,
             )
         )
         stop = asyncio.ensure_future(self.ctx.stop.wait())

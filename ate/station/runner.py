@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +19,7 @@ from ate.drivers import registry
 from ate.drivers.fixture import FixtureController, LineFixtureController
 from ate.drivers.line_client import LineClient
 from ate.drivers.ports import resolve_port
+from ate.instruments.registry import Instruments, open_instruments
 from ate.model.verdict import Verdict
 from ate.records.junit import JUnitWriter
 from ate.records.slot_log import SlotLogWriter
@@ -181,12 +183,19 @@ async def run_one_panel(
     admit: Admit | None = None,
     end: asyncio.Future[tuple[Verdict, str]] | None = None,
     labels: Mapping[int, str] | None = None,
+    instruments: Instruments | None = None,
 ) -> PanelResult:
-    """One panel on `fixture`; opens (and closes) the controller unless one is given.
-    `end`, when it resolves, ends the panel (see PanelSpec.end)."""
+    """One panel on `fixture`; opens (and closes) the controller and the fixture file's
+    instruments unless they are given. `end`, when it resolves, ends the panel (see
+    PanelSpec.end)."""
     own = controller is None
     ctrl = controller or await open_controller(fixture, sim)
+    own_instruments = instruments is None and bool(fixture.instruments)
     try:
+        if own_instruments:
+            instruments = await open_fixture_instruments(fixture, ctrl)
+        if instruments is not None:
+            options = dataclasses.replace(options or SlotOptions(), instruments=instruments)
         spec = PanelSpec(
             panel_id=new_panel_id(fixture.model.fixture),
             fixture=fixture.model.fixture,
@@ -202,5 +211,13 @@ async def run_one_panel(
         )
         return await run_panel(spec, bus)
     finally:
+        if own_instruments and instruments is not None:
+            await instruments.aclose()
         if own:
             await ctrl.close()
+
+
+async def open_fixture_instruments(fixture: LoadedFixture, ctrl: FixtureController) -> Instruments:
+    """The fixture file's instruments, by role (ate.instruments.registry), each checked
+    to be the instrument the file expects (InstrumentMismatch)."""
+    return await open_instruments(fixture.instruments, fixture.base_dir, ctrl)
