@@ -18,6 +18,7 @@ from ate.config.sequence import Group
 from ate.config.when import ConditionFailed, Facts
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
+from ate.drivers.golden import RfBoards
 from ate.drivers.line_client import (
     DeviceError,
     DeviceGone,
@@ -219,8 +220,10 @@ class SlotRun:
         emit: Callable[[Event], None],
         options: SlotOptions,
         panel_steps: PanelSteps | None = None,
+        rf: RfBoards | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.rf = rf
         self.panel_steps = panel_steps or PanelSteps()
         self.slot = binding.slot
         self.binding = binding
@@ -451,7 +454,7 @@ class SlotRun:
         the plan's abort deadline) when the panel is aborted. A cleanup failure is recorded
         and never hides the main verdict; after a main PASS it makes the unit ERROR."""
         ctx = StepContext(
-            self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts
+            self.panel_id, self.slot, dut, self.controller, self.emit, self.options.prompts, self.rf
         )
         verdict, reason = Verdict.PASS, ""
         try:

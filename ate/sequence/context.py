@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
+from ate.drivers.golden import RfBoards
 from ate.model.events import Event, Measured
 from ate.model.limits import Limits
 from ate.model.quantities import reading_problem
@@ -37,6 +38,7 @@ class StepContext:
         "measurements",
         "panel_id",
         "prompts",
+        "rf_boards",
         "slot",
         "step_name",
     )
@@ -49,8 +51,10 @@ class StepContext:
         fixture: FixtureController | None,
         emit: Callable[[Event], None],
         prompts: OperatorPrompts | None = None,
+        rf: RfBoards | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.rf_boards = rf  # the panel's golden boards, when its plan has RF steps
         self.prompts = prompts  # the operator's page, when the station has one
         self.slot = slot
         self._dut = dut
@@ -73,6 +77,12 @@ class StepContext:
         if self._fixture is None:
             raise RuntimeError(f"slot {self.slot} has no fixture controller")
         return self._fixture
+
+    @property
+    def rf(self) -> RfBoards:
+        if self.rf_boards is None:
+            raise RuntimeError(f"slot {self.slot} has no golden board opened for this panel")
+        return self.rf_boards
 
     def begin(self, step_name: str, attempt: int = 0) -> None:
         self.step_name = step_name
