@@ -64,13 +64,15 @@ class GoldenBoard:
 
 @dataclass(frozen=True)
 class GoldenLink:
-    """One golden board and the calibration the panel checked for it."""
+    """One golden board and the calibration the panel checked for it (None only in the
+    golden check, which measures what a calibration corrects)."""
 
     board: GoldenBoard
-    calibration: Calibration
+    calibration: Calibration | None
 
     def path_loss_db(self, slot: int, mode: RfMode, channel: int) -> float:
-        loss = self.calibration.path_loss(slot, channel_key(mode, channel))
+        cal = self.calibration
+        loss = cal.path_loss(slot, channel_key(mode, channel)) if cal is not None else None
         if loss is None:
             raise DeviceError(
                 f"golden board {self.board.name}",

@@ -90,7 +90,7 @@ def _judge(
                 missing.append("freq_offset (fewer than 3 frames)")
         else:
             ctx.measure(name(link, "freq_offset"), count.cfo, "ppm", cfo_limits)
-    if missing:
+    if missing and not ctx.failure:  # a failed per already says why; else say what is missing
         raise StepFailed(
             f"{link} ch{step.channel}: {count.frames} of {packets} frames: no {', '.join(missing)}"
         )

@@ -57,11 +57,11 @@ from ate.sim.dut_server import (
     make_link,
 )
 from ate.sim.replay import ReplayBoard, load_slot_log
+from ate.sim.rf_space import RfSpace
 from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
-from ate.sim.rf_space import RfSpace
 from ate.sim.timing import LINE, LineTimes
 
 LED_STATES = ("off", "busy", "pass", "fail", "error")

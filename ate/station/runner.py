@@ -243,9 +243,11 @@ async def run_one_panel(
     admit: Admit | None = None,
     end: asyncio.Future[tuple[Verdict, str]] | None = None,
     labels: Mapping[int, str] | None = None,
+    resources: Mapping[str, int] | None = None,
 ) -> PanelResult:
     """One panel on `fixture`; opens (and closes) the controller unless one is given.
-    `end`, when it resolves, ends the panel (see PanelSpec.end)."""
+    `end`, when it resolves, ends the panel (see PanelSpec.end). `resources` replaces
+    the fixture's capacities (a test proving what a looser pool would break)."""
     own = controller is None
     plan = compile_plan(sequence.model, sequence.variant, fixture.model.default_golden())
     rf = await open_rf(fixture, plan, sim)
@@ -261,7 +263,11 @@ async def run_one_panel(
             sequence_info=sequence_info(sequence),
             bindings=slot_bindings(fixture, sequence, sim, provisioner, admit, labels),
             controller=ctrl,
-            resources={n: r.capacity for n, r in fixture.model.resources.items()},
+            resources=(
+                dict(resources)
+                if resources is not None
+                else {n: r.capacity for n, r in fixture.model.resources.items()}
+            ),
             options=options or SlotOptions(),
             end=end,
             rf=rf,
