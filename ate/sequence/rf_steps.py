@@ -52,6 +52,7 @@ def _judge(
 ) -> None:
     packets = step.packets
     name = step.rf_name
+    # An impossible field makes the whole reply unusable: nothing in it is judged.
     if count.frames > packets:
         ctx.measure(
             name(link, "per"),
@@ -62,14 +63,7 @@ def _judge(
             shown=f"frames={count.frames} counted of {packets} sent, impossible",
         )
         return
-    per = 100.0 * (packets - count.frames) / packets
-    ctx.measure(name(link, "per"), per, "%", _limits(step, "per"))
-    missing: list[str] = []
-    rssi_limits = _limits(step, "rssi")
-    if count.rssi is None:
-        if rssi_limits is not None:
-            missing.append("rssi (no frame received)")
-    elif not RSSI_MIN_DBM <= count.rssi <= RSSI_MAX_DBM:
+    if count.rssi is not None and not RSSI_MIN_DBM <= count.rssi <= RSSI_MAX_DBM:
         ctx.measure(
             name(link, "rssi_raw"),
             count.rssi,
@@ -80,16 +74,21 @@ def _judge(
             f"{RSSI_MIN_DBM:g} .. {RSSI_MAX_DBM:+g})",
         )
         return
-    else:
+    per = 100.0 * (packets - count.frames) / packets
+    ctx.measure(name(link, "per"), per, "%", _limits(step, "per"))
+    missing: list[str] = []
+    rssi_limits = _limits(step, "rssi")
+    if count.rssi is not None:
         ctx.measure(name(link, "rssi"), round(count.rssi + loss_db, 2), "dBm", rssi_limits)
         ctx.measure(name(link, "rssi_raw"), count.rssi, "dBm", None)
+    elif rssi_limits is not None:
+        missing.append("rssi (no frame received)")
     if "freq_offset" in step.keys(link):
         cfo_limits = _limits(step, "freq_offset")
-        if count.cfo is None:
-            if cfo_limits is not None:
-                missing.append("freq_offset (fewer than 3 frames)")
-        else:
+        if count.cfo is not None:
             ctx.measure(name(link, "freq_offset"), count.cfo, "ppm", cfo_limits)
+        elif cfo_limits is not None:
+            missing.append("freq_offset (fewer than 3 frames)")
     if missing and not ctx.failure:  # a failed per already says why; else say what is missing
         raise StepFailed(
             f"{link} ch{step.channel}: {count.frames} of {packets} frames: no {', '.join(missing)}"

@@ -11,7 +11,7 @@ the other slots of the panel PASS and the host's memory stays bounded:
 - log_flood: thousands of log lines before each reply (still answers correctly)
 - nan: RF readings of `nan`; impossible: a packet error rate of 130 %, or more test
   frames counted (rf.rx.stop) than any transmitter sends; inf: an `inf` RSSI and clock
-  offset; loud: an RSSI of +45 dBm (no receiver survives that in a shield box)
+  offset; loud: an RSSI of +35 dBm (no receiver reports that: it would be burnt)
 - reboot: reboots by itself after `after` requests (boot banner and READY again)
 - clone_mac: reports `mac` (another unit's) as its own
 
@@ -97,7 +97,7 @@ def rx_fields(hostile: Hostile, honest: dict[str, object]) -> dict[str, object]:
     if hostile.mode == "impossible":
         return {**honest, "frames": 10_001, "rssi": "-40.0", "cfo": "0.00"}
     if hostile.mode == "loud":
-        return {**honest, "frames": 5, "rssi": "45.0", "cfo": "0.00"}
+        return {**honest, "frames": 5, "rssi": "35.0", "cfo": "0.00"}
     return honest
 
 

@@ -131,25 +131,54 @@ def rf_resources(capacity_dmm: int = 1) -> dict[str, Any]:
     }
 
 
+def _open(
+    tmp: Path,
+    sim_slots: dict[int, dict[str, Any]] | None = None,
+    rf: dict[str, Any] | None = None,
+) -> RfBench:
+    path = write_fixture(
+        tmp, name="rf4", sim_slots=sim_slots, resources=rf_resources(), preflash=image()
+    )
+    if rf is not None:
+        doc = yaml.safe_load(path.read_text())
+        doc["simulation"]["rf"] = rf
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    fixture = load_fixture(path)
+    twin = SimFixtureThread(fixture.model, fixture.base_dir)
+    twin.__enter__()
+    return RfBench(fixture, twin)
+
+
+@pytest.fixture(scope="session")
+def clean_calibration(tmp_path_factory: pytest.TempPathFactory) -> Calibration:
+    """The golden check of the fixture with good units in every slot (the same units,
+    by name and seed, as every bench here: a faulted unit must not be the reference)."""
+    tmp = tmp_path_factory.mktemp("clean")
+    bench = _open(tmp)
+    try:
+        return asyncio.run(bench.calibrate(rf_sequence(tmp)))
+    finally:
+        bench.twin.close()
+
+
 @pytest.fixture
-def make_rf_bench(tmp_path: Path) -> Iterator[Callable[..., RfBench]]:
+def make_rf_bench(
+    tmp_path: Path, clean_calibration: Calibration
+) -> Iterator[Callable[..., RfBench]]:
+    """make(sim_slots=..., rf=..., calibrated=True): a running bench; calibrated, it has
+    the clean golden check's file where its fixture names it."""
     twins: list[SimFixtureThread] = []
 
     def make(
-        sim_slots: dict[int, dict[str, Any]] | None = None, rf: dict[str, Any] | None = None
+        sim_slots: dict[int, dict[str, Any]] | None = None,
+        rf: dict[str, Any] | None = None,
+        calibrated: bool = True,
     ) -> RfBench:
-        path = write_fixture(
-            tmp_path, name="rf4", sim_slots=sim_slots, resources=rf_resources(), preflash=image()
-        )
-        if rf is not None:
-            doc = yaml.safe_load(path.read_text())
-            doc["simulation"]["rf"] = rf
-            path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        fixture = load_fixture(path)
-        twin = SimFixtureThread(fixture.model, fixture.base_dir)
-        twin.__enter__()
-        twins.append(twin)
-        return RfBench(fixture, twin)
+        bench = _open(tmp_path, sim_slots, rf)
+        twins.append(bench.twin)
+        if calibrated:
+            calibration.save(clean_calibration, bench.calibration_path)
+        return bench
 
     yield make
     for twin in twins:
@@ -158,5 +187,3 @@ def make_rf_bench(tmp_path: Path) -> Iterator[Callable[..., RfBench]]:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
