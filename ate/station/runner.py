@@ -160,7 +160,10 @@ async def open_rf(
             try:
                 cal = calibration.load(path)
             except InputError as exc:
-                raise RfRefused(f"golden board {name!r}: calibration {exc}") from None
+                raise RfRefused(
+                    f"golden board {name!r}: calibration {exc}; run ate rf golden-check "
+                    f"--fixture {fixture.path}"
+                ) from None
             problem = cal.problem(fixture=fixture.model.fixture, golden_mac=board.mac, now=now)
             if problem is None and cal.golden != name:
                 problem = f"it is for golden board {cal.golden!r}"
