@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ate.config.errors import InputError
-from ate.config.loader import check_compatible, load_fixture, load_sequence
+from ate.config.loader import check_compatible, load_fixture
 from ate.protocol.lines import ErrorReply, Reply, Request
 from ate.sim.board import SimBoard
 from tests.rf.conftest import WIFI_RX, WIFI_TX, rf_sequence
