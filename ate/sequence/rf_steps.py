@@ -17,6 +17,7 @@ from ate.config.sequence import BleStep, RfLink, RfStepBase, WifiRxStep, WifiTxS
 from ate.drivers.dut import RxCount, TestFirmwareClient
 from ate.drivers.golden import GoldenLink
 from ate.drivers.line_client import DeviceError
+from ate.model.quantities import reading_problem
 from ate.model.radio import RSSI_MAX_DBM, RSSI_MIN_DBM
 from ate.model.verdict import Verdict
 from ate.sequence.context import StepContext, StepFailed
@@ -74,12 +75,20 @@ def _judge(
             f"{RSSI_MIN_DBM:g} .. {RSSI_MAX_DBM:+g})",
         )
         return
+    corrected = round(count.rssi + loss_db, 2) if count.rssi is not None else None
+    if corrected is not None and reading_problem(corrected, "dBm") is not None:
+        # A calibration that makes an impossible power: the chain is broken, not the unit.
+        ctx.measure(name(link, "rssi"), corrected, "dBm", None)
+        return
+    if count.cfo is not None and reading_problem(count.cfo, "ppm") is not None:
+        ctx.measure(name(link, "freq_offset"), count.cfo, "ppm", None)
+        return
     per = 100.0 * (packets - count.frames) / packets
     ctx.measure(name(link, "per"), per, "%", _limits(step, "per"))
     missing: list[str] = []
     rssi_limits = _limits(step, "rssi")
-    if count.rssi is not None:
-        ctx.measure(name(link, "rssi"), round(count.rssi + loss_db, 2), "dBm", rssi_limits)
+    if count.rssi is not None and corrected is not None:
+        ctx.measure(name(link, "rssi"), corrected, "dBm", rssi_limits)
         ctx.measure(name(link, "rssi_raw"), count.rssi, "dBm", None)
     elif rssi_limits is not None:
         missing.append("rssi (no frame received)")

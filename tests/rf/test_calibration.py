@@ -125,3 +125,19 @@ def test_golden_check_command_writes_and_reports_drift(
     assert "drifted from the previous calibration: slot 2 wifi6 +" in err
     assert main([*args, "--channels", "wifi15"]) == 2
     assert "the esp32s3 has no wifi channel 15" in capsys.readouterr().err
+
+
+def test_ate_run_exits_2_naming_the_missing_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.rf.conftest import image, rf_resources
+    from tests.scheduler.conftest import write_fixture
+
+    path = write_fixture(
+        tmp_path, name="nocal", slots=1, resources=rf_resources(), preflash=image()
+    )
+    seq = rf_sequence(tmp_path, [WIFI_TX])
+    out = tmp_path / "out"
+    assert main(["run", "-f", str(path), "-s", str(seq.path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "golden-cal.yaml: no such file; run ate rf golden-check --fixture" in err
