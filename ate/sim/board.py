@@ -2,8 +2,10 @@
 
 Pure logic, no I/O: the clock is injected, time passes in the server, the dev_key
 partition is a `KeyStore` the server may replace with the unit's flash; under the
-line-time model (`timing`) crypto and RF requests take their modelled time too. May
-import ate.protocol, ate.config, ate.model, ate.sim.devkey and ate.sim.timing only.
+line-time model (`timing`) crypto and RF requests take their modelled time too; rf.tx
+always takes its frames' air time, and its frames go into the fixture's RF space
+(ate.sim.rf_space) from `begin`. May import ate.protocol, ate.config, ate.model,
+ate.sim.devkey, ate.sim.hostile, ate.sim.rf_space and ate.sim.timing only.
 """
 
 from __future__ import annotations
