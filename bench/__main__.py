@@ -15,7 +15,18 @@ import yaml
 
 from ate.pki.errors import PkiError
 from ate.pki.softhsm import find_module
-from bench import flashing, line_time, overhead, panel, pki, provision, report, store, transport
+from bench import (
+    flashing,
+    line_time,
+    overhead,
+    panel,
+    pki,
+    provision,
+    report,
+    rf,
+    store,
+    transport,
+)
 from bench.simproc import SEQUENCE
 
 
@@ -172,6 +183,7 @@ def main() -> None:
         rows += flashing.run(tmp)
         rows += provision.run(tmp)
         rows += line_time.run(tmp)
+        rows += rf.run(tmp)
         rows.append(_issuance_row())
         rows += _store_rows(tmp)
         built = report.report_build_seconds(100_000)

@@ -70,7 +70,11 @@ class SimProcess:
         )
         assert self.proc.stdout is not None
         info: dict[str, Any] = json.loads(self.proc.stdout.readline())
-        return Endpoints(info["controller"], {int(k): v for k, v in info["slots"].items()})
+        return Endpoints(
+            info["controller"],
+            {int(k): v for k, v in info["slots"].items()},
+            dict(info.get("golden", {})),
+        )
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None

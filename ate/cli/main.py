@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     from ate.cli.nightly_cmd import add_parser as add_nightly
 
     add_nightly(sub)
+    from ate.cli.rf_cmd import add_parser as add_rf
+
+    add_rf(sub)
 
     val = sub.add_parser("validate", help="check sequence, fixture and profile files")
     val.add_argument("files", nargs="+", metavar="FILE")
@@ -167,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             from ate.cli.nightly_cmd import run_nightly
 
             return run_nightly(args)
+        if args.command == "rf":
+            from ate.cli.rf_cmd import run_golden_check
+
+            return run_golden_check(args)
         if args.command == "approval":
             from ate.cli.approval_cmd import run_approval
 

@@ -36,7 +36,7 @@ from ate.scheduler.panel import PanelRefused, PanelResult
 from ate.sequence.plan import PlanError, compile_plan
 from ate.station.line import LineDb
 from ate.station.provisioning import StationProvisioning, open_provisioning
-from ate.station.runner import Outputs, run_one_panel, simulated_twin
+from ate.station.runner import Outputs, RfRefused, run_one_panel, simulated_twin
 from ate.station.store_sink import StoreSink
 from ate.store.spool import default_spool_path
 
@@ -177,6 +177,9 @@ def _report(
     for fix, res in zip(fixtures, results, strict=True):
         if isinstance(res, InstrumentMismatch):  # the fixture file names another instrument
             print(f"ate: {fix.path}: {res}", file=sys.stderr)
+            code = max(code, EXIT_BAD_INPUT)
+        elif isinstance(res, RfRefused):  # a golden board's calibration or role: fix the input
+            print(f"ate: fixture {fix.model.fixture}: {res}", file=sys.stderr)
             code = max(code, EXIT_BAD_INPUT)
         elif isinstance(res, PanelRefused | DeviceGone | DeviceTimeout | OSError | InstrumentError):
             print(f"ate: fixture {fix.model.fixture}: {res}", file=sys.stderr)

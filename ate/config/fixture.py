@@ -105,6 +105,31 @@ class ResourceSpec(Strict):
     kind: Literal["dmm", "golden_board", "shield_box", "other"] = "other"
     capacity: Int = Field(1, ge=1, le=16)
     description: str = ""
+    port: PortSpec | None = Field(
+        None,
+        description="golden_board: its own serial port (the same test firmware in role "
+        "golden); sim: the fixture's simulated twin serves it",
+    )
+    calibration: str | None = Field(
+        None,
+        description="golden_board: the path-loss calibration `ate rf golden-check` writes "
+        "(relative to the fixture file); RF steps are refused without a valid one",
+    )
+
+    @model_validator(mode="after")
+    def _golden_fields(self) -> ResourceSpec:
+        if self.kind != "golden_board":
+            for name in ("port", "calibration"):
+                if getattr(self, name) is not None:
+                    raise FieldError(f"{name} is for a golden_board resource", (name,))
+        elif self.capacity != 1:
+            # One RF space (shield box) holds one golden board, and it runs one exchange
+            # at a time: two slots on the air at once would collide and corrupt both.
+            raise FieldError(
+                "a golden_board has capacity 1: one RF test at a time per shield box",
+                ("capacity",),
+            )
+        return self
 
 
 class ControllerSpec(Strict):
@@ -163,6 +188,25 @@ class SimSlotSpec(Strict):
         return self
 
 
+class SimRfSpec(Strict):
+    """The simulated shield box (ate/sim/rf_space.py): one medium for the golden board
+    and every slot's unit."""
+
+    path_loss_db: float = Field(40.0, ge=0, le=120, description="slot to golden board")
+    slots: dict[Int, float] = Field(
+        default_factory=dict, description="path loss of a slot that differs, dB"
+    )
+    per_channel_db: float = Field(
+        0.05, ge=-2, le=2, description="path loss added per channel number (frequency slope)"
+    )
+    golden_board: str | None = Field(
+        None, description="board file of the golden twin (default: simulation.board)"
+    )
+
+    def loss_db(self, slot: int, channel: int) -> float:
+        return self.slots.get(slot, self.path_loss_db) + self.per_channel_db * channel
+
+
 class SimulationSpec(Strict):
     board: str = Field(description="simulated board YAML, relative to the fixture file")
     seed: Int = 0
@@ -185,6 +229,7 @@ class SimulationSpec(Strict):
         "runs, relative to the fixture file; without it every run starts with new units",
     )
     slots: dict[Int, SimSlotSpec] = Field(default_factory=dict)
+    rf: SimRfSpec = SimRfSpec()
 
 
 class FlashingSpec(Strict):
@@ -250,8 +295,28 @@ class Fixture(Strict):
                         ("slots", i, channel),
                     )
                 taken[number] = s.slot
+        for name, res in self.resources.items():
+            if res.port is None or res.port.sim:
+                continue
+            clash = [s.slot for s in self.slots if s.port.identity == res.port.identity]
+            if clash or (controller is not None and controller.identity == res.port.identity):
+                raise FieldError(
+                    f"golden board {name!r} is on the port of "
+                    + (f"slot {clash[0]}" if clash else "the controller")
+                    + f" ({res.port.identity}); it needs a port of its own",
+                    ("resources", name, "port"),
+                )
         if self.controller.driver == "sim" and self.simulation is None:
             raise FieldError(
                 "controller driver 'sim' needs a simulation section", ("controller", "driver")
             )
         return self
+
+    def golden_boards(self) -> tuple[str, ...]:
+        """The names of the golden_board resources, sorted."""
+        return tuple(sorted(n for n, r in self.resources.items() if r.kind == "golden_board"))
+
+    def default_golden(self) -> str | None:
+        """The golden board an RF step without `golden:` uses: the fixture's only one."""
+        boards = self.golden_boards()
+        return boards[0] if len(boards) == 1 else None

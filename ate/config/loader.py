@@ -24,7 +24,7 @@ from ate.config.errors import InputError
 from ate.config.esp_image import check_app_image
 from ate.config.files import IMAGE_MAX, YAML_MAX, FileRefused, read_file
 from ate.config.fixture import Fixture
-from ate.config.sequence import PROMPT_IMAGE_TYPES, PluginStep, PromptStep, Sequence
+from ate.config.sequence import PROMPT_IMAGE_TYPES, PluginStep, PromptStep, RfStepBase, Sequence
 from ate.config.station import Station
 from ate.config.yaml_source import NodePath, Position, Positions, load_yaml
 
@@ -325,7 +325,32 @@ def check_compatible(seq: LoadedSequence, fix: LoadedFixture) -> None:
                         column,
                     )
                 )
+        if isinstance(step, RfStepBase) and (problem := _golden_problem(step, fix)) is not None:
+            where = (group, i, "golden") if step.golden is not None else (group, i, "type")
+            line, column = seq.positions.value(where)
+            problems.append(InputError(seq.path, problem, line, column))
     _raise_first(problems)
+
+
+def _golden_problem(step: RfStepBase, fix: LoadedFixture) -> str | None:
+    """Why the RF step cannot have a golden board in this fixture, or None."""
+    boards = fix.model.golden_boards()
+    where = f"fixture {fix.model.fixture!r} ({fix.path})"
+    if step.golden is None:
+        if len(boards) == 1:
+            return None
+        if not boards:
+            return f"step {step.name!r} ({step.type}) needs a golden board; {where} has none"
+        return (
+            f"step {step.name!r} ({step.type}): {where} has golden boards {', '.join(boards)}; "
+            "say which with golden: NAME"
+        )
+    if step.golden in boards:
+        return None
+    return (
+        f"step {step.name!r} ({step.type}) names golden board {step.golden!r}, which {where} "
+        f"does not have; its golden boards: {', '.join(boards) or 'none'}"
+    )
 
 
 @dataclass(frozen=True)

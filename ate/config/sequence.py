@@ -7,7 +7,7 @@ an executor registered in ate.sequence.steps.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -25,6 +25,7 @@ from ate.config.common import (
     not_bool,
 )
 from ate.config.when import MAX_LENGTH as MAX_CONDITION
+from ate.model import radio
 from ate.model.units import Quantity
 
 Chip = Literal["esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "esp32h2"]
@@ -316,6 +317,110 @@ class RfGoldenStep(StepBase):
         return tuple(self.rf_name(k) for k in ("rssi", "freq_offset", "per"))
 
 
+RfLink = Literal["wifi_tx", "wifi_rx", "ble_tx", "ble_rx"]
+_RF_QUANTITY = {
+    "rssi": Quantity.POWER,
+    "freq_offset": Quantity.FREQUENCY_ERROR,
+    "per": Quantity.RATIO,
+}
+
+
+class RfStepBase(StepBase):
+    """An exchange between the DUT and the golden board (ate/sequence/rf_steps.py): the
+    host starts the receiver on one side, has the other transmit `packets` test frames,
+    and reads the count back (PROTOCOL.md "RF golden board"). The step holds its golden
+    board like `uses`; measured values are corrected by the slot's calibrated path loss."""
+
+    type: str  # each step type narrows it to its literal
+    channel: Int = Field(ge=1, le=39, description="Wi-Fi 1..14 (the chip's set) or BLE 37..39")
+    packets: Int = Field(100, ge=1, le=10000)
+    interval_us: Int | None = Field(
+        None, ge=500, le=100_000, description="between frames (firmware default if not given)"
+    )
+    golden: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the golden_board resource (default: the fixture's only one)",
+    )
+    rssi: LimitSpec | None = None
+    per: LimitSpec | None = None
+
+    # The limits this step type takes (its model's fields), checked for their units.
+    _limit_names: ClassVar[tuple[str, ...]] = ("rssi", "per")
+
+    @model_validator(mode="after")
+    def _rf_limits(self) -> RfStepBase:
+        given = False
+        for name in self._limit_names:
+            spec: LimitSpec | None = getattr(self, name)
+            if spec is not None:
+                given = True
+                try:
+                    spec.for_quantity(_RF_QUANTITY[name])
+                except FieldError as exc:
+                    raise exc.within(name) from None
+        if not given:
+            raise ValueError(f"give at least one of {', '.join(self._limit_names)} limits")
+        return self
+
+    @property
+    def mode(self) -> Literal["wifi", "ble"]:
+        return "ble" if self.type == "ble" else "wifi"
+
+    def links(self) -> tuple[RfLink, ...]:
+        """The directions this step tests, in order (DUT transmit first)."""
+        raise NotImplementedError
+
+    def limits_for(self, key: str) -> LimitSpec | None:
+        return getattr(self, key) if key in self._limit_names else None
+
+    def keys(self, link: RfLink) -> tuple[str, ...]:
+        """What one direction measures: cfo only where the golden board receives."""
+        if link.endswith("_tx") and "freq_offset" in self._limit_names:
+            return ("rssi", "rssi_raw", "freq_offset", "per")
+        return ("rssi", "rssi_raw", "per")
+
+    def rf_name(self, link: RfLink, key: str) -> str:
+        return f"rf.{link}.ch{self.channel}.{key}"
+
+    def measurement_names(self) -> tuple[str, ...]:
+        return tuple(self.rf_name(link, key) for link in self.links() for key in self.keys(link))
+
+
+class WifiTxStep(RfStepBase):
+    """DUT transmit: the golden board counts the DUT's frames (rssi, freq_offset, per)."""
+
+    type: Literal["wifi_tx"]
+    freq_offset: LimitSpec | None = None
+    _limit_names: ClassVar[tuple[str, ...]] = ("rssi", "freq_offset", "per")
+
+    def links(self) -> tuple[RfLink, ...]:
+        return ("wifi_tx",)
+
+
+class WifiRxStep(RfStepBase):
+    """DUT receive: the DUT counts the golden board's frames (per, rssi as it heard them)."""
+
+    type: Literal["wifi_rx"]
+
+    def links(self) -> tuple[RfLink, ...]:
+        return ("wifi_rx",)
+
+
+class BleStep(RfStepBase):
+    """BLE advertisements on an advertising channel, in one direction or both."""
+
+    type: Literal["ble"]
+    direction: Literal["tx", "rx", "both"] = "both"
+    packets: Int = Field(20, ge=1, le=10000)
+
+    def links(self) -> tuple[RfLink, ...]:
+        return {"tx": ("ble_tx",), "rx": ("ble_rx",), "both": ("ble_tx", "ble_rx")}[self.direction]  # type: ignore[return-value]
+
+
+RF_STEP_TYPES = (WifiTxStep, WifiRxStep, BleStep)
+
+
 class PluginStep(StepBase):
     """Python for what YAML cannot say: an entry point in the `ate.steps` group."""
 
@@ -386,6 +491,9 @@ Step = Annotated[
     | RailVoltageStep
     | SupplyCurrentStep
     | RfGoldenStep
+    | WifiTxStep
+    | WifiRxStep
+    | BleStep
     | PluginStep
     | PromptStep,
     Field(discriminator="type"),
@@ -517,5 +625,18 @@ class Sequence(Strict):
                             ),
                             (group, i, "when"),
                         )
+            if isinstance(step, RfStepBase):
+                mode = step.mode
+                have = radio.channels(self.chip, mode)
+                if step.channel not in have:
+                    allowed = (
+                        f"{have[0]}..{have[-1]}"
+                        if have
+                        else f"none (the {self.chip} has no {mode})"
+                    )
+                    raise FieldError(
+                        f"{mode} channel {step.channel}: the {self.chip} has {allowed}",
+                        (group, i, "channel"),
+                    )
             seen[step.name] = (group, i)
         return self

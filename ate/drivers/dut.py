@@ -27,6 +27,20 @@ class DutInfo:
     mac: str
 
 
+@dataclass(frozen=True, slots=True)
+class RxCount:
+    """rf.rx.stop: distinct test frames received, their mean RSSI (dBm), the sender's
+    clock offset against the receiver's (ppm)."""
+
+    frames: int
+    rssi: float | None
+    cfo: float | None
+
+
+# The firmware's default interval between test frames, microseconds (PROTOCOL.md).
+RF_INTERVAL_US = {"wifi": 1000, "ble": 20000}
+
+
 class TestFirmwareClient:
     """The test firmware's commands as methods; timeouts per command family."""
 
@@ -117,6 +131,40 @@ class TestFirmwareClient:
         return {
             k: reply_field(f, k, as_finite, "rf.golden") for k in ("rssi", "freq_offset", "per")
         }
+
+    # ---- RF exchanges with the golden board (PROTOCOL.md "RF golden board") ------------
+
+    async def rf_tx(
+        self, mode: str, channel: int, count: int, interval_us: int | None = None
+    ) -> int:
+        """Send `count` ate test frames; the reply comes after the last one is out."""
+        interval = interval_us or RF_INTERVAL_US[mode]
+        args: list[object] = [mode, channel, count]
+        if interval_us is not None:
+            args.append(f"interval_us={interval_us}")
+        f = await self.call("rf.tx", *args, timeout=self.timeout + count * interval * 1e-6 * 1.5)
+        return reply_field(f, "sent", as_count, "rf.tx")
+
+    async def rf_rx_start(self, mode: str, channel: int, sender: str | None = None) -> None:
+        if sender is None:
+            await self.call("rf.rx.start", mode, channel)
+        else:
+            await self.call("rf.rx.start", mode, channel, f"from={sender}")
+
+    async def rf_rx_stop(self) -> RxCount:
+        """What the receiver counted since rf.rx.start; fields the protocol leaves out
+        (rssi with no frame, cfo with fewer than 3) are None, and a reply that gives them
+        anyway, or lacks them, is EPROTO."""
+        f = await self.call("rf.rx.stop")
+        frames = reply_field(f, "frames", as_count, "rf.rx.stop")
+        rssi = reply_field(f, "rssi", as_finite, "rf.rx.stop") if frames >= 1 else None
+        cfo = reply_field(f, "cfo", as_finite, "rf.rx.stop") if frames >= 3 else None
+        for key, allowed in (("rssi", frames >= 1), ("cfo", frames >= 3)):
+            if key in f and not allowed:
+                raise DeviceError(
+                    "rf.rx.stop", "EPROTO", f"{key}= given with frames={frames}: not a reading"
+                )
+        return RxCount(frames, rssi, cfo)
 
     async def uptime_ms(self) -> int:
         return reply_field(await self.call("sys.uptime"), "ms", as_count, "sys.uptime")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ate.drivers.fixture import FixtureController
+from ate.drivers.golden import RfBoards
 from ate.model.events import PanelEnded, PanelStarted, SlotEnded
 from ate.model.results import SlotResult
 from ate.model.verdict import Verdict
@@ -53,6 +54,8 @@ class PanelSpec:
     # The station ends the panel: resolves with the verdict and reason every unfinished
     # slot gets (its controller gone: ERROR; the station stopping: ABORTED).
     end: asyncio.Future[tuple[Verdict, str]] | None = None
+    # The golden boards (opened and calibration-checked) the plan's RF steps drive.
+    rf: RfBoards | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ async def run_panel(spec: PanelSpec, bus: EventBus) -> PanelResult:
     shared = PanelSteps()  # the sequence's scope: panel steps, run once for all slots
     runs = {
         b.slot: SlotRun(
-            spec.panel_id, b, spec.plan, controller, pool, bus.emit, spec.options, shared
+            spec.panel_id, b, spec.plan, controller, pool, bus.emit, spec.options, shared, spec.rf
         )
         for b in spec.bindings
     }

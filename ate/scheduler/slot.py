@@ -18,6 +18,7 @@ from ate.config.sequence import Group
 from ate.config.when import ConditionFailed, Facts
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
+from ate.drivers.golden import RfBoards
 from ate.drivers.line_client import (
     DeviceError,
     DeviceGone,
@@ -224,8 +225,10 @@ class SlotRun:
         emit: Callable[[Event], None],
         options: SlotOptions,
         panel_steps: PanelSteps | None = None,
+        rf: RfBoards | None = None,
     ) -> None:
         self.panel_id = panel_id
+        self.rf = rf
         self.panel_steps = panel_steps or PanelSteps()
         self.slot = binding.slot
         self.binding = binding
@@ -463,6 +466,7 @@ class SlotRun:
             self.emit,
             self.options.prompts,
             self.options.instruments,
+            self.rf,
         )
         verdict, reason = Verdict.PASS, ""
         try:

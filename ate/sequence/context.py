@@ -7,6 +7,7 @@ from typing import TypeVar
 
 from ate.drivers.dut import TestFirmwareClient
 from ate.drivers.fixture import FixtureController
+from ate.drivers.golden import RfBoards
 from ate.instruments.registry import Instruments, bound
 from ate.model.events import Event, Measured
 from ate.model.limits import Limits
@@ -42,6 +43,7 @@ class StepContext:
         "measurements",
         "panel_id",
         "prompts",
+        "rf_boards",
         "slot",
         "step_name",
     )
@@ -55,11 +57,13 @@ class StepContext:
         emit: Callable[[Event], None],
         prompts: OperatorPrompts | None = None,
         instruments: Instruments | None = None,
+        rf: RfBoards | None = None,
     ) -> None:
         self.panel_id = panel_id
         # Without a fixture file's instruments, the fixture MCU's: one per slot, so that
         # a slot's rail selection is its own.
         self._instruments = instruments if instruments is not None else Instruments({})
+        self.rf_boards = rf  # the panel's golden boards, when its plan has RF steps
         self.prompts = prompts  # the operator's page, when the station has one
         self.slot = slot
         self._dut = dut
@@ -90,6 +94,12 @@ class StepContext:
 
     def has_instrument(self, role: str) -> bool:
         return self._instruments.has(role)
+
+    @property
+    def rf(self) -> RfBoards:
+        if self.rf_boards is None:
+            raise RuntimeError(f"slot {self.slot} has no golden board opened for this panel")
+        return self.rf_boards
 
     def begin(self, step_name: str, attempt: int = 0) -> None:
         self.step_name = step_name

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ate.config import when as conditions
-from ate.config.sequence import Group, PluginStep, Sequence
+from ate.config.sequence import Group, PluginStep, RfStepBase, Sequence
 from ate.config.when import Condition
 from ate.sequence.steps import EXECUTORS, Executor, plugin_executor
 
@@ -34,6 +34,7 @@ class PlanStep:
     when: Condition | None = None
     on_abort: bool = True  # a cleanup step that also runs when the panel is aborted
     panel: bool = False  # run once per panel, shared by the slots (scope: panel)
+    golden: str | None = None  # an RF step's golden board (resolved; it is in uses too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,11 @@ class Plan:
     def resources(self) -> set[str]:
         return {r for step in self.steps for r in step.uses}
 
+    @property
+    def golden_boards(self) -> set[str]:
+        """The golden boards the host drives for RF steps."""
+        return {step.golden for step in self.steps if step.golden is not None}
+
 
 def load_plugin(name: str) -> Executor:
     found = entry_points(group="ate.steps", name=name)
@@ -65,9 +71,17 @@ def load_plugin(name: str) -> Executor:
     return plugin_executor(fn)
 
 
-def compile_plan(seq: Sequence, variant: str | None = None) -> Plan:
+def compile_plan(
+    seq: Sequence, variant: str | None = None, golden_default: str | None = None
+) -> Plan:
+    """`golden_default`: the fixture's only golden board, which an RF step that names none
+    holds (ate.config.fixture.Fixture.default_golden)."""
     steps = []
     for index, (group, _, spec) in enumerate(seq.all_steps()):
+        uses = set(spec.uses)
+        golden = (spec.golden or golden_default) if isinstance(spec, RfStepBase) else None
+        if golden is not None:
+            uses.add(golden)
         run = load_plugin(spec.plugin) if isinstance(spec, PluginStep) else EXECUTORS[spec.type]
         steps.append(
             PlanStep(
@@ -76,7 +90,7 @@ def compile_plan(seq: Sequence, variant: str | None = None) -> Plan:
                 type=spec.type,
                 timeout=spec.timeout if spec.timeout is not None else seq.defaults.timeout,
                 retries=spec.retries if spec.retries is not None else seq.defaults.retries,
-                uses=tuple(sorted(set(spec.uses))),
+                uses=tuple(sorted(uses)),
                 run=run,
                 spec=spec,
                 group=group,
@@ -84,6 +98,7 @@ def compile_plan(seq: Sequence, variant: str | None = None) -> Plan:
                 when=conditions.parse(spec.when) if spec.when is not None else None,
                 on_abort=spec.on_abort,
                 panel=spec.scope == "panel",
+                golden=golden,
             )
         )
     return Plan(

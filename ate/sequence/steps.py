@@ -18,6 +18,7 @@ from ate.instruments.base import DMM, MUX, SUPPLY, Dmm, PowerSupply, RelayMux
 from ate.model.limits import Limits
 from ate.model.units import Quantity, convert
 from ate.model.verdict import Verdict
+from ate.sequence import rf_steps
 from ate.sequence.context import StepContext, StepFailed
 from ate.sequence.prompts import Question
 
@@ -218,6 +219,8 @@ def plugin_executor(fn: PluginFn) -> Executor:
 
 
 __all__ = ["EXECUTORS", "Executor", "StepFailed", "plugin_executor"]
+
+EXECUTORS.update(rf_steps.EXECUTORS)  # wifi_tx, wifi_rx, ble: their own module
 
 
 @executor("prompt")

@@ -2,8 +2,10 @@
 
 Pure logic, no I/O: the clock is injected, time passes in the server, the dev_key
 partition is a `KeyStore` the server may replace with the unit's flash; under the
-line-time model (`timing`) crypto and RF requests take their modelled time too. May
-import ate.protocol, ate.config, ate.model, ate.sim.devkey and ate.sim.timing only.
+line-time model (`timing`) crypto and RF requests take their modelled time too; rf.tx
+always takes its frames' air time, and its frames go into the fixture's RF space
+(ate.sim.rf_space) from `begin`. May import ate.protocol, ate.config, ate.model,
+ate.sim.devkey, ate.sim.hostile, ate.sim.rf_space and ate.sim.timing only.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from ate.protocol.lines import (
     encode_reply,
 )
 from ate.sim import devkey
-from ate.sim.hostile import Hostile, reboots_now, rf_fields, wire_bytes
+from ate.sim.hostile import Hostile, reboots_now, rf_fields, rx_fields, wire_bytes
+from ate.sim.rf_space import Radio, RfSpace, frame_interval_s
 from ate.sim.timing import LineTimes
 
 Level = Literal[0, 1]
@@ -58,6 +61,42 @@ I2C_BUSES = 2
 SPI_BUSES = 4
 ADC_CHANNELS = 20
 MAX_XFER = 64  # bytes per i2c/spi transfer the test firmware buffers
+TX_POWER_MAX_DBM = 20  # rf.tx power= ceiling, and its default (PROTOCOL.md)
+RF_INTERVAL_US = {"wifi": 1000, "ble": 20000}  # rf.tx's default frame interval
+_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+@dataclass(frozen=True, slots=True)
+class _TxPlan:
+    """An rf.tx request's frames, as parsed."""
+
+    mode: Literal["wifi", "ble"]
+    channel: int
+    count: int
+    interval_us: int
+    power_dbm: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.count * frame_interval_s(self.mode, self.interval_us)
+
+
+@dataclass(frozen=True, slots=True)
+class _Listen:
+    """An rf.rx.start in force: what it counts, since when."""
+
+    mode: Literal["wifi", "ble"]
+    channel: int
+    sender: str | None
+    t0: float
+
+
+def _rf_mode(text: str) -> Literal["wifi", "ble"]:
+    if text == "wifi":
+        return "wifi"
+    if text == "ble":
+        return "ble"
+    raise CommandError("EARG", f"mode {show(text)}: allowed are wifi, ble")
 
 
 # ---- the YAML model -------------------------------------------------------------------
@@ -68,6 +107,7 @@ class Spread(Strict):
 
     nominal: float
     spread: float = Field(0.0, ge=0, description="half-width of the per-unit draw, same unit")
+    description: str = ""
 
 
 class GpioSpec(Strict):
@@ -136,12 +176,19 @@ class CurrentSpec(Strict):
 
 
 class RfSpec(Strict):
-    """What rf.golden measures against the golden board."""
+    """The unit's radio: what rf.golden reports (the DUT-side plug-in), and what it puts
+    on and takes from the simulated shield box's air (rf.tx, rf.rx.*; ate/sim/rf_space.py)."""
 
     rssi_dbm: Spread = Spread(nominal=-45.0, spread=3.0)
-    freq_offset_ppm: Spread = Spread(nominal=0.0, spread=5.0)
+    freq_offset_ppm: Spread = Spread(
+        nominal=0.0, spread=5.0, description="the 40 MHz crystal's offset: carrier and timer"
+    )
     per_pct: Spread = Spread(nominal=0.5, spread=0.5)
     packet_ms: float = Field(0.0, ge=0, description="extra firmware time per packet sent")
+    tx_power_dbm: Spread = Spread(
+        nominal=20.0, spread=1.0, description="radiated at rf.tx power=20 (the maximum)"
+    )
+    sensitivity_dbm: Spread = Spread(nominal=-95.0, spread=1.5)
 
 
 class StuckPin(Strict):
@@ -223,6 +270,14 @@ class Faults(Strict):
     hostile: Hostile | None = Field(
         None, description="a lying, flooding or rebooting firmware (see ate/sim/hostile.py)"
     )
+    weak_pa: bool = Field(False, description="the power amplifier gives 15 dB less")
+    antenna_open: bool = Field(
+        False, description="the antenna is not connected: 30 dB lost transmitting and receiving"
+    )
+    crystal_off: float | None = Field(
+        None, ge=-500, le=500, description="the 40 MHz crystal is this many ppm further off"
+    )
+    deaf_receiver: bool = Field(False, description="the receiver decodes nothing")
 
 
 class BoardSpec(Strict):
@@ -457,6 +512,7 @@ class SimBoard:
         slot: int = 1,
         *,
         clock: Callable[[], float] = time.monotonic,
+        role: Literal["dut", "golden"] = "dut",
     ) -> None:
         self.spec = spec
         self.slot = slot
@@ -476,6 +532,26 @@ class SimBoard:
         self._per = min(100.0, max(0.0, _draw(unit, spec.rf.per_pct)))
         self._noise = random.Random(f"{seed}:{slot}:noise")
         self._wire = random.Random(f"{seed}:{slot}:wire")
+        # The radio as the shield box's air sees it (its own stream: the draws above stay).
+        air = random.Random(f"{seed}:{slot}:radio")
+        faults_ = spec.faults
+        antenna = -30.0 if faults_.antenna_open else 0.0
+        self.radio = Radio(
+            mac=self.mac,
+            slot=slot if role == "dut" else None,
+            tx_offset_db=_draw(air, spec.rf.tx_power_dbm)
+            - TX_POWER_MAX_DBM
+            + antenna
+            - (15.0 if faults_.weak_pa else 0.0),
+            rx_offset_db=antenna,
+            sensitivity_dbm=_draw(air, spec.rf.sensitivity_dbm)
+            + (200.0 if faults_.deaf_receiver else 0.0),
+            ppm=self._freq + (faults_.crystal_off or 0.0),
+            frame_loss=self._per / 100.0,
+        )
+        self.role: Literal["dut", "golden"] = role  # in NVS: it outlives reboots
+        self.rf_space: RfSpace | None = None  # set by the fixture twin
+        self._listen: _Listen | None = None
 
         faults = spec.faults
         self._stuck = {s.pin: s.level for s in faults.stuck_gpio}
@@ -524,6 +600,7 @@ class SimBoard:
 
     def power_off(self) -> None:
         self.phase = Phase.OFF
+        self._off_air()
         self._clear_ram()
 
     def reset(self, boot_mode: bool = False) -> bool:
@@ -567,7 +644,15 @@ class SimBoard:
         action, self._action = self._action, None
         return action
 
+    def _off_air(self) -> None:
+        """Power gone or the chip reset: whatever it was still sending stops now."""
+        if self.rf_space is not None:
+            self.rf_space.cut(self.radio, self._clock())
+        self._listen = None
+
     def _restart(self, reason: ResetReason) -> None:
+        if hasattr(self, "radio"):  # not while __init__ is still making the unit
+            self._off_air()
         self._clear_ram()
         self.phase = Phase.BOOTING
         self.reset_reason = reason
@@ -689,6 +774,11 @@ class SimBoard:
         if request.command == "rf.golden" and self.spec.rf.packet_ms and len(request.args) == 2:
             with contextlib.suppress(CommandError):  # the command itself answers EARG
                 ms += parse_int(request.args[1], "packets", 1, 10_000) * self.spec.rf.packet_ms
+        if request.command == "rf.tx" and self.listening:
+            # The air's time, with or without the line-time model: the firmware answers
+            # after the last frame is out (the frames' schedule is the request itself).
+            with contextlib.suppress(CommandError):  # the command itself answers EARG
+                ms += self._tx_plan(request).duration_s * 1000.0
         if self.timing is not None:
             ms += self.line_s(request) * 1000.0
         return ms / 1000.0
@@ -741,6 +831,8 @@ class SimBoard:
         try:
             if handler is None:
                 raise CommandError("EUNKNOWN", f"no command {show(request.command)}")
+            if self.role == "golden" and request.command.startswith("prov."):
+                raise CommandError("EPERM", "golden board: never provisioned")
             reply = encode_reply(request.id, handler(self, request))
         except CommandError as exc:
             reply = encode_error(request.id, exc.code, exc.message)
@@ -781,6 +873,7 @@ class SimBoard:
             "chip": self.spec.chip,
             "mac": self._claimed_mac(),
             "idf": self.spec.idf,
+            "role": self.role,
         }
 
     def _claimed_mac(self) -> str:
@@ -947,6 +1040,89 @@ class SimBoard:
         hostile = self.spec.faults.hostile
         return honest if hostile is None else rf_fields(hostile, self.requests_since_boot, honest)
 
+    def _rf_role(self, req: Request) -> dict[str, object]:
+        if req.args:
+            check_args(req, 1)
+            if req.args[0] not in ("dut", "golden"):
+                raise CommandError("EARG", f"role {show(req.args[0])}: allowed are dut, golden")
+            self.role = "golden" if req.args[0] == "golden" else "dut"
+        else:
+            check_args(req, 0)
+        return {"role": self.role}
+
+    def _tx_plan(self, req: Request) -> _TxPlan:
+        kwargs = check_args(req, 3, ("interval_us", "power"))
+        mode = _rf_mode(req.args[0])
+        channel = self._rf_channel(mode, req.args[1])
+        count = parse_int(req.args[2], "count", 1, 10_000)
+        interval = (
+            parse_int(kwargs["interval_us"], "interval_us", 500, 100_000)
+            if "interval_us" in kwargs
+            else RF_INTERVAL_US[mode]
+        )
+        power = parse_int(kwargs["power"], "power", 2, 20) if "power" in kwargs else 20
+        return _TxPlan(mode, channel, count, interval, power)
+
+    def _rf_channel(self, mode: Literal["wifi", "ble"], text: str) -> int:
+        if mode == "ble":
+            channel = parse_int(text, "channel", 37, 39)
+        else:
+            channel = parse_int(text, "channel", 1, 14)
+        return channel
+
+    def begin(self, request: Request) -> None:
+        """The firmware starts acting on `request` (the server calls it before the
+        request's time passes): rf.tx puts its frames on the air from now."""
+        if request.command != "rf.tx" or not self.listening or self.rf_space is None:
+            return
+        if self.last is not None and self.last[0] == request:
+            return  # a resend is answered, never sent again
+        try:
+            plan = self._tx_plan(request)
+        except CommandError:
+            return  # the command answers EARG
+        self.rf_space.transmit(
+            self.radio,
+            plan.mode,
+            plan.channel,
+            plan.count,
+            plan.interval_us,
+            plan.power_dbm,
+            self._clock(),
+        )
+
+    def _rf_tx(self, req: Request) -> dict[str, object]:
+        plan = self._tx_plan(req)
+        return {"sent": plan.count}
+
+    def _rf_rx_start(self, req: Request) -> dict[str, object]:
+        kwargs = check_args(req, 2, ("from",))
+        mode = _rf_mode(req.args[0])
+        channel = self._rf_channel(mode, req.args[1])
+        sender = kwargs.get("from")
+        if sender is not None and not _MAC_RE.fullmatch(sender):
+            raise CommandError("EARG", f"from={show(sender)}: a MAC aa:bb:cc:dd:ee:ff")
+        self._listen = _Listen(mode, channel, sender, self._clock())
+        return {}
+
+    def _rf_rx_stop(self, req: Request) -> dict[str, object]:
+        check_args(req, 0)
+        listen, self._listen = self._listen, None
+        if listen is None:
+            raise CommandError("EARG", "no rf.rx.start")
+        if self.rf_space is None:
+            return {"frames": 0}
+        heard = self.rf_space.hear(
+            self.radio, listen.mode, listen.channel, listen.sender, listen.t0, self._clock()
+        )
+        honest: dict[str, object] = {"frames": heard.frames}
+        if heard.rssi is not None:
+            honest["rssi"] = f"{heard.rssi:.1f}"
+        if heard.cfo is not None:
+            honest["cfo"] = f"{heard.cfo:.2f}"
+        hostile = self.spec.faults.hostile
+        return honest if hostile is None else rx_fields(hostile, honest)
+
     def _sys_uptime(self, req: Request) -> dict[str, object]:
         check_args(req, 0)
         return {"ms": max(0, int((self._clock() - self._boot_t0) * 1000))}
@@ -1036,6 +1212,10 @@ _COMMANDS: dict[str, _Handler] = {
     "adc.read": SimBoard._adc_read,
     "power.mode": SimBoard._power_mode,
     "rf.golden": SimBoard._rf_golden,
+    "rf.role": SimBoard._rf_role,
+    "rf.tx": SimBoard._rf_tx,
+    "rf.rx.start": SimBoard._rf_rx_start,
+    "rf.rx.stop": SimBoard._rf_rx_stop,
     "sys.uptime": SimBoard._sys_uptime,
     "sys.reboot": SimBoard._sys_reboot,
     "prov.key": SimBoard._prov_key,

@@ -611,6 +611,8 @@ class DutServer:
             try:
                 request = item if isinstance(item, Request) else None
                 delay = board.latency_s(request)
+                if request is not None:
+                    board.begin(request)  # rf.tx: its frames go on the air from now
                 if delay > 0:  # zero must not even yield: benchmarks measure the bare round trip
                     self.modelled_s += delay
                     if request is not None and request.command.startswith("rf."):

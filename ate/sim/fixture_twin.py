@@ -57,6 +57,7 @@ from ate.sim.dut_server import (
     make_link,
 )
 from ate.sim.replay import ReplayBoard, load_slot_log
+from ate.sim.rf_space import RfSpace
 from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.face import RomFace
@@ -359,6 +360,18 @@ class SimFixture:
                 specs[rel] = load_model(self.base_dir / rel, BoardSpec)
             return specs[rel]
 
+        # One shield box: the golden twins and every slot's unit share its air.
+        self.rf_space = RfSpace(sim.rf, sim.seed)
+        self._golden: dict[str, DutServer] = {}
+        for i, name in enumerate(fixture.golden_boards()):
+            res = fixture.resources[name]
+            if res.port is None or not res.port.sim:
+                continue
+            golden = SimBoard(
+                spec_for(sim.rf.golden_board or sim.board), sim.seed, -1 - i, role="golden"
+            )
+            golden.rf_space = self.rf_space
+            self._golden[name] = DutServer(golden, self.transport, timing=self.timing)
         self._slots: dict[int, SimSlot] = {}
         for s in fixture.slots:
             plan = sim.slots.get(s.slot, SimSlotSpec())
@@ -382,6 +395,8 @@ class SimFixture:
                 board = ReplayBoard(spec, script, s.slot)
             else:
                 board = SimBoard(spec, sim.seed, s.slot)
+            if board is not None:
+                board.rf_space = self.rf_space
             rom = self._rom_face(board, sim, plan, s.slot) if board is not None else None
             server = (
                 DutServer(board, self.transport, rom=rom, timing=self.timing) if s.enabled else None
@@ -465,11 +480,17 @@ class SimFixture:
             s.server for s in self._slots.values() if s.server is not None
         ]
         parts.append(self.controller)
+        parts.extend(self._golden.values())
         started: list[DutServer | FixtureController] = []
         try:
             for part in parts:
                 await part.start()
                 started.append(part)
+            for server in self._golden.values():
+                # Powered all along, outside the slots' switches: up before any panel.
+                assert server.board is not None
+                server.board.power_on()
+                server.board.finish_boot()
         except BaseException:
             for part in reversed(started):
                 await part.stop()
@@ -477,6 +498,8 @@ class SimFixture:
             raise
 
     async def stop(self) -> None:
+        for server in self._golden.values():
+            await server.stop()
         await self.controller.stop()
         for s in self._slots.values():
             if s.server is not None:
@@ -541,7 +564,8 @@ class SimFixture:
                 "fixture_s": fixture,
                 "rf_s": s.server.rf_s,
             }
-        return {"slots": slots, "dmm_busy_s": self.controller.dmm_busy_s}
+        golden = {name: server.modelled_s for name, server in self._golden.items()}
+        return {"slots": slots, "dmm_busy_s": self.controller.dmm_busy_s, "golden_busy_s": golden}
 
     @property
     def endpoints(self) -> dict[int, str]:
@@ -551,6 +575,15 @@ class SimFixture:
     @property
     def controller_endpoint(self) -> str:
         return self.controller.endpoint
+
+    @property
+    def golden_endpoints(self) -> dict[str, str]:
+        """golden_board resource -> its twin's port, for those with `port: sim`."""
+        return {name: server.endpoint for name, server in self._golden.items()}
+
+    def golden_board(self, name: str) -> SimBoard | None:
+        server = self._golden.get(name)
+        return server.board if server is not None else None
 
     @property
     def slots(self) -> tuple[int, ...]:
@@ -703,6 +736,10 @@ class SimFixtureThread:
     @property
     def controller_endpoint(self) -> str:
         return self.sim.controller_endpoint
+
+    @property
+    def golden_endpoints(self) -> dict[str, str]:
+        return self.sim.golden_endpoints
 
     def board(self, slot: int) -> SimBoard | None:
         return self.sim.board(slot)

@@ -9,7 +9,9 @@ the other slots of the panel PASS and the host's memory stays bounded:
 - unsolicited: sends replies to requests never sent before the real one
 - endless_line: a line that never ends instead of the reply (1 MiB per request)
 - log_flood: thousands of log lines before each reply (still answers correctly)
-- nan: RF readings of `nan`; impossible: a packet error rate of 130 %
+- nan: RF readings of `nan`; impossible: a packet error rate of 130 %, or more test
+  frames counted (rf.rx.stop) than any transmitter sends; inf: an `inf` RSSI and clock
+  offset; loud: an RSSI of +35 dBm (no receiver reports that: it would be burnt)
 - reboot: reboots by itself after `after` requests (boot banner and READY again)
 - clone_mac: reports `mac` (another unit's) as its own
 
@@ -32,6 +34,8 @@ HostileMode = Literal[
     "log_flood",
     "nan",
     "impossible",
+    "inf",
+    "loud",
     "reboot",
     "clone_mac",
 ]
@@ -81,6 +85,19 @@ def rf_fields(hostile: Hostile, requests: int, honest: dict[str, object]) -> dic
         return {**honest, "rssi": "nan"}
     if hostile.mode == "impossible":
         return {**honest, "per": "130.00"}
+    return honest
+
+
+def rx_fields(hostile: Hostile, honest: dict[str, object]) -> dict[str, object]:
+    """rf.rx.stop as a lying receiver reports it (every time it is asked)."""
+    if hostile.mode == "nan":
+        return {**honest, "frames": 5, "rssi": "nan", "cfo": "0.00"}
+    if hostile.mode == "inf":
+        return {**honest, "frames": 5, "rssi": "-40.0", "cfo": "inf"}
+    if hostile.mode == "impossible":
+        return {**honest, "frames": 10_001, "rssi": "-40.0", "cfo": "0.00"}
+    if hostile.mode == "loud":
+        return {**honest, "frames": 5, "rssi": "35.0", "cfo": "0.00"}
     return honest
 
 

@@ -61,6 +61,7 @@ async def _serve(sim: SimFixture, power_on: bool) -> None:
             "transport": sim.transport,
             "controller": sim.controller_endpoint,
             "slots": {str(n): ep for n, ep in sim.endpoints.items()},
+            "golden": sim.golden_endpoints,
             "empty": [n for n in sim.endpoints if sim.board(n) is None],
         }
         print(json.dumps(info), flush=True)

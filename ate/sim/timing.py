@@ -63,6 +63,14 @@ class LineTimes:
     rf_sifs_s: float = 10e-6
     rf_difs_s: float = 50e-6
     rf_ack_bytes: int = 14
+    # The ate test frames of rf.tx (PROTOCOL.md): a 19-byte payload (ATE1, kind, MAC,
+    # seq, count, timestamp). Wi-Fi: 24-byte 802.11 header + payload + 4-byte FCS, sent
+    # by esp_wifi_80211_tx at 1 Mb/s DSSS, long preamble, no ACK (a broadcast). BLE 1M
+    # PHY legacy advertisement (Core 5.3 Vol 6 B 2.1): preamble 1, access address 4,
+    # header 2, AdvA 6, flags AD 3, manufacturer AD 2 + company 2 + payload, CRC 3 bytes.
+    wifi_test_frame_bytes: int = 24 + 19 + 4
+    ble_test_frame_bytes: int = 1 + 4 + 2 + 6 + 3 + 2 + 2 + 19 + 3
+    ble_rate_mbps: float = 1.0
 
     # ---- derived times -------------------------------------------------------------
 
@@ -93,6 +101,12 @@ class LineTimes:
 
     def boot_total_s(self, *, secure_boot: bool) -> float:
         return self.boot_s + (self.secure_boot_s if secure_boot else 0.0)
+
+    def test_frame_s(self, mode: str) -> float:
+        """Airtime of one rf.tx test frame (`wifi` or `ble`), seconds."""
+        if mode == "ble":
+            return self.ble_test_frame_bytes * 8.0 / self.ble_rate_mbps * 1e-6
+        return self.rf_plcp_s + self.wifi_test_frame_bytes * 8.0 / self.rf_rate_mbps * 1e-6
 
     @property
     def rf_packet_s(self) -> float:

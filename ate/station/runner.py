@@ -13,21 +13,24 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ate.config.errors import InputError
 from ate.config.fixture import SlotSpec
 from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers import registry
 from ate.drivers.fixture import FixtureController, LineFixtureController
-from ate.drivers.line_client import LineClient
+from ate.drivers.golden import GoldenBoard, GoldenLink, NotGolden, RfBoards
+from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout, LineClient
 from ate.drivers.ports import resolve_port
 from ate.instruments.registry import Instruments, open_instruments
 from ate.model.verdict import Verdict
 from ate.records.junit import JUnitWriter
 from ate.records.slot_log import SlotLogWriter
 from ate.records.unit_record import RecordWriter
+from ate.rf import calibration
 from ate.scheduler.bus import EventBus
-from ate.scheduler.panel import PanelResult, PanelSpec, run_panel
+from ate.scheduler.panel import PanelRefused, PanelResult, PanelSpec, run_panel
 from ate.scheduler.slot import Admit, LogSink, SlotBinding, SlotOptions
-from ate.sequence.plan import compile_plan
+from ate.sequence.plan import Plan, compile_plan
 from ate.station.flashing import prepare_test_firmware
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ class Endpoints:
 
     controller: str
     slots: dict[int, str]
+    golden: dict[str, str] = field(default_factory=dict)  # golden_board resource -> port
 
 
 @dataclass
@@ -96,7 +100,11 @@ def simulated_twin(fixture: LoadedFixture, transport: str = "pty") -> Iterator[E
     from ate.sim.fixture_twin import SimFixtureThread  # only a simulated fixture needs it
 
     with SimFixtureThread(fixture.model, fixture.base_dir, transport=transport) as twin:
-        yield Endpoints(controller=twin.controller_endpoint, slots=dict(twin.endpoints))
+        yield Endpoints(
+            controller=twin.controller_endpoint,
+            slots=dict(twin.endpoints),
+            golden=dict(twin.golden_endpoints),
+        )
 
 
 async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> FixtureController:
@@ -115,6 +123,63 @@ async def open_controller(fixture: LoadedFixture, sim: Endpoints | None) -> Fixt
             {s.slot: partial(resolve_port, s.port) for s in fixture.model.slots},
         )
     )
+
+
+class RfRefused(PanelRefused):
+    """The panel's RF steps cannot run: a golden board missing, in the wrong role, or its
+    calibration missing, expired, for another board or fixture, or drifted."""
+
+
+async def open_rf(
+    fixture: LoadedFixture, plan: Plan, sim: Endpoints | None, *, now: dt.datetime | None = None
+) -> RfBoards | None:
+    """The golden boards the plan's RF steps drive, opened, role-checked and with a valid
+    calibration each; None when the plan has no RF step. RfRefused says why not, naming
+    the board and the file."""
+    names = sorted(plan.golden_boards)
+    if not names:
+        return None
+    now = now or dt.datetime.now(dt.UTC)
+    links: dict[str, GoldenLink] = {}
+    opened: list[GoldenBoard] = []
+    try:
+        for name in names:
+            res = fixture.model.resources[name]
+            if res.port is None:
+                raise RfRefused(f"golden board {name!r}: the fixture gives it no port")
+            if res.calibration is None:
+                raise RfRefused(
+                    f"golden board {name!r} has no calibration: run ate rf golden-check "
+                    f"--fixture {fixture.path} and name the file in its `calibration:`"
+                )
+            try:
+                endpoint = resolve_port(res.port, sim.golden.get(name) if sim else None)
+                board = await GoldenBoard.open(name, endpoint, res.port.baud)
+            except (NotGolden, DeviceGone, DeviceTimeout, DeviceError) as exc:
+                raise RfRefused(f"golden board {name!r}: {exc}") from None
+            opened.append(board)
+            path = fixture.base_dir / res.calibration
+            try:
+                cal = calibration.load(path)
+            except InputError as exc:
+                raise RfRefused(
+                    f"golden board {name!r}: calibration {exc}; run ate rf golden-check "
+                    f"--fixture {fixture.path}"
+                ) from None
+            problem = cal.problem(fixture=fixture.model.fixture, golden_mac=board.mac, now=now)
+            if problem is None and cal.golden != name:
+                problem = f"it is for golden board {cal.golden!r}"
+            if problem is not None:
+                raise RfRefused(
+                    f"golden board {name!r}: calibration {path} refused: {problem}; run ate rf "
+                    f"golden-check --fixture {fixture.path}"
+                )
+            links[name] = GoldenLink(board, cal)
+    except BaseException:
+        for board in opened:
+            await board.close()
+        raise
+    return RfBoards(links, fixture.model.default_golden())
 
 
 def slot_bindings(
@@ -184,14 +249,19 @@ async def run_one_panel(
     end: asyncio.Future[tuple[Verdict, str]] | None = None,
     labels: Mapping[int, str] | None = None,
     instruments: Instruments | None = None,
+    resources: Mapping[str, int] | None = None,
 ) -> PanelResult:
-    """One panel on `fixture`; opens (and closes) the controller and the fixture file's
-    instruments unless they are given. `end`, when it resolves, ends the panel (see
-    PanelSpec.end)."""
+    """One panel on `fixture`; opens (and closes) the controller, the golden boards its
+    plan needs and the fixture file's instruments unless they are given. `end`, when it
+    resolves, ends the panel (see PanelSpec.end). `resources` replaces the fixture's
+    capacities (a test proving what a looser pool would break)."""
     own = controller is None
-    ctrl = controller or await open_controller(fixture, sim)
+    plan = compile_plan(sequence.model, sequence.variant, fixture.model.default_golden())
+    rf = await open_rf(fixture, plan, sim)
+    ctrl: FixtureController | None = None
     own_instruments = instruments is None and bool(fixture.instruments)
     try:
+        ctrl = controller or await open_controller(fixture, sim)
         if own_instruments:
             instruments = await open_fixture_instruments(fixture, ctrl)
         if instruments is not None:
@@ -201,20 +271,27 @@ async def run_one_panel(
             fixture=fixture.model.fixture,
             station=station,
             operator=operator,
-            plan=compile_plan(sequence.model, sequence.variant),
+            plan=plan,
             sequence_info=sequence_info(sequence),
             bindings=slot_bindings(fixture, sequence, sim, provisioner, admit, labels),
             controller=ctrl,
-            resources={n: r.capacity for n, r in fixture.model.resources.items()},
+            resources=(
+                dict(resources)
+                if resources is not None
+                else {n: r.capacity for n, r in fixture.model.resources.items()}
+            ),
             options=options or SlotOptions(),
             end=end,
+            rf=rf,
         )
         return await run_panel(spec, bus)
     finally:
         if own_instruments and instruments is not None:
             await instruments.aclose()
-        if own:
+        if own and ctrl is not None:
             await ctrl.close()
+        if rf is not None:
+            await rf.close()
 
 
 async def open_fixture_instruments(fixture: LoadedFixture, ctrl: FixtureController) -> Instruments:

@@ -166,9 +166,9 @@ def test_unknown_step_type(write: Write, seq: Callable[[str], str]) -> None:
         path,
         line,
         column,
-        "unknown step type 'gpio_lop'; allowed: adc, gpio_loopback, gpio_read, i2c_probe, "
+        "unknown step type 'gpio_lop'; allowed: adc, ble, gpio_loopback, gpio_read, i2c_probe, "
         "i2c_read, plugin, prompt, rail_voltage, rf_golden, spi_jedec, spi_transfer, "
-        "supply_current",
+        "supply_current, wifi_rx, wifi_tx",
         "did you mean 'gpio_loopback'",
     )
 
@@ -187,7 +187,7 @@ def test_missing_step_type(write: Write, seq: Callable[[str], str]) -> None:
         line,
         column,
         "missing field 'type' in step 'loop'",
-        "allowed step types: adc, gpio_loopback",
+        "allowed step types: adc, ble, gpio_loopback",
     )
 
 

@@ -169,6 +169,7 @@ def test_info_and_ready_describe_the_unit() -> None:
         "chip": "esp32s3",
         "mac": board.mac,
         "idf": "v5.3",
+        "role": "dut",
     }
     ready = parse_device_line(board.ready_notice().decode().rstrip("\n"))
     assert getattr(ready, "fields", None) == {
