@@ -417,6 +417,17 @@ class BleStep(RfStepBase):
     def links(self) -> tuple[RfLink, ...]:
         return {"tx": ("ble_tx",), "rx": ("ble_rx",), "both": ("ble_tx", "ble_rx")}[self.direction]  # type: ignore[return-value]
 
+    @field_validator("interval_us")
+    @classmethod
+    def _advertising_interval(cls, v: int | None) -> int | None:
+        low, high = radio.TX_INTERVAL_US["ble"]
+        if v is not None and not low <= v <= high:
+            raise ValueError(
+                f"a BLE advertisement interval is {low}..{high} us (non-connectable "
+                f"advertising goes no faster), not {v}"
+            )
+        return v
+
 
 RF_STEP_TYPES = (WifiTxStep, WifiRxStep, BleStep)
 

@@ -21,6 +21,13 @@ WIFI_CHANNELS: Final[dict[str, tuple[int, ...]]] = {
 # The three advertising channels: the only ones a legacy advertisement is sent on.
 BLE_CHANNELS: Final = (37, 38, 39)
 
+# rf.tx's frame interval per mode, microseconds (the test firmware's bounds, PROTOCOL.md):
+# non-connectable BLE advertising cannot be sent faster than every 20 ms.
+TX_INTERVAL_US: Final[dict[str, tuple[int, int]]] = {
+    "wifi": (500, 100_000),
+    "ble": (20_000, 100_000),
+}
+
 # An RSSI a receiver reports is bounded by physics on both sides: nothing above +30 dBm
 # reaches an antenna in a shield box without burning it, nothing below -120 dBm is
 # decoded by a 2.4 GHz receiver (thermal noise over 1-2 MHz is about -111 dBm).

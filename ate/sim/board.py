@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ate.config.common import Strict
 from ate.config.sequence import Chip, PowerMode
+from ate.model.radio import TX_INTERVAL_US
 from ate.protocol.lines import (
     PROTOCOL_VERSION,
     Corrupt,
@@ -1056,7 +1057,7 @@ class SimBoard:
         channel = self._rf_channel(mode, req.args[1])
         count = parse_int(req.args[2], "count", 1, 10_000)
         interval = (
-            parse_int(kwargs["interval_us"], "interval_us", 500, 100_000)
+            parse_int(kwargs["interval_us"], "interval_us", *TX_INTERVAL_US[mode])
             if "interval_us" in kwargs
             else RF_INTERVAL_US[mode]
         )

@@ -19,7 +19,7 @@ from ate.config.loader import LoadedFixture, LoadedSequence
 from ate.drivers.golden import GoldenBoard, GoldenLink, NotGolden, RfBoards
 from ate.drivers.line_client import DeviceError, DeviceGone, DeviceTimeout
 from ate.drivers.ports import resolve_port
-from ate.model.radio import BLE_CHANNELS, RfMode, channel_key, channels
+from ate.model.radio import BLE_CHANNELS, TX_INTERVAL_US, RfMode, channel_key, channels
 from ate.rf import calibration
 from ate.rf.calibration import Calibration
 from ate.scheduler.bus import EventBus
@@ -37,7 +37,9 @@ from ate.station.runner import (
 )
 
 PACKETS = 20
-INTERVAL_US = 1000  # BLE too: the golden check needs frames, not a realistic advertiser
+# The fastest frames each radio sends (BLE: non-connectable advertising, every 20 ms):
+# the golden check needs frames, not a realistic advertiser.
+INTERVAL_US = {mode: low for mode, (low, _high) in TX_INTERVAL_US.items()}
 MIN_FRAMES = PACKETS // 2  # fewer heard: no reference unit there, or its antenna is off
 
 
@@ -75,7 +77,7 @@ def _measure(check: CheckSpec, found: dict[int, dict[str, float]]) -> Any:
         losses: dict[str, float] = {}
         for mode, ch in check.channels:
             await golden.rf_rx_start(mode, ch, mac)
-            await ctx.dut.rf_tx(mode, ch, PACKETS, INTERVAL_US)
+            await ctx.dut.rf_tx(mode, ch, PACKETS, INTERVAL_US[mode])
             heard = await golden.rf_rx_stop()
             key = channel_key(mode, ch)
             if heard.frames < MIN_FRAMES or heard.rssi is None:

@@ -49,7 +49,7 @@ BLE = {
     "description": "BLE advertisements both ways on channel 37",
     "channel": 37,
     "packets": 10,
-    "interval_us": 2000,
+    "interval_us": 20000,  # the fastest non-connectable advertising
     "direction": "both",
     "rssi": {"low": 14, "high": 26, "unit": "dBm"},
     "per": {"high": 10, "unit": "%"},

@@ -14,7 +14,7 @@ from ate.config.errors import InputError
 from ate.config.loader import check_compatible, load_fixture
 from ate.protocol.lines import ErrorReply, Reply, Request
 from ate.sim.board import SimBoard
-from tests.rf.conftest import WIFI_RX, WIFI_TX, rf_sequence
+from tests.rf.conftest import BLE, WIFI_RX, WIFI_TX, rf_sequence
 from tests.scheduler.conftest import write_fixture
 from tests.sim.sim_helpers import make_spec
 
@@ -38,6 +38,7 @@ def _sequence_error(tmp: Path, step: dict[str, Any], chip: str = "esp32s3") -> s
         ({**WIFI_TX}, "esp32h2", "wifi channel 6: the esp32h2 has none (the esp32h2 has no wifi)"),
         ({**WIFI_TX, "rssi": {"low": 1, "unit": "mA"}}, "esp32s3", "rssi"),
         ({"name": "w", "type": "wifi_rx", "channel": 6}, "esp32s3", "give at least one of"),
+        ({**BLE, "interval_us": 2000}, "esp32s3", "a BLE advertisement interval is 20000.."),
     ],
 )
 def test_rf_step_fields_are_checked(
@@ -140,6 +141,7 @@ def test_a_golden_board_is_never_provisioned_and_keeps_its_role() -> None:
         ("rf.tx", ("ble", "36", "10"), {}),
         ("rf.tx", ("wifi", "6", "0"), {}),
         ("rf.tx", ("wifi", "6", "10"), {"interval_us": "499"}),
+        ("rf.tx", ("ble", "37", "10"), {"interval_us": "19999"}),
         ("rf.tx", ("wifi", "6", "10"), {"power": "21"}),
         ("rf.tx", ("zigbee", "6", "10"), {}),
         ("rf.rx.start", ("wifi", "6"), {"from": "not-a-mac"}),
