@@ -11,19 +11,20 @@ Built in: `sim` (the simulated twin), `line` (a controller MCU speaking the line
 protocol), `dtr_rts` (no controller: each slot's USB-UART DTR/RTS straps its ESP32),
 `gpiod` (Linux GPIO through libgpiod v2).
 
-Imports ate.config and ate.drivers only; a driver's own dependencies load when it opens.
+Imports ate.config, ate.drivers and ate.plugins only; a driver's own dependencies load when it
+opens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from ate import plugins
 from ate.config.fixture import Fixture
 from ate.drivers.fixture import FixtureController
 
@@ -56,23 +57,9 @@ class UnknownDriver(LookupError):
 
 
 def names() -> list[str]:
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return plugins.registered(GROUP)
 
 
 def get(name: str) -> Driver:
     """The driver registered as `name`; UnknownDriver naming those that are."""
-    found = entry_points(group=GROUP, name=name)
-    if not found:
-        raise UnknownDriver(
-            f"controller driver {name!r} is not registered; registered: "
-            f"{', '.join(names()) or 'none'} (entry point group {GROUP})"
-        )
-    try:
-        driver = next(iter(found)).load()
-    except (ImportError, AttributeError) as exc:  # a broken package: said, not a traceback
-        raise UnknownDriver(
-            f"controller driver {name!r} is registered but cannot be loaded: {exc}"
-        ) from None
-    if not isinstance(driver, Driver):
-        raise UnknownDriver(f"entry point {name!r} in {GROUP} is not an ate Driver")
-    return driver
+    return plugins.load(GROUP, name, Driver, "controller driver", UnknownDriver)

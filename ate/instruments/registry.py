@@ -10,7 +10,7 @@ validated with the fixture file's line numbers) and how to open it. Opening give
 `OpenInstrument`: one session to the physical instrument (one lock), which hands each
 slot the protocol object for that slot's channel.
 
-Imports ate.instruments.base and ate.drivers.fixture only.
+Imports ate.instruments.base, ate.drivers.fixture and ate.plugins only.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
+from ate import plugins
 from ate.drivers.fixture import FixtureController
 from ate.instruments.base import DMM, MUX, SUPPLY, InstrumentError
 
@@ -67,26 +67,12 @@ class UnknownInstrument(LookupError):
 
 
 def names() -> list[str]:
-    return sorted({ep.name for ep in entry_points(group=GROUP)})
+    return plugins.registered(GROUP)
 
 
 def get(name: str) -> InstrumentDriver:
     """The driver registered as `name`; UnknownInstrument naming those that are."""
-    found = entry_points(group=GROUP, name=name)
-    if not found:
-        raise UnknownInstrument(
-            f"instrument driver {name!r} is not registered; registered: "
-            f"{', '.join(names()) or 'none'} (entry point group {GROUP})"
-        )
-    try:
-        driver = next(iter(found)).load()
-    except (ImportError, AttributeError) as exc:  # a broken package: said, not a traceback
-        raise UnknownInstrument(
-            f"instrument driver {name!r} is registered but cannot be loaded: {exc}"
-        ) from None
-    if not isinstance(driver, InstrumentDriver):
-        raise UnknownInstrument(f"entry point {name!r} in {GROUP} is not an InstrumentDriver")
-    return driver
+    return plugins.load(GROUP, name, InstrumentDriver, "instrument driver", UnknownInstrument)
 
 
 class Instruments:
