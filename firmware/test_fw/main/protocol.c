@@ -15,7 +15,7 @@
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int hex_value(char c)
+int ate_hex_value(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -206,7 +206,7 @@ ate_frame_status_t ate_frame_parse(const char *line, size_t len, ate_frame_t *fr
     }
     uint16_t want = 0;
     for (size_t i = star + 1; i < n; i++) {
-        const int v = hex_value(text[i]);
+        const int v = ate_hex_value(text[i]);
         if (v < 0) {
             frame->error = "bad checksum digits";
             return ATE_FRAME_BAD;
@@ -550,7 +550,7 @@ bool ate_parse_uint(const char *text, uint32_t *value)
             return false;
         }
         for (; *p != '\0'; p++) {
-            const int d = hex_value(*p);
+            const int d = ate_hex_value(*p);
             if (d < 0) {
                 return false;
             }
@@ -584,8 +584,8 @@ bool ate_parse_hex(const char *text, uint8_t *out, size_t cap, size_t *len)
         return false;
     }
     for (size_t i = 0; i < n; i += 2) {
-        const int hi = hex_value(text[i]);
-        const int lo = hex_value(text[i + 1]);
+        const int hi = ate_hex_value(text[i]);
+        const int lo = ate_hex_value(text[i + 1]);
         if (hi < 0 || lo < 0) {
             return false;
         }

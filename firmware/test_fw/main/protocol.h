@@ -187,6 +187,9 @@ size_t ate_format_error(char *buf, size_t cap, uint16_t id, ate_code_t code, con
 /* ---- argument helpers for handlers ----------------------------------------------------- */
 
 /* Decimal, or hex with 0x; no sign, no overflow, nothing trailing. */
+/* The value of one hex digit (either case), or -1. */
+int ate_hex_value(char c);
+
 bool ate_parse_uint(const char *text, uint32_t *value);
 /* Hex bytes without separators, even length, at least one byte, at most `cap`. Upper case
  * digits are accepted from people; the protocol itself writes lower case. */

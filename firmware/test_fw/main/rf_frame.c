@@ -1,7 +1,9 @@
 /*
- * The RF test frame's bytes (see rf_frame.h). Imports nothing but libc.
+ * The RF test frame's bytes (see rf_frame.h). Imports libc and protocol.h (its hex digits).
  */
 #include "rf_frame.h"
+
+#include "protocol.h"
 
 #include <string.h>
 
@@ -153,20 +155,6 @@ bool ate_rf_ble_decode(const uint8_t *data, size_t len, ate_rf_frame_t *frame)
 
 /* ---- MAC --------------------------------------------------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool ate_rf_parse_mac(const char *text, uint8_t mac[6])
 {
     if (text == NULL || strlen(text) != 17) {
@@ -175,8 +163,8 @@ bool ate_rf_parse_mac(const char *text, uint8_t mac[6])
     uint8_t out[6];
     for (unsigned i = 0; i < 6; i++) {
         const char *p = text + 3 * i;
-        const int hi = hex_digit(p[0]);
-        const int lo = hex_digit(p[1]);
+        const int hi = ate_hex_value(p[0]);
+        const int lo = ate_hex_value(p[1]);
         if (hi < 0 || lo < 0 || (i < 5 && p[2] != ':')) {
             return false;
         }

@@ -14,32 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_passed;
-static int g_failed;
-static const char *g_context = "";
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (cond) {                                                                           \
-            g_passed++;                                                                       \
-        } else {                                                                              \
-            g_failed++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, g_context, #cond);   \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                  \
-    do {                                                                                      \
-        const char *got_ = (got);                                                             \
-        const char *want_ = (want);                                                           \
-        if (got_ != NULL && strcmp(got_, want_) == 0) {                                       \
-            g_passed++;                                                                       \
-        } else {                                                                              \
-            g_failed++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d [%s]:\n  got  \"%s\"\n  want \"%s\"\n", __FILE__,     \
-                    __LINE__, g_context, got_ ? got_ : "(null)", want_);                      \
-        }                                                                                     \
-    } while (0)
+#include "check.h"
 
 /* ---- vectors ------------------------------------------------------------------------------- */
 

@@ -17,32 +17,7 @@
 #include "rf_frame.h"
 #include "rf_stats.h"
 
-static int g_passed;
-static int g_failed;
-static const char *g_context = "";
-
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (cond) {                                                                           \
-            g_passed++;                                                                       \
-        } else {                                                                              \
-            g_failed++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, g_context, #cond);   \
-        }                                                                                     \
-    } while (0)
-
-#define CHECK_PREFIX(got, want)                                                               \
-    do {                                                                                      \
-        const char *got_ = (got);                                                             \
-        const char *want_ = (want);                                                           \
-        if (strncmp(got_, want_, strlen(want_)) == 0) {                                       \
-            g_passed++;                                                                       \
-        } else {                                                                              \
-            g_failed++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d [%s]:\n  got  \"%s\"\n  want \"%s...\"\n", __FILE__, \
-                    __LINE__, g_context, got_, want_);                                        \
-        }                                                                                     \
-    } while (0)
+#include "check.h"
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15u;
 
