@@ -61,9 +61,7 @@ def test_final_states_stay_final(final: ProvState, seq: list[ProvEvent]) -> None
 
 @settings(max_examples=300, derandomize=True)
 @given(start=st.sampled_from(list(ProvState)), targets=st.lists(st.sampled_from(FACTORY[1:])))
-def test_factory_reports_never_move_a_unit_back(
-    start: ProvState, targets: list[ProvState]
-) -> None:
+def test_factory_reports_never_move_a_unit_back(start: ProvState, targets: list[ProvState]) -> None:
     state = start
     for target in targets:
         after = advance(state, target)
@@ -90,7 +88,7 @@ def test_the_lifecycle_moves() -> None:
         "unit aa:bb (serial X) in state written cannot take ship; allowed: locking, locked, "
         "scrap, revoke"
     )
-    with pytest.raises(IllegalTransition, match="allowed: rma, revoke$"):
+    with pytest.raises(IllegalTransition, match=r"allowed: rma, revoke$"):
         apply(s.SHIPPED, ProvEvent.SCRAP)  # at the customer: it comes back (rma) first
     with pytest.raises(IllegalTransition):
         apply(s.TESTED, ProvEvent.REVOKE)  # no certificate yet: nothing to revoke
