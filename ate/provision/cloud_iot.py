@@ -13,13 +13,12 @@ then only accepted once registered here, which is what the queue guarantees.
 Blocking (boto3); the queue (ate.provision.cloud_queue) runs it off the event loop.
 Credentials come from boto3's own chain (environment, profile, instance role), never from
 the profile, and never appear in a result or an error. May import boto3, botocore,
-cryptography and stdlib.
+cryptography, stdlib and ate.provision.cloud_queue (the queue's vocabulary).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -28,31 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-
-class CloudAway(Exception):
-    """The cloud could not be reached or refused for now: retry later. One line, no
-    credentials (botocore's words about the endpoint, or the error code and message)."""
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What a registration needs: identifiers and the (public) device certificate."""
-
-    chip_id: str
-    serial: str
-    thing_name: str
-    fingerprint: str
-    cert_pem: str
-
-
-@dataclass(frozen=True)
-class Registered:
-    thing_name: str
-    thing_arn: str
-    thing_existed: bool  # the thing was there before this registration
-    certificate_id: str
-    certificate_arn: str
-    certificate_existed: bool
+from ate.provision.cloud_queue import CloudAway, Registered, Unit
 
 
 def certificate_id(cert_pem: str) -> str:

@@ -8,7 +8,8 @@ loop but does every blocking thing (SQLite, boto3) on its own thread, so a cloud
 away never holds up a panel: failed units are retried with back-off per unit (doubling
 from `base_delay` to `max_delay`), the queue surviving restarts.
 
-May import ate.provision.cloud_iot, ate.statedir and stdlib.
+Imports no cloud SDK (a station without cloud registration needs none): the registrar
+comes in from ate.provision.cloud_iot. May import ate.statedir and stdlib.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ate.provision.cloud_iot import CloudAway, Registered, Unit
 from ate.statedir import private_sqlite
 
 QUEUE_FILE = "cloud.db"
@@ -59,7 +59,35 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 
 
+class CloudAway(Exception):
+    """The cloud could not be reached or refused for now: retry later. One line, no
+    credentials (botocore's words about the endpoint, or the error code and message)."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a registration needs: identifiers and the (public) device certificate."""
+
+    chip_id: str
+    serial: str
+    thing_name: str
+    fingerprint: str
+    cert_pem: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    thing_name: str
+    thing_arn: str
+    thing_existed: bool  # the thing was there before this registration
+    certificate_id: str
+    certificate_arn: str
+    certificate_existed: bool
+
+
 class Registrar(Protocol):
+    """What registers a unit with a cloud (ate.provision.cloud_iot.AwsIotRegistrar)."""
+
     def register(self, unit: Unit) -> Registered: ...
 
 

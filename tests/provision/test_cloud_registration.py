@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
 
-from ate.provision.cloud_iot import AwsIotRegistrar, Unit
-from ate.provision.cloud_queue import CloudQueue, CloudWorker, Registration
+from ate.provision.cloud_iot import AwsIotRegistrar
+from ate.provision.cloud_queue import CloudQueue, CloudWorker, Registration, Unit
 
 REGION, POLICY = "eu-west-1", "ate-device"
 SECRET = "life-test-secret-key-never-written"
