@@ -6,6 +6,7 @@ profile's thing-name template."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from prov_bench import write_fixture
 from ate.cli.main import main
 from ate.provision.cloud_iot import AwsIotRegistrar
 from ate.provision.cloud_queue import QUEUE_FILE, CloudQueue, CloudWorker, Registration
-from ate.sim.devkit import make_dev_profile
+from ate.sim.devkit import DevKit, make_dev_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,3 +85,37 @@ def test_a_locked_unit_is_queued_then_registered(
     finally:
         queue.close()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("cloud", "wanted"),
+    [
+        (
+            {"registration": "aws_iot", "policy": "p"},
+            "cloud.registration 'aws_iot' needs cloud.region",
+        ),
+        ({"registration": "aws_iot", "region": "eu-west-1"}, "needs cloud.policy"),
+        ({"registration": "azure"}, "registration"),
+        (
+            {
+                "registration": "aws_iot",
+                "region": "eu-west-1",
+                "policy": "p",
+                "endpoint_url": "ftp://x",
+            },
+            "endpoint_url",
+        ),
+    ],
+)
+def test_a_bad_cloud_section_is_one_line_exit_2(
+    dev_kit: DevKit, cloud: dict[str, str], wanted: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(dev_kit.profile.read_text())
+    doc["cloud"].update(cloud)
+    path = dev_kit.profile.with_name(
+        f"cloud-{hashlib.sha256(str(cloud).encode()).hexdigest()[:12]}.yaml"
+    )
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["validate", str(path)]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"{path}:") and wanted in line

@@ -4,11 +4,23 @@ and migration 0006 keeping every unit and its references."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from ate.model.prov_state import STATES
+from ate.model.prov_state import (
+    FACTORY,
+    FINAL,
+    LIFECYCLE_EVENTS,
+    STATES,
+    IllegalTransition,
+    ProvState,
+    advance,
+    apply,
+)
 from ate.store import (
     CertificateRow,
     MoveRefused,
@@ -189,3 +201,48 @@ def test_migration_6_keeps_units_and_their_references(store_url: str) -> None:
                 )
     finally:
         store.close()
+
+
+_macs = itertools.count(0x1000)
+_steps = st.lists(
+    st.one_of(
+        st.sampled_from([e.value for e in LIFECYCLE_EVENTS]).map(lambda v: ("move", v)),
+        st.sampled_from([s.value for s in FACTORY[1:]]).map(lambda v: ("advance", v)),
+    ),
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=_steps)
+def test_the_store_follows_the_table_for_any_sequence(
+    store: Store, steps: list[tuple[str, str]]
+) -> None:
+    """Factory reports and unit moves in any order: the database's state is always the
+    model's, a refused move changes nothing, and a final state stays final."""
+    mac = mac_of(next(_macs))
+    store.advance(mac, "tested")
+    model = ProvState.TESTED
+    for kind, what in steps:
+        if kind == "advance":
+            model = advance(model, ProvState(what))
+            assert store.advance(mac, what) == model.value
+            continue
+        was_final = model in FINAL
+        try:
+            expected = apply(model, next(e for e in LIFECYCLE_EVENTS if e.value == what))
+        except IllegalTransition:
+            with pytest.raises(MoveRefused):
+                store.move_unit(mac, what, station="hyp", user="h")
+        else:
+            assert not was_final
+            move = store.move_unit(mac, what, station="hyp", user="h")
+            assert (move.before, move.after) == (model.value, expected.value)
+            model = expected
+        h = store.unit_history(mac)
+        assert h is not None and h.prov_state == model.value
