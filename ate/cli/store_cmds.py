@@ -240,6 +240,15 @@ def show_unit(h: UnitHistory, console: Console) -> None:
         console.print(table)
     else:
         console.print("provisioning events: none")
+    if h.moves:
+        console.print(Text("after the factory", style="bold"))
+        for m in h.moves:
+            p = m.payload
+            why = f": {p['reason']}" if p.get("reason") else ""
+            console.print(
+                f"  {m.at}  {m.kind.removeprefix('unit.')}  {p.get('from')} -> {p.get('to')}"
+                f"  by {p.get('user')} at {m.station}{why}"
+            )
 
 
 def _show_run(n: int, run: RunDetail, console: Console) -> None:

@@ -270,6 +270,8 @@ class UnitHistory:
     runs: list[RunDetail]  # in time order
     certificate: CertificateRow | None
     events: list[ProvisioningEvent]  # in time order
+    # Its moves after the factory (ship, rma, ...), as the audit log holds them, in order.
+    moves: list[AuditEntry] = field(default_factory=list)
 
 
 # -- the store ------------------------------------------------------------------------------

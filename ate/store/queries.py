@@ -1295,6 +1295,17 @@ def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
             (chip,),
         )
     ]
+    # The audit log owns the moves; its payload is canonical JSON (sorted keys, no spaces),
+    # so the unit's own entries are found by their chip_id text.
+    kinds = tuple(f"unit.{e.value}" for e in LIFECYCLE_EVENTS)
+    moves = [
+        AuditEntry(str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6], r[7])
+        for r in tx.all(
+            "SELECT station, seq, at, kind, payload, prev_hash, hash, signature FROM audit_log "
+            f"WHERE kind IN ({', '.join('?' * len(kinds))}) AND payload LIKE ? ORDER BY at, seq",
+            (*kinds, f'%"chip_id":"{chip}"%'),
+        )
+    ]
     return UnitHistory(
         chip_id=unit[0],
         serial=unit[1],
@@ -1307,6 +1318,7 @@ def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
         runs=runs,
         certificate=CertificateRow(*cert) if cert else None,
         events=events,
+        moves=[m for m in moves if m.payload.get("chip_id") == chip],
     )
 
 

@@ -45,7 +45,10 @@ def test_moves_are_audited_and_shown(
     assert "S-1): locked -> shipped (audit entry 1)" in capsys.readouterr().out
     assert ate("unit", "rma", "S-1", "--store", db, "--user", "anna", "--reason", "no wifi") == 0
     assert ate("unit", "show", "S-1", "--store", db) == 0
-    assert "provisioning rma" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "provisioning rma" in out
+    assert "ship  locked -> shipped  by erik at rma-desk" in out
+    assert "rma  shipped -> rma  by anna at rma-desk: no wifi" in out
     store = open_store(db)
     entries = store.audit_entries("rma-desk")
     store.close()

@@ -68,6 +68,14 @@ def test_ship_rma_ship_scrap_each_audited(store: Store) -> None:
     ]
     h = store.unit_history(A)
     assert h is not None and h.prov_state == "scrapped"
+    assert [(m.kind, m.payload["to"]) for m in h.moves] == [
+        ("unit.ship", "shipped"),
+        ("unit.rma", "rma"),
+        ("unit.ship", "shipped"),
+        ("unit.rma", "rma"),
+        ("unit.scrap", "scrapped"),
+    ]
+    assert store.unit_history(B) is None
     entries = store.audit_entries("st1")
     assert verify_chain(entries) == []
     assert [e.kind for e in entries] == [
