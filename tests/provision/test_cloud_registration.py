@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from ate.provision.cloud_iot import AwsIotRegistrar
 from ate.provision.cloud_queue import CloudQueue, CloudWorker, Registration, Unit
+from tests.moto_iot import free_port, start_moto
 
 REGION, POLICY = "eu-west-1", "ate-device"
 SECRET = "life-test-secret-key-never-written"
@@ -61,12 +61,6 @@ def units(n: int) -> list[Unit]:
 def queue_bytes(folder: Path) -> bytes:
     """The queue database as stored, its WAL too."""
     return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("cloud.db"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -123,8 +117,7 @@ async def test_down_then_up_each_unit_registered_once(
         assert "not reachable" in (down[0].last_error or "")
         assert lag < 0.25, f"the event loop stalled {lag:.3f} s while the cloud was away"
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
+        server = start_moto(port)
         iot = boto3.client("iot", region_name=REGION, endpoint_url=url)
         iot.create_policy(
             policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}'

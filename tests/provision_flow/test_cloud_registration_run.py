@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from pathlib import Path
 
 import boto3
@@ -19,20 +18,14 @@ from ate.cli.main import main
 from ate.provision.cloud_iot import AwsIotRegistrar
 from ate.provision.cloud_queue import QUEUE_FILE, CloudQueue, CloudWorker, Registration
 from ate.sim.devkit import DevKit, make_dev_profile
+from tests.moto_iot import free_port, start_moto
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_locked_unit_is_queued_then_registered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from moto.server import ThreadedMotoServer
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIALIFETEST0000")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "life-test-secret")
@@ -60,8 +53,7 @@ def test_a_locked_unit_is_queued_then_registered(
     assert queued.status == "pending" and queued.attempts == 0
     assert queued.thing_name == f"{doc['product']['name']}-{queued.serial}"
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = start_moto(port)
     try:
         iot = boto3.client("iot", region_name="eu-west-1", endpoint_url=url)
         iot.create_policy(policyName="ate-device", policyDocument='{"Statement": []}')

@@ -5,26 +5,19 @@ moto's IoT (server mode on 127.0.0.1) while the station keeps running."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from ate.config.loader import load_fixture
 from ate.sim.devkit import make_dev_profile
 from ate.sim.fixture_twin import SimFixtureThread
+from tests.moto_iot import free_port, start_moto
 from tests.scheduler.conftest import REPO
 from tests.station.conftest import WAIT_S, running, wait_status
 from tests.station.test_sigterm_burn import _files
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_the_station_registers_its_locked_units(
@@ -51,8 +44,7 @@ async def test_the_station_registers_its_locked_units(
     }
     (tmp_path / "twin.yaml").write_text(yaml.safe_dump(sim_doc))
     fix = load_fixture(tmp_path / "twin.yaml")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = start_moto(port)
     try:
         iot = boto3.client("iot", region_name="eu-west-1", endpoint_url=url)
         iot.create_policy(policyName="p1", policyDocument='{"Statement": []}')
