@@ -81,8 +81,19 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `unit`, `export` and `audit` to the `ate` command's subparsers."""
-    unit = sub.add_parser("unit", help="a unit's whole history: runs, certificate, provisioning")
-    unit.add_argument("key", metavar="SERIAL|MAC", help="serial, or MAC in any case, : - or none")
+    unit = sub.add_parser(
+        "unit",
+        help="a unit's whole history (ate unit SERIAL|MAC), or move it after the factory: "
+        "ship, rma, scrap, revoke; show; revoked (the certificates the line no longer trusts)",
+    )
+    unit.add_argument(
+        "verb",
+        metavar="ship|rma|scrap|revoke|show|revoked|SERIAL|MAC",
+        help="a move, show, revoked; or a serial or MAC (any case, : - or none): its history",
+    )
+    from ate.cli.unit_cmd import add_arguments
+
+    add_arguments(unit)
     _db_arg(unit)
 
     exp = sub.add_parser("export", help="export test runs as CSV, JSON lines or JUnit XML")
@@ -112,7 +123,9 @@ def dispatch(args: argparse.Namespace) -> int | None:
     url = args.db or default_db_url()
     try:
         if command == "unit":
-            return run_unit(url, args.key)
+            from ate.cli.unit_cmd import run
+
+            return run(args, args.store or url)
         if command == "export":
             return run_export(url, args.format, args.since, args.until, args.out)
         return run_audit_verify(url, args.station, args.spool)
@@ -227,6 +240,15 @@ def show_unit(h: UnitHistory, console: Console) -> None:
         console.print(table)
     else:
         console.print("provisioning events: none")
+    if h.moves:
+        console.print(Text("after the factory", style="bold"))
+        for m in h.moves:
+            p = m.payload
+            why = f": {p['reason']}" if p.get("reason") else ""
+            console.print(
+                f"  {m.at}  {m.kind.removeprefix('unit.')}  {p.get('from')} -> {p.get('to')}"
+                f"  by {p.get('user')} at {m.station}{why}"
+            )
 
 
 def _show_run(n: int, run: RunDetail, console: Console) -> None:

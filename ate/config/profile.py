@@ -150,6 +150,20 @@ class CloudSpec(Strict):
     output: Literal["none", "jitr", "jitp", "bulk"] = "none"
     endpoint: str = Field("", pattern=r"^[^\s,]*$", description="written into the fctry NVS")
     thing_name: str = Field("{serial}", description="format string: {product} {serial} {mac}")
+    registration: Literal["none", "aws_iot"] = Field(
+        "none",
+        description="aws_iot: the station registers each locked unit with AWS IoT (thing, "
+        "certificate, policy), queued in its state folder and retried while the cloud is away",
+    )
+    region: str = Field("", pattern=r"^([a-z]{2}(-[a-z]+)+-\d+)?$", description="e.g. eu-west-1")
+    endpoint_url: str = Field(
+        "", pattern=r"^(https?://\S+)?$", description="the AWS IoT API endpoint (tests: moto)"
+    )
+    policy: str = Field(
+        "",
+        pattern=r"^[\w+=,.@-]{0,128}$",
+        description="the IoT policy attached to each certificate",
+    )
 
 
 class FlashEncryptionSpec(Strict):
@@ -195,6 +209,14 @@ class Profile(Strict):
     release: str = Field(description="production firmware release manifest (YAML)")
     security: SecuritySpec = SecuritySpec()
     cloud: CloudSpec = CloudSpec()
+
+    @model_validator(mode="after")
+    def _cloud_rules(self) -> Profile:
+        if self.cloud.registration == "aws_iot":
+            for name in ("region", "policy"):
+                if not getattr(self.cloud, name):
+                    raise FieldError(f"cloud.registration 'aws_iot' needs cloud.{name}", ("cloud",))
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Profile:

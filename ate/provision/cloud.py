@@ -1,8 +1,10 @@
 """Per-lot cloud outputs, rebuilt from the ledger after each panel and written atomically:
 the CA bundle and the subject fields a JITR/JITP template reads, or a bulk-registration
-manifest (newline-delimited JSON, one locked unit a line).
+manifest (newline-delimited JSON, one locked unit a line); and, with registration
+`aws_iot`, each locked unit put on the station's cloud-registration queue.
 
-May import ate.provision.ledger, ate.provision.profile and ate.records (atomic writes).
+May import ate.provision.ledger, ate.provision.profile, ate.provision.cloud_queue and
+ate.records (atomic writes).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from ate.provision.cloud_queue import CloudQueue, Unit
 from ate.provision.ledger import Ledger
 from ate.provision.profile import LoadedProfile
 from ate.records.unit_record import write_bytes_atomic, write_json_atomic
@@ -88,3 +91,23 @@ def write_cloud_outputs(
     write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode())
     written.append(path)
     return written
+
+
+def queue_locked_units(
+    profile: LoadedProfile, ledger: Ledger, queue: CloudQueue, lot: str | None
+) -> int:
+    """Put this lot's locked units on the registration queue; how many were new to it (a
+    unit already queued or registered is left as it is)."""
+    locked = {u.chip_id for u in ledger.units(lot) if u.state == "locked"}
+    added = 0
+    for row in ledger.certificates(lot):
+        if row.chip_id in locked:
+            unit = Unit(
+                row.chip_id,
+                row.serial,
+                thing_name(profile, row.serial, row.chip_id),
+                row.fingerprint,
+                row.pem,
+            )
+            added += queue.enqueue(unit)
+    return added

@@ -3,8 +3,8 @@ provisioning got, and the intent and outcome of every irreversible act, durable 
 the act is done (SQLite, WAL, synchronous=FULL).
 
 Invariants the schema itself enforces: a serial and a certificate belong to one unit;
-a unit has one certificate; a unit's state only moves forward. May import stdlib and
-ate.store.api (the state order).
+a unit has one certificate; a unit's state only moves forward, by the one table of moves
+in ate.model.prov_state. May import stdlib and ate.model.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ate.model.prov_state import FACTORY, advance, factory_rank, state_of
 from ate.statedir import private_sqlite
-from ate.store.api import PROV_STATES
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 
-# How far a unit got, in the order the flow goes (the line database's order, less its
-# "new"). A unit never moves back.
-STATES = PROV_STATES[1:]
+# How far a unit got, in the order the flow goes (the factory's states less "new": a unit
+# enters the ledger once tested). A unit never moves back. Lifecycle moves after the
+# factory (shipped, rma, ...) happen in the line database, never in a station's ledger.
+STATES: tuple[str, ...] = tuple(s.value for s in FACTORY[1:])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,7 +126,10 @@ def now_iso() -> str:
 
 
 def rank(state: str) -> int:
-    return STATES.index(state)
+    """The position of a ledger state along the line; ValueError for any other."""
+    if state not in STATES:
+        raise ValueError(f"{state!r} is not a ledger state; those are {', '.join(STATES)}")
+    return factory_rank(state_of(state)) - 1
 
 
 class Ledger:
@@ -210,13 +214,13 @@ class Ledger:
                     (chip_id, state, profile, lot, now_iso()),
                 )
                 return state
-            if rank(row[0]) >= rank(state):
-                return str(row[0])
-            db.execute(
-                "UPDATE units SET state=?, updated_at=? WHERE chip_id=?",
-                (state, now_iso(), chip_id),
-            )
-            return state
+            after = advance(state_of(row[0]), state_of(state), chip_id).value
+            if after != row[0]:
+                db.execute(
+                    "UPDATE units SET state=?, updated_at=? WHERE chip_id=?",
+                    (after, now_iso(), chip_id),
+                )
+            return after
 
     def claim_serial(self, chip_id: str, serial: str) -> None:
         """Bind `serial` to the unit, once. Refuses a serial another unit holds, and a

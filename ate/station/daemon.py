@@ -27,6 +27,7 @@ from ate.drivers.line_client import DeviceGone
 from ate.mes.gate import MesGate, admit_through
 from ate.mes.registry import open_gate
 from ate.model.events import Event, PanelStarted
+from ate.provision.cloud_queue import CloudWorker
 from ate.provision.critical import CriticalSections
 from ate.provision.ledger import LedgerError
 from ate.provision.profile import CaNotReady
@@ -71,6 +72,8 @@ class _Running:
     loops: dict[str, FixtureLoop] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     scanners: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    cloud: CloudWorker | None = None  # drains the cloud-registration queue
+    cloud_task: asyncio.Task[None] | None = None
 
 
 class Station:
@@ -319,6 +322,7 @@ class Station:
                 line.close()
                 raise
             provisioning.provisioner.critical = self.critical
+        cloud = _cloud_worker(provisioning, line) if provisioning is not None else None
 
         gate = open_gate(
             st.mes,
@@ -330,6 +334,8 @@ class Station:
         async def after_panel() -> None:
             if provisioning is not None:
                 await asyncio.to_thread(provisioning.after_panel)
+            if cloud is not None:
+                cloud.wake()  # the units just locked are on the queue
 
         assert self._stop is not None
         ctx = LoopContext(
@@ -351,7 +357,9 @@ class Station:
             options=self.options,
             labels=self.scans,
         )
-        running = _Running(loaded, ctx, line, gate, provisioning)
+        running = _Running(loaded, ctx, line, gate, provisioning, cloud=cloud)
+        if cloud is not None:
+            running.cloud_task = asyncio.create_task(cloud.run(), name="cloud-registration")
         for fix, trigger in zip(loaded.fixtures, loaded.triggers, strict=True):
             name = fix.model.fixture
             sim = self._twin(fix)
@@ -579,6 +587,9 @@ class Station:
         for task in running.scanners.values():
             task.cancel()
         await asyncio.gather(*running.scanners.values(), return_exceptions=True)
+        if running.cloud_task is not None:
+            running.cloud_task.cancel()  # the queue keeps what is not registered yet
+            await asyncio.gather(running.cloud_task, return_exceptions=True)
         if running.provisioning is not None:
             running.provisioning.close()
         try:
@@ -631,6 +642,26 @@ def _slots_of(loaded: LoadedStation) -> dict[str, tuple[int, ...]]:
 def _log_panel_start(event: Event) -> None:
     if isinstance(event, PanelStarted):
         _log.info("fixture %s: panel %s started", event.fixture, event.panel_id)
+
+
+def _cloud_worker(provisioning: StationProvisioning, line: LineDb) -> CloudWorker | None:
+    """The worker for the profile's cloud registration; CannotStart without boto3."""
+    if provisioning.cloud is None:
+        return None
+    spec = provisioning.profile.model.cloud
+    try:
+        from ate.provision.cloud_iot import AwsIotRegistrar
+    except ImportError:
+        provisioning.close()
+        line.close()
+        raise CannotStart(
+            "the profile registers units with AWS IoT (cloud.registration: aws_iot) but boto3 "
+            "is not installed: pip install 'ate[cloud]'"
+        ) from None
+    registrar = AwsIotRegistrar(
+        region=spec.region, policy=spec.policy, endpoint_url=spec.endpoint_url or None
+    )
+    return CloudWorker(provisioning.cloud, registrar)
 
 
 async def _first_of(*events: asyncio.Event) -> None:

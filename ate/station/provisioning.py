@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ate.config.loader import LoadedSequence
 from ate.provision import failpoints
-from ate.provision.cloud import write_cloud_outputs
+from ate.provision.cloud import queue_locked_units, write_cloud_outputs
+from ate.provision.cloud_queue import QUEUE_FILE, CloudQueue
 from ate.provision.flow import Checkpoint, Gate, LineClaims, Provisioner
 from ate.provision.ledger import Ledger
 from ate.provision.profile import LoadedProfile, open_profile
@@ -33,14 +34,21 @@ class StationProvisioning:
     provisioner: Provisioner
     out_dir: Path
     lot: str
+    # The cloud-registration queue (profile cloud.registration: aws_iot), else None.
+    cloud: CloudQueue | None = None
 
     def after_panel(self) -> list[Path]:
-        """The CA chain and this lot's cloud outputs, rebuilt from the ledger."""
+        """The CA chain and this lot's cloud outputs, rebuilt from the ledger; the lot's
+        locked units queued for cloud registration (a local insert, never the cloud)."""
         chain = self.out_dir / "certs" / "chain.pem"
         write_bytes_atomic(chain, self.profile.chain_pem())
+        if self.cloud is not None:
+            queue_locked_units(self.profile, self.ledger, self.cloud, self.lot)
         return [chain, *write_cloud_outputs(self.profile, self.ledger, self.out_dir, self.lot)]
 
     def close(self) -> None:
+        if self.cloud is not None:
+            self.cloud.close()
         self.ledger.close()
         self.profile.close()
 
@@ -88,4 +96,7 @@ def open_provisioning(
         require_label=require_label,
         line=line,
     )
-    return StationProvisioning(profile, ledger, provisioner, out_dir, lot)
+    cloud = None
+    if profile.model.cloud.registration != "none":
+        cloud = CloudQueue(state_dir / QUEUE_FILE)
+    return StationProvisioning(profile, ledger, provisioner, out_dir, lot, cloud)

@@ -8,6 +8,7 @@ Imports only the public API; the backends load when a URL needs them.
 """
 
 from ate.store.api import (
+    ALL_PROV_STATES,
     AUDIT_KINDS,
     GENESIS_HASH,
     PROV_STATES,
@@ -17,8 +18,10 @@ from ate.store.api import (
     InvariantViolation,
     MeasurementDetail,
     MeasurementSeries,
+    MoveRefused,
     ProvisioningEvent,
     ReportInput,
+    RevokedCertificate,
     RunDetail,
     RunRow,
     SchemaTooNew,
@@ -27,6 +30,7 @@ from ate.store.api import (
     StoreError,
     StoreUnavailable,
     UnitHistory,
+    UnitMove,
     normalise_mac,
     open_store,
     redact_url,
@@ -34,6 +38,7 @@ from ate.store.api import (
 from ate.store.audit import verify_chain
 
 __all__ = [
+    "ALL_PROV_STATES",
     "AUDIT_KINDS",
     "GENESIS_HASH",
     "PROV_STATES",
@@ -43,8 +48,10 @@ __all__ = [
     "InvariantViolation",
     "MeasurementDetail",
     "MeasurementSeries",
+    "MoveRefused",
     "ProvisioningEvent",
     "ReportInput",
+    "RevokedCertificate",
     "RunDetail",
     "RunRow",
     "SchemaTooNew",
@@ -53,6 +60,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UnitHistory",
+    "UnitMove",
     "normalise_mac",
     "open_store",
     "redact_url",

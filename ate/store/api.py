@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ate.model.prov_state import FACTORY, STATES, ProvState, factory_rank, state_of
+
 # -- errors ------------------------------------------------------------------------------
 
 
@@ -32,24 +34,26 @@ class InvariantViolation(StoreError):
     back, a retest the policy forbids."""
 
 
+class MoveRefused(InvariantViolation):
+    """A unit move the lifecycle table has no entry for; says the state and what is allowed."""
+
+    def __init__(self, message: str, state: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.state = state
+        self.allowed = allowed
+
+
 class BadRecord(StoreError):
     """A unit record that cannot be stored as it is (wrong schema, a missing field, a
     private key in it); retrying will not help: set it aside."""
 
 
-# -- the provisioning state order -----------------------------------------------------------
+# -- the provisioning states (ate.model.prov_state owns them and their moves) ---------------
 
-# How far a unit's provisioning got, in order; prov_state only ever moves forward.
-PROV_STATES: tuple[str, ...] = (
-    "new",
-    "tested",
-    "certified",
-    "proven",
-    "serial",
-    "written",
-    "locking",
-    "locked",
-)
+# The factory's states, in order: how far a unit's provisioning got on the line.
+PROV_STATES: tuple[str, ...] = tuple(s.value for s in FACTORY)
+# Every state a unit of the line database may be in, the lifecycle after the factory too.
+ALL_PROV_STATES: tuple[str, ...] = STATES
 
 # Audit kinds the station writes (others are allowed: any lowercase word).
 AUDIT_KINDS: tuple[str, ...] = ("run", "signin", "issue", "burn", "config")
@@ -61,14 +65,23 @@ URL_FORMS = (
 )
 
 
-def prov_rank(state: str) -> int:
-    """The position of `state` in PROV_STATES; StoreError for a state that is not one."""
+def prov_state(state: str) -> ProvState:
+    """The state named `state`; StoreError for a name that is not one."""
     try:
-        return PROV_STATES.index(state)
-    except ValueError:
+        return state_of(state)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def prov_rank(state: str) -> int:
+    """The position of the factory state `state` along the line; StoreError otherwise."""
+    known = prov_state(state)
+    if known not in FACTORY:
         raise StoreError(
-            f"unknown provisioning state {state!r}; the states are {', '.join(PROV_STATES)}"
-        ) from None
+            f"{state!r} is not a factory provisioning state (those are "
+            f"{', '.join(PROV_STATES)}); units move after the factory with `ate unit`"
+        )
+    return factory_rank(known)
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -133,6 +146,34 @@ class CertificateRow:
     station: str
     operator: str
     issued_at: str
+
+
+@dataclass(frozen=True)
+class UnitMove:
+    """A unit moved after the factory, as the store recorded it."""
+
+    chip_id: str
+    serial: str | None
+    before: str
+    after: str
+    event: str
+    reason: str
+    audit_seq: int  # its entry in the station's audit chain
+
+
+@dataclass(frozen=True)
+class RevokedCertificate:
+    """A certificate the line no longer trusts (its unit was revoked or scrapped)."""
+
+    fingerprint: str  # sha256:<hex> of the DER
+    cert_serial: str  # the certificate's serial number, hex
+    serial: str  # the unit's serial
+    chip_id: str
+    state: str  # revoked | scrapped
+    reason: str
+    by_user: str
+    station: str
+    revoked_at: str
 
 
 @dataclass(frozen=True)
@@ -229,6 +270,8 @@ class UnitHistory:
     runs: list[RunDetail]  # in time order
     certificate: CertificateRow | None
     events: list[ProvisioningEvent]  # in time order
+    # Its moves after the factory (ship, rma, ...), as the audit log holds them, in order.
+    moves: list[AuditEntry] = field(default_factory=list)
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -286,6 +329,17 @@ class Store(Protocol):
     def record_certificate(self, row: CertificateRow) -> None: ...
     def advance(self, chip_id: str, state: str, *, strict: bool = False) -> str: ...
     def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]: ...
+    def move_unit(
+        self,
+        key: str,
+        event: str,
+        *,
+        station: str,
+        user: str,
+        reason: str = "",
+        signer: AuditSigner | None = None,
+    ) -> UnitMove: ...
+    def revoked_certificates(self) -> list[RevokedCertificate]: ...
     def audit_append(
         self,
         station: str,

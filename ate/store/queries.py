@@ -19,10 +19,19 @@ from functools import cache, partial
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
+from ate.model.prov_state import (
+    FACTORY,
+    FINAL,
+    HOLDS_CERTIFICATE,
+    LIFECYCLE_EVENTS,
+    IllegalTransition,
+    ProvState,
+    apply,
+)
+from ate.model.prov_state import advance as advance_state
 from ate.store import audit
 from ate.store.api import (
     GENESIS_HASH,
-    PROV_STATES,
     ApprovalRow,
     AuditEntry,
     AuditSigner,
@@ -30,8 +39,10 @@ from ate.store.api import (
     InvariantViolation,
     MeasurementDetail,
     MeasurementSeries,
+    MoveRefused,
     ProvisioningEvent,
     ReportInput,
+    RevokedCertificate,
     RunDetail,
     RunRow,
     SchemaTooNew,
@@ -39,11 +50,13 @@ from ate.store.api import (
     StoreError,
     StoreUnavailable,
     UnitHistory,
+    UnitMove,
     UserRow,
     normalise_mac,
     normalise_time,
     now_iso,
     prov_rank,
+    prov_state,
 )
 from ate.store.ingest import RecordRows, rows_from_record
 
@@ -55,7 +68,10 @@ PAGE = 5000  # rows per query when runs() pages through a window
 
 # -- migrations ---------------------------------------------------------------------------------
 
-_MIGRATION_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+# 0001_name.sql runs on both backends; 0006_name.sqlite.sql with 0006_name.postgresql.sql
+# are one migration written twice, where the two cannot share SQL (altering a CHECK).
+_MIGRATION_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)(?:\.(sqlite|postgresql))?\.sql")
+BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+    backend: str | None = None  # None: portable SQL for both
 
 
 def split_sql(text: str) -> tuple[str, ...]:
@@ -72,19 +89,31 @@ def split_sql(text: str) -> tuple[str, ...]:
 
 
 @cache
-def migrations() -> tuple[Migration, ...]:
-    """The migration files shipped in ate/store/migrations, 0001_name.sql, 0002_..., in order."""
+def all_migrations() -> tuple[Migration, ...]:
+    """Every migration file shipped in ate/store/migrations, by version then backend."""
     found: list[Migration] = []
     for item in (resources.files("ate.store") / "migrations").iterdir():
         m = _MIGRATION_NAME.fullmatch(item.name)
         if m:
-            found.append(
-                Migration(int(m[1]), m[2].replace("_", " "), split_sql(item.read_text("utf-8")))
-            )
-    found.sort(key=lambda mig: mig.version)
-    if [mig.version for mig in found] != list(range(1, len(found) + 1)):
+            text = item.read_text("utf-8")
+            found.append(Migration(int(m[1]), m[2].replace("_", " "), split_sql(text), m[3]))
+    found.sort(key=lambda mig: (mig.version, mig.backend or ""))
+    versions = sorted({mig.version for mig in found})
+    if versions != list(range(1, len(versions) + 1)):
         raise StoreError("the store's migration files are not numbered 1, 2, 3...: reinstall ate")
+    for v in versions:
+        forms = {mig.backend for mig in found if mig.version == v}
+        if forms != {None} and forms != set(BACKENDS):
+            raise StoreError(
+                f"the store's migration {v:04d} is neither one portable file nor one per "
+                "backend (sqlite, postgresql): reinstall ate"
+            )
     return tuple(found)
+
+
+def migrations(backend: str = "sqlite") -> tuple[Migration, ...]:
+    """The migrations `backend` runs, in order: one per version."""
+    return tuple(mig for mig in all_migrations() if mig.backend in (None, backend))
 
 
 def known_version() -> int:
@@ -95,13 +124,6 @@ def known_version() -> int:
 _CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
     "applied_at TEXT NOT NULL, description TEXT NOT NULL)"
-)
-
-# The provisioning state's rank, in SQL: an UPDATE only ever moves a unit forward.
-RANK_SQL = (
-    "CASE prov_state "
-    + " ".join(f"WHEN '{state}' THEN {i}" for i, state in enumerate(PROV_STATES))
-    + " ELSE -1 END"
 )
 
 # -- a transaction's cursor ---------------------------------------------------------------------
@@ -260,7 +282,7 @@ class SqlStore:
             if current > known_version():
                 raise self._too_new(current)
             done: list[int] = []
-            for mig in migrations():
+            for mig in migrations(self.backend):
                 if mig.version <= current:
                     continue
                 for statement in mig.statements:
@@ -536,6 +558,84 @@ class SqlStore:
 
         return self._transact("write", fn, what=f"advance unit {chip}")
 
+    def move_unit(
+        self,
+        key: str,
+        event: str,
+        *,
+        station: str,
+        user: str,
+        reason: str = "",
+        signer: AuditSigner | None = None,
+    ) -> UnitMove:
+        """Move a unit (by serial or MAC) after the factory: ship, rma, scrap, revoke, as
+        ate.model.prov_state's table allows. The move, the revocation of its certificate
+        (revoke, or scrap of a unit that has one) and the audit entry are one transaction.
+        MoveRefused (nothing changes) when the table has no such move; StoreError for a
+        unit the line does not know."""
+        ev = next((e for e in LIFECYCLE_EVENTS if e.value == event), None)
+        if ev is None:
+            raise StoreError(
+                f"{event!r} is not a unit move; use {', '.join(e.value for e in LIFECYCLE_EVENTS)}"
+            )
+        if not isinstance(user, str) or not user.strip():
+            raise StoreError("a unit move names who made it (a user)")
+        if not isinstance(station, str) or not station:
+            raise StoreError("an audit entry needs a station name")
+
+        def fn(tx: Tx) -> UnitMove:
+            unit = _find_unit(tx, key)
+            if unit is None:
+                raise StoreError(f"no unit with serial or MAC {key}")
+            chip, serial, text = unit
+            before = prov_state(text)
+            try:
+                after = apply(before, ev, f"{chip} (serial {serial or '-'})")
+            except IllegalTransition as exc:
+                raise MoveRefused(
+                    str(exc), before.value, tuple(e.value for e in exc.allowed)
+                ) from None
+            # The UPDATE names the state read: the audit chain's lock serialises this
+            # station's writers, not other stations', so a concurrent move makes it 0 rows.
+            if not tx.run(
+                "UPDATE units SET prov_state = ? WHERE chip_id = ? AND prov_state = ?",
+                (after.value, chip, before.value),
+            ):
+                raise StoreError(f"unit {chip} was moved by someone else meanwhile; try again")
+            revoked = None
+            if after in FINAL and before in HOLDS_CERTIFICATE:
+                revoked = _revoke(tx, chip, after, reason, user, station)
+            entry = self._audit_insert(
+                tx,
+                station,
+                f"unit.{ev.value}",
+                {
+                    "chip_id": chip,
+                    "serial": serial,
+                    "from": before.value,
+                    "to": after.value,
+                    "reason": reason,
+                    "user": user,
+                    "revoked_certificate": revoked,
+                },
+                signer,
+            )
+            return UnitMove(chip, serial, before.value, after.value, ev.value, reason, entry.seq)
+
+        return self._transact("write", fn, what=f"move unit {key} ({event})")
+
+    def revoked_certificates(self) -> list[RevokedCertificate]:
+        """Every certificate the line no longer trusts, oldest revocation first."""
+
+        def fn(tx: Tx) -> list[RevokedCertificate]:
+            rows = tx.all(
+                "SELECT fingerprint, cert_serial, serial, chip_id, state, reason, by_user, "
+                "station, revoked_at FROM revocations ORDER BY revoked_at, fingerprint"
+            )
+            return [RevokedCertificate(*(str(v) for v in r)) for r in rows]
+
+        return self._transact("read", fn, what="read the revoked certificates")
+
     def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]:
         """Whether the unit may be tested again: not when it is locked, nor when it has
         had `max_retests` retests already (every run of the unit after its first counts)."""
@@ -551,6 +651,11 @@ class SqlStore:
                 return False, (
                     f"unit {chip} is locked (serial {unit[1]}); a locked unit is never "
                     "re-tested into a new identity"
+                )
+            if unit[0] not in _FACTORY_STATES:
+                return False, (
+                    f"unit {chip} is {unit[0]} (serial {unit[1] or '-'}); a unit that left "
+                    "the factory is never tested again"
                 )
             tests = int(tx.one("SELECT COUNT(*) FROM test_runs WHERE chip_id = ?", (chip,))[0])
             if tests == 0:
@@ -584,35 +689,46 @@ class SqlStore:
         audit.canonical_payload(payload)  # refuse non-JSON before taking any lock
 
         def fn(tx: Tx) -> AuditEntry:
-            self._serialise(tx, f"ate.store.audit:{station}")
-            head = tx.one(
-                "SELECT seq, hash FROM audit_log WHERE station = ? ORDER BY seq DESC LIMIT 1",
-                (station,),
-            )
-            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
-            entry = audit.make_entry(station, seq, now_iso(), kind, payload, prev)
-            signature = None
-            if signer is not None:
-                self._register_key(tx, station, signer.public_hex)
-                signature = signer.sign(entry.hash)
-                entry = dataclasses.replace(entry, signature=signature)
-            tx.run(
-                "INSERT INTO audit_log (station, seq, at, kind, payload, prev_hash, hash, "
-                "signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.station,
-                    entry.seq,
-                    entry.at,
-                    entry.kind,
-                    audit.canonical_payload(entry.payload),
-                    entry.prev_hash,
-                    entry.hash,
-                    signature,
-                ),
-            )
-            return entry
+            return self._audit_insert(tx, station, kind, payload, signer)
 
         return self._transact("write", fn, what=f"append to the audit log of {station}")
+
+    def _audit_insert(
+        self,
+        tx: Tx,
+        station: str,
+        kind: str,
+        payload: dict[str, Any],
+        signer: AuditSigner | None,
+    ) -> AuditEntry:
+        """Append one entry inside the caller's write transaction (see audit_append)."""
+        self._serialise(tx, f"ate.store.audit:{station}")
+        head = tx.one(
+            "SELECT seq, hash FROM audit_log WHERE station = ? ORDER BY seq DESC LIMIT 1",
+            (station,),
+        )
+        seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS_HASH)
+        entry = audit.make_entry(station, seq, now_iso(), kind, payload, prev)
+        signature = None
+        if signer is not None:
+            self._register_key(tx, station, signer.public_hex)
+            signature = signer.sign(entry.hash)
+            entry = dataclasses.replace(entry, signature=signature)
+        tx.run(
+            "INSERT INTO audit_log (station, seq, at, kind, payload, prev_hash, hash, "
+            "signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.station,
+                entry.seq,
+                entry.at,
+                entry.kind,
+                audit.canonical_payload(entry.payload),
+                entry.prev_hash,
+                entry.hash,
+                signature,
+            ),
+        )
+        return entry
 
     def _register_key(self, tx: Tx, station: str, public_key: str) -> None:
         row = tx.one("SELECT public_key FROM audit_keys WHERE station = ?", (station,))
@@ -1000,14 +1116,61 @@ def _certify(tx: Tx, cert: CertificateRow, prefix: str) -> None:
     )
 
 
+_FACTORY_STATES = frozenset(s.value for s in FACTORY)
+
+
 def _advance(tx: Tx, chip: str, state: str) -> str:
-    """Forward only: the UPDATE's WHERE compares ranks, so no writer can move it back."""
-    tx.run(
-        f"UPDATE units SET prov_state = ? WHERE chip_id = ? AND {RANK_SQL} < ?",
-        (state, chip, prov_rank(state)),
+    """Forward only, by ate.model.prov_state's table. The UPDATE names the state it read:
+    a writer that moved the unit meanwhile (PostgreSQL, read committed) makes it read the
+    new state and decide again."""
+    target = prov_state(state)
+    for _ in range(8):
+        row = tx.one("SELECT prov_state FROM units WHERE chip_id = ?", (chip,))
+        before = prov_state(str(row[0]))
+        after = advance_state(before, target, chip)
+        if after == before:
+            return after.value
+        if tx.run(
+            "UPDATE units SET prov_state = ? WHERE chip_id = ? AND prov_state = ?",
+            (after.value, chip, before.value),
+        ):
+            return after.value
+    raise StoreError(f"unit {chip} kept changing state under eight attempts to advance it")
+
+
+def _find_unit(tx: Tx, key: str) -> tuple[str, str | None, str] | None:
+    """(chip_id, serial, prov_state) of the unit with this MAC or serial."""
+    cols = "chip_id, serial, prov_state"
+    mac = normalise_mac(key) if isinstance(key, str) else None
+    if mac is not None:
+        row = tx.one(f"SELECT {cols} FROM units WHERE chip_id = ?", (mac,))
+        if row is not None:
+            return str(row[0]), row[1], str(row[2])
+    if isinstance(key, str) and key.strip():
+        for candidate in dict.fromkeys((key.strip(), key.strip().upper())):
+            row = tx.one(f"SELECT {cols} FROM units WHERE serial = ?", (candidate,))
+            if row is not None:
+                return str(row[0]), row[1], str(row[2])
+    return None
+
+
+def _revoke(
+    tx: Tx, chip: str, state: ProvState, reason: str, user: str, station: str
+) -> str | None:
+    """Record that the unit's certificate is no longer trusted; its fingerprint, or None
+    when the line database has no certificate for it."""
+    cert = tx.one(
+        "SELECT fingerprint, serial, cert_serial FROM certificates WHERE chip_id = ?", (chip,)
     )
-    row = tx.one("SELECT prov_state FROM units WHERE chip_id = ?", (chip,))
-    return str(row[0])
+    if cert is None:
+        return None
+    tx.run(
+        "INSERT INTO revocations (fingerprint, chip_id, serial, cert_serial, state, reason, "
+        "by_user, station, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (fingerprint) DO NOTHING",
+        (cert[0], chip, cert[1], cert[2], state.value, reason, user, station, now_iso()),
+    )
+    return str(cert[0])
 
 
 # -- queries -------------------------------------------------------------------------------------
@@ -1132,6 +1295,17 @@ def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
             (chip,),
         )
     ]
+    # The audit log owns the moves; its payload is canonical JSON (sorted keys, no spaces),
+    # so the unit's own entries are found by their chip_id text.
+    kinds = tuple(f"unit.{e.value}" for e in LIFECYCLE_EVENTS)
+    moves = [
+        AuditEntry(str(r[0]), int(r[1]), str(r[2]), str(r[3]), json.loads(r[4]), r[5], r[6], r[7])
+        for r in tx.all(
+            "SELECT station, seq, at, kind, payload, prev_hash, hash, signature FROM audit_log "
+            f"WHERE kind IN ({', '.join('?' * len(kinds))}) AND payload LIKE ? ORDER BY at, seq",
+            (*kinds, f'%"chip_id":"{chip}"%'),
+        )
+    ]
     return UnitHistory(
         chip_id=unit[0],
         serial=unit[1],
@@ -1144,6 +1318,7 @@ def _history(tx: Tx, mac: str | None, key: str) -> UnitHistory | None:
         runs=runs,
         certificate=CertificateRow(*cert) if cert else None,
         events=events,
+        moves=[m for m in moves if m.payload.get("chip_id") == chip],
     )
 
 

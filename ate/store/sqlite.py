@@ -92,6 +92,19 @@ class SqliteStore(SqlStore):
                 db.execute("ROLLBACK")
             raise
 
+    def migrate(self) -> list[int]:
+        # A migration that rebuilds a table (SQLite cannot alter a CHECK) needs foreign
+        # keys off while the old table is dropped, and SQLite only switches them outside a
+        # transaction; this connection runs nothing else meanwhile (the lock is held).
+        with self._lock:
+            if self._db is not None:
+                self._db.execute("PRAGMA foreign_keys = OFF")
+            try:
+                return super().migrate()
+            finally:
+                if self._db is not None:
+                    self._db.execute("PRAGMA foreign_keys = ON")
+
     def _has_table(self, tx: Tx, name: str) -> bool:
         return (
             tx.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))

@@ -1,0 +1,181 @@
+"""Cloud registration against moto's AWS IoT in server mode on 127.0.0.1, through real
+boto3 over HTTP: the cloud is down first (nothing listens on the port), then comes up;
+every unit ends registered exactly once, a thing that already existed is recognised, the
+event loop keeps turning meanwhile, and no credential lands in the queue or the log."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from moto.server import ThreadedMotoServer
+
+from ate.provision.cloud_iot import AwsIotRegistrar
+from ate.provision.cloud_queue import CloudQueue, CloudWorker, Registration, Unit
+from tests.moto_iot import free_port, start_moto
+
+REGION, POLICY = "eu-west-1", "ate-device"
+SECRET = "life-test-secret-key-never-written"
+
+
+def device_cert(serial: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, serial)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def units(n: int) -> list[Unit]:
+    return [
+        Unit(
+            f"24:0a:c4:00:00:{i:02x}",
+            f"S-{i}",
+            f"dev-S-{i}",
+            f"sha256:{i:064x}",
+            device_cert(f"S-{i}"),
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def queue_bytes(folder: Path) -> bytes:
+    """The queue database as stored, its WAL too."""
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("cloud.db"))
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIALIFETEST0000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    yield free_port()
+
+
+async def test_down_then_up_each_unit_registered_once(
+    aws_env: None, port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="ate")
+    url = f"http://127.0.0.1:{port}"
+    queue = CloudQueue(tmp_path / "cloud.db")
+    worker = CloudWorker(
+        queue,
+        AwsIotRegistrar(region=REGION, policy=POLICY, endpoint_url=url),
+        base_delay=0.05,
+        max_delay=0.2,
+    )
+    batch = units(3)
+    t0 = time.monotonic()
+    assert [queue.enqueue(u) for u in batch] == [True, True, True]
+    assert time.monotonic() - t0 < 0.5  # queuing is a local insert, whatever the cloud does
+    task = asyncio.create_task(worker.run())
+
+    # A panel's loop keeps turning while the cloud is away: the largest gap between ticks.
+    lag = 0.0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal lag
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            lag = max(lag, now - last - 0.01)
+            last = now
+
+    ticks = asyncio.create_task(ticker())
+    server: ThreadedMotoServer | None = None
+    try:
+        down = await asyncio.wait_for(
+            worker.wait_for(lambda regs: len(regs) == 3 and all(r.attempts >= 2 for r in regs)),
+            20,
+        )
+        assert all(r.status == "pending" and r.last_error for r in down)
+        assert "not reachable" in (down[0].last_error or "")
+        assert lag < 0.25, f"the event loop stalled {lag:.3f} s while the cloud was away"
+
+        server = start_moto(port)
+        iot = boto3.client("iot", region_name=REGION, endpoint_url=url)
+        iot.create_policy(
+            policyName=POLICY, policyDocument='{"Version": "2012-10-17", "Statement": []}'
+        )
+        iot.create_thing(thingName="dev-S-2")  # registered by hand earlier: must be kept
+        worker.wake()
+
+        def done(regs: list[Registration]) -> bool:
+            return all(r.status == "registered" for r in regs)
+
+        regs = await asyncio.wait_for(worker.wait_for(done), 20)
+        assert [r.thing_existed for r in regs] == [False, True, False]
+        certs = iot.list_certificates()["certificates"]
+        assert len(certs) == 3
+        for r in regs:
+            principals = iot.list_thing_principals(thingName=r.thing_name)["principals"]
+            assert len(principals) == 1 and principals[0].endswith(f"cert/{r.certificate_id}")
+            policies = iot.list_attached_policies(target=principals[0])["policies"]
+            assert [p["policyName"] for p in policies] == [POLICY]
+        assert len(iot.list_things()["things"]) == 3
+
+        # Once registered, a unit is never registered again: queuing it again is refused.
+        for u in batch:
+            log = queue.attempts(u.chip_id)
+            assert [ok for _, ok, _ in log].count(True) == 1 and not log[0][1]
+        assert [queue.enqueue(u) for u in batch] == [False, False, False]
+
+        # And the registration itself is idempotent: run again, everything is recognised.
+        again = await asyncio.to_thread(worker.registrar.register, batch[0])
+        assert again.thing_existed and again.certificate_existed
+        assert again.certificate_id == regs[0].certificate_id
+        assert len(iot.list_certificates()["certificates"]) == 3
+    finally:
+        stop.set()
+        await ticks
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        queue.close()
+        if server is not None:
+            server.stop()
+
+    stored = queue_bytes(tmp_path)
+    assert SECRET.encode() not in stored and b"AKIALIFETEST" not in stored
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("ate"))
+    assert "registered as thing dev-S-2" in ours and "failed (attempt 1" in ours
+    assert SECRET not in ours and "AKIALIFETEST" not in ours
+
+
+def test_the_queue_survives_a_restart(tmp_path: Path) -> None:
+    [u] = units(1)
+    q = CloudQueue(tmp_path / "cloud.db")
+    assert q.enqueue(u, now=100.0)
+    q.failed(u.chip_id, "AWS IoT not reachable: x", 101.0, 103.0)
+    q.close()
+    assert (tmp_path / "cloud.db").stat().st_mode & 0o777 == 0o600
+    q = CloudQueue(tmp_path / "cloud.db")
+    assert q.due(102.0) == []
+    assert q.due(103.0) == [(u, 1)]
+    assert q.next_try() == 103.0
+    q.close()
