@@ -130,10 +130,9 @@ def test_too_many_nodes_is_refused_while_composing(
 ) -> None:
     path = tmp_path / "dense.yaml"
     path.write_text("steps: [" + ",".join(["1"] * 150_000) + "]\n")
-    start = time.monotonic()
     line = validate(capsys, path)
-    assert time.monotonic() - start < 2.0
-    # Nodes counted: the top mapping, the key, the list, then its items: the 100001st
+    # Refused while composing, not after: the error points at the node that crossed the
+    # limit, not at the end of the document. Nodes counted: the top mapping, the key, the list, then its items: the 100001st
     # node is item 99997.
     column = len("steps: [") + 2 * 99_997 + 1
     assert line == (
