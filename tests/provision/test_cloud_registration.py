@@ -6,8 +6,10 @@ event loop keeps turning meanwhile, and no credential lands in the queue or the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,14 @@ from cryptography.x509.oid import NameOID
 from moto.server import ThreadedMotoServer
 
 from ate.provision.cloud_iot import AwsIotRegistrar
-from ate.provision.cloud_queue import CloudQueue, CloudWorker, Registration, Unit
+from ate.provision.cloud_queue import (
+    CloudAway,
+    CloudQueue,
+    CloudWorker,
+    Registered,
+    Registration,
+    Unit,
+)
 from tests.moto_iot import free_port, start_moto
 
 REGION, POLICY = "eu-west-1", "ate-device"
@@ -179,3 +188,44 @@ def test_the_queue_survives_a_restart(tmp_path: Path) -> None:
     assert q.due(103.0) == [(u, 1)]
     assert q.next_try() == 103.0
     q.close()
+
+
+class StuckRegistrar:
+    """A cloud that takes a registration and never answers (until released): the worker's
+    call blocks inside it. It gives up by itself after a guard time, so a worker that
+    wrongly called it on the event loop ends the test with a failure, not a hang."""
+
+    GUARD_S = 10.0
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.gave_up = False
+
+    def register(self, unit: Unit) -> Registered:
+        self.entered.set()
+        if not self.release.wait(self.GUARD_S):
+            self.gave_up = True
+        raise CloudAway("the cloud never answered")
+
+
+async def test_a_cloud_that_never_answers_leaves_the_panel_loop_free(tmp_path: Path) -> None:
+    queue = CloudQueue(tmp_path / "cloud.db")
+    stuck = StuckRegistrar()
+    worker = CloudWorker(queue, stuck, base_delay=60.0)
+    assert queue.enqueue(units(1)[0])
+    task = asyncio.create_task(worker.run())
+    try:
+        # The worker is inside the cloud call now (on its own thread)...
+        assert await asyncio.to_thread(stuck.entered.wait, StuckRegistrar.GUARD_S)
+        # ...and this coroutine ran while it is still there: the loop was free. Had the
+        # call run on the loop, we would only get here after the guard made it give up.
+        await asyncio.sleep(0)
+        assert not stuck.gave_up
+        assert queue.enqueue(units(2)[1])  # a panel queues its next unit meanwhile
+    finally:
+        stuck.release.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        queue.close()
