@@ -1,23 +1,15 @@
-"""Radio facts per chip (which Wi-Fi and BLE channels it has) and the bounds of an RSSI
-reading any receiver can report. Imports nothing from ate."""
+"""Radio facts: the channels a chip's radio has (its Wi-Fi channels from its description
+in ate.chips), rf.tx's frame intervals, and the bounds of an RSSI reading any receiver
+can report. Imports ate.chips only."""
 
 from __future__ import annotations
 
 from typing import Final, Literal
 
+from ate import chips
+
 RfMode = Literal["wifi", "ble"]
 
-_WIFI_2G4: Final = tuple(range(1, 15))  # 2.4 GHz channels 1..14 (14: Japan, 802.11b only)
-# Per chip, the Wi-Fi channels its radio tunes (ESP-IDF esp_wifi_set_channel); the H2 has
-# no Wi-Fi at all (802.15.4 and BLE only).
-WIFI_CHANNELS: Final[dict[str, tuple[int, ...]]] = {
-    "esp32": _WIFI_2G4,
-    "esp32s2": _WIFI_2G4,
-    "esp32s3": _WIFI_2G4,
-    "esp32c3": _WIFI_2G4,
-    "esp32c6": _WIFI_2G4,
-    "esp32h2": (),
-}
 # The three advertising channels: the only ones a legacy advertisement is sent on.
 BLE_CHANNELS: Final = (37, 38, 39)
 
@@ -36,7 +28,12 @@ RSSI_MAX_DBM: Final = 30.0
 
 
 def channels(chip: str, mode: RfMode) -> tuple[int, ...]:
-    return WIFI_CHANNELS.get(chip, ()) if mode == "wifi" else BLE_CHANNELS
+    if mode == "ble":
+        return BLE_CHANNELS
+    try:
+        return chips.get(chip).wifi_channels
+    except chips.UnknownChip:
+        return ()
 
 
 def channel_key(mode: RfMode, channel: int) -> str:

@@ -24,11 +24,13 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ate import chips
 from ate.drivers.esp.efuse import Act, Burn, BurnKey, EfuseSession, WriteProtect
 from ate.drivers.esp.errors import EfuseRefused
 
 PHASES = ("flash_encryption", "secure_boot", "jtag", "download")
-SUPPORTED_CHIPS = ("esp32s3", "esp32c3")
+# The chips whose description says ate provisions them (ate/chips).
+SUPPORTED_CHIPS = tuple(c.name for c in chips.all_chips() if c.provisioning)
 SB_SLOTS = 3  # SECURE_BOOT_DIGEST0..2
 CRYPT_CNT_RELEASE = 7  # all three bits: flash encryption on for good
 SOFT_DIS_JTAG_ALL = 7  # all three bits: JTAG soft-disabled, no HMAC re-enable left

@@ -2,7 +2,7 @@
 anything is flashed (hashes, layout, Secure Boot V2 signatures), and flash encryption of its
 images with espsecure, in memory.
 
-Imports the stdlib, cryptography, esptool/espsecure, pydantic and ate.config only.
+Imports the stdlib, cryptography, esptool/espsecure, pydantic, ate.chips and ate.config only.
 
     release: acme-sensor
     version: "1.4.2"
@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, StrictInt, field_validator
 
+from ate import chips
 from ate.config.common import Strict
 from ate.config.errors import InputError
 from ate.config.files import IMAGE_MAX, FileRefused, read_file
@@ -46,18 +47,6 @@ REQUIRED_ROLES = ("bootloader", "partition_table", "app")
 SIGNED_ROLES = ("bootloader", "app")
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _SIG_BLOCKS = 3  # Secure Boot V2: up to three signature blocks in the last sector
-
-# Flash-encryption key sizes per chip (ESP-IDF flash encryption docs): the ESP32 uses its own
-# AES-256 scheme (FLASH_CRYPT_CONFIG 0xF); the others XTS-AES-128 (a 256-bit key), and the
-# S2/S3 also XTS-AES-256 (a 512-bit key in two eFuse blocks).
-_FLASH_KEY_BYTES: dict[str, tuple[int, ...]] = {
-    "esp32": (32,),
-    "esp32s2": (32, 64),
-    "esp32s3": (32, 64),
-    "esp32c3": (32,),
-    "esp32c6": (32,),
-    "esp32h2": (32,),
-}
 
 # ESP-IDF binary partition table (components/partition_table/gen_esp32part.py): 32-byte
 # entries <magic 0x50AA, type, subtype, offset, size, label[16], flags>, then optionally an
@@ -364,9 +353,10 @@ def encrypt_for_flash(release: Release, key: bytes) -> list[tuple[int, bytes]]:
     encrypt-flash-data logic (XTS-AES; the ESP32's own AES scheme on the ESP32), in memory:
     the key never touches a file. Images are first padded with 0xFF to the chip's encrypted
     write alignment, as esptool's write-flash --encrypt does."""
-    allowed = _FLASH_KEY_BYTES.get(release.chip)
-    if allowed is None:
-        raise ValueError(f"no flash-encryption scheme known for chip {release.chip!r}")
+    try:
+        allowed = chips.get(release.chip).flash_encryption_key_bytes
+    except chips.UnknownChip:
+        raise ValueError(f"no flash-encryption scheme known for chip {release.chip!r}") from None
     if len(key) not in allowed:
         sizes = " or ".join(str(n) for n in allowed)
         raise ValueError(

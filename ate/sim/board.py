@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, Protocol
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, field_validator, model_validator
 
+from ate import chips
 from ate.config.common import Strict
 from ate.config.sequence import Chip, PowerMode
 from ate.model.radio import TX_INTERVAL_US
@@ -454,14 +455,6 @@ def _draw(rng: random.Random, s: Spread) -> float:
 # Bytes a noisy line may carry: anything but the newline that would end it.
 _JUNK = bytes(b for b in range(256) if b != 0x0A)
 
-_ROM = {
-    "esp32": ("ets Jun  8 2016 00:22:57", None),
-    "esp32s2": ("ESP-ROM:esp32s2-rc4-20191025", "Build:Oct 25 2019"),
-    "esp32s3": ("ESP-ROM:esp32s3-20210327", "Build:Mar 27 2021"),
-    "esp32c3": ("ESP-ROM:esp32c3-api1-20210207", "Build:Feb  7 2021"),
-    "esp32c6": ("ESP-ROM:esp32c6-20220919", "Build:Sep 19 2022"),
-    "esp32h2": ("ESP-ROM:esp32h2-20221101", "Build:Nov  1 2022"),
-}
 _RESET_LINE = {
     "poweron": "rst:0x1 (POWERON),boot:0x8 (SPI_FAST_FLASH_BOOT)",
     "sw": "rst:0xc (RTC_SW_CPU_RST),boot:0x8 (SPI_FAST_FLASH_BOOT)",
@@ -719,7 +712,7 @@ class SimBoard:
         if not self.spec.boot_noise:
             return []
         boot = self.spec.boot_ms / 1000.0
-        rom, build = _ROM[self.spec.chip]
+        rom, build = chips.get(self.spec.chip).rom_banner
         rom_lines = (
             [rom]
             + ([build] if build else [])
@@ -752,7 +745,7 @@ class SimBoard:
         return text
 
     def download_text(self) -> bytes:
-        rom, build = _ROM[self.spec.chip]
+        rom, build = chips.get(self.spec.chip).rom_banner
         lines = (
             [rom]
             + ([build] if build else [])

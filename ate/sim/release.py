@@ -7,7 +7,7 @@ The partition table is written here in ESP-IDF's binary format because ESP-IDF's
 gen_esp32part.py is not on PyPI; a real release takes partition-table.bin from the ESP-IDF
 build. The images are not code: never flash them on a board.
 
-May import ate.provision, the stdlib, cryptography and espsecure.
+May import ate.chips, ate.provision, the stdlib, cryptography and espsecure.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import espsecure
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ate import chips
 from ate.provision.release import PartitionEntry
 
 PROJECT = b"acme_prod"
@@ -52,12 +53,6 @@ SIM_PARTITIONS: tuple[PartitionEntry, ...] = (
 SIM_LAYOUT: Mapping[str, tuple[int, int]] = MappingProxyType(
     {p.name: (p.offset, p.size) for p in SIM_PARTITIONS}
 )
-
-# chip -> (image chip id, bootloader entry, bootloader DRAM address, app entry, DROM address)
-_CHIPS = {
-    "esp32s3": (9, 0x403C_8924, 0x3FCE_2810, 0x4037_5A00, 0x3C00_0020),
-    "esp32c3": (5, 0x403C_E000, 0x3FCD_5820, 0x4038_0000, 0x3C00_0020),
-}
 
 
 def make_signing_key(path: Path) -> Path:
@@ -177,12 +172,15 @@ def make_sim_release(
     and manifest.yaml into `directory`; sign bootloader and app with `signing_key` when one
     is given. Unsigned images are byte-for-byte reproducible (RSA-PSS signatures are not).
     Returns the manifest's path."""
-    if chip not in _CHIPS:
-        raise ValueError(f"the simulated release is made for {' or '.join(_CHIPS)}, not {chip!r}")
+    layout = chips.get(chip).image_layout
+    if layout is None:
+        made_for = [c.name for c in chips.all_chips() if c.image_layout is not None]
+        raise ValueError(f"the simulated release is made for {' or '.join(made_for)}, not {chip!r}")
     raw_version = version.encode("ascii", "replace")
     if not version or len(raw_version) > 31 or not version.isascii() or not version.isprintable():
         raise ValueError(f"version {version!r}: use 1 to 31 printable ASCII characters")
-    chip_id, boot_entry, boot_addr, app_entry, drom_addr = _CHIPS[chip]
+    chip_id, boot_entry, boot_addr = layout.chip_id, layout.bootloader_entry, layout.bootloader_dram
+    app_entry, drom_addr = layout.app_entry, layout.app_drom
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tag = f"{PROJECT.decode()}:{chip}:{version}"

@@ -2,7 +2,8 @@
 
 Owns: `ChipProfile` and the `esp32s3`/`esp32c3` profiles (register addresses, eFuse
 controller model, factory eFuse values, ROM banner, flash defaults, security-info flags).
-Chip specifics live here, never in the loader. May import esptool and espefuse.
+Chip specifics live here, never in the loader; what ate knows of the chip beyond the ROM
+loader (its ROM banner) comes from ate.chips. May import esptool, espefuse and ate.chips.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from espefuse.efuse.esp32s3.emulate_efuse_controller import (
 )
 from esptool.loader import StubFlasher
 from esptool.targets import CHIP_DEFS
+
+from ate import chips
 
 MIB = 1024 * 1024
 
@@ -146,6 +149,12 @@ def _spi_regs(chip: str) -> SpiFlashRegs:
     )
 
 
+def _banner(name: str) -> tuple[str, str]:
+    rom, build = chips.get(name).rom_banner
+    assert build is not None  # every chip with a simulated ROM loader prints both lines
+    return rom, build
+
+
 ESP32S3 = ChipProfile(
     name="esp32s3",
     chip_name=CHIP_DEFS["esp32s3"].CHIP_NAME,
@@ -155,7 +164,7 @@ ESP32S3 = ChipProfile(
     uart_date_reg=CHIP_DEFS["esp32s3"].UART_DATE_REG_ADDR,
     rtc_wdt_config_reg=CHIP_DEFS["esp32s3"].RTC_CNTL_WDTCONFIG0_REG,
     hard_reset_reg=CHIP_DEFS["esp32s3"].RTC_CNTL_OPTION1_REG,
-    rom_build=("ESP-ROM:esp32s3-20210327", "Build:Mar 27 2021"),
+    rom_build=_banner("esp32s3"),
     boot_download="boot:0x0 (DOWNLOAD(USB/UART0))",
     boot_spi="boot:0x8 (SPI_FAST_FLASH_BOOT)",
     default_flash_size=8 * MIB,  # an N8 module
@@ -175,7 +184,7 @@ ESP32C3 = ChipProfile(
     uart_date_reg=CHIP_DEFS["esp32c3"].UART_DATE_REG_ADDR,
     rtc_wdt_config_reg=CHIP_DEFS["esp32c3"].RTC_CNTL_WDTCONFIG0_REG,
     hard_reset_reg=None,  # esptool's C3 class pulses RTS without writing a register first
-    rom_build=("ESP-ROM:esp32c3-api1-20210207", "Build:Feb  7 2021"),
+    rom_build=_banner("esp32c3"),
     boot_download="boot:0x5 (DOWNLOAD(USB/UART0/1))",
     boot_spi="boot:0xc (SPI_FAST_FLASH_BOOT)",
     default_flash_size=4 * MIB,  # a MINI-1 module
