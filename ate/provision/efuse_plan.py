@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import importlib
 import io
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -886,6 +886,7 @@ async def execute(
     fe_key: bytes | None = None,
     stop_before: str | None = None,
     interrupted: Collection[str] = (),
+    before_download: Callable[[], Awaitable[None]] | None = None,
 ) -> PlanReport:
     """Bring the chip to the plan, never burning a step twice, in as few burns as the
     plan's order allows.
@@ -898,7 +899,10 @@ async def execute(
     raises). Finishing an interrupted key and a download-mode fuse burn on their own
     (`_alone`), in plan order. A burn that raises gets outcome "failed" for every step in
     it and is re-raised; a cancellation gets no outcome (the burn may still land: inspect
-    again). `stop_before` names the step to stop in front of.
+    again). `stop_before` names the step to stop in front of. `before_download` is
+    awaited once, after every earlier step has landed and before the first download-mode
+    step (or at the end when the plan has none): the last moment the ROM loader still
+    reads and writes flash freely.
     """
     if stop_before is not None and stop_before not in {s.id for s in plan.steps}:
         raise PlanError(f"stop_before {stop_before!r} is not a step of this plan")
@@ -936,9 +940,15 @@ async def execute(
         )
     run = _Run(plan, session, journal, planned, cut, keys, snap)
     batch: list[BurnStep] = []
+    hook = before_download
     for step in plan.steps:
         if step.id == stop_before:
             break
+        if step.phase == "download" and hook is not None:
+            await run.burn(batch)
+            batch = []
+            await hook()
+            hook = None
         # Judged on the chip as read before the pending batch: a step's state never
         # depends on an earlier step of the same batch (the plan's order is kept by the
         # batch itself: everything lands before the lock bits).
@@ -955,6 +965,8 @@ async def execute(
         else:
             batch.append(step)
     await run.burn(batch)
+    if hook is not None and stop_before is None:
+        await hook()
     return PlanReport(tuple(run.burned), tuple(run.already))
 
 
