@@ -163,6 +163,13 @@ class FlashEncryptionSpec(Strict):
         ),
     )
     block: str = Field("BLOCK_KEY0", pattern=r"^BLOCK_KEY[0-4]$")
+    xts: Literal[128, 256] = Field(
+        128,
+        description=(
+            "XTS-AES key size with key: host. 256 (ESP32-S3 only): a 512-bit key in `block` "
+            "and the block after it (BLOCK_KEY0..3)"
+        ),
+    )
 
 
 class SecureBootSpec(Strict):
@@ -195,6 +202,22 @@ class Profile(Strict):
     release: str = Field(description="production firmware release manifest (YAML)")
     security: SecuritySpec = SecuritySpec()
     cloud: CloudSpec = CloudSpec()
+
+    @model_validator(mode="after")
+    def _xts_fits_the_chip(self) -> Profile:
+        fe = self.security.flash_encryption
+        if fe.xts == 256 and self.product.chip != "esp32s3":
+            raise FieldError(
+                f"the {self.product.chip} has no XTS-AES-256 flash encryption: xts must be "
+                "128 (XTS-AES-256 is for the esp32s3)",
+                ("security", "flash_encryption", "xts"),
+            )
+        if fe.xts == 256 and fe.key != "host":
+            raise FieldError(
+                "xts: 256 is the station's key size: it needs key: host",
+                ("security", "flash_encryption", "xts"),
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Profile:

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import importlib
 import io
+import os
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -723,18 +724,46 @@ def planned_partial(step: BurnStep, snap: _Snapshot) -> bytes | None:
     return data[::-1] if step.purpose.startswith("XTS_AES") else data
 
 
+def fe_key_bytes(plan: EfusePlan) -> int:
+    """The size of the flash-encryption key the plan burns: 32 (XTS-AES-128), 64
+    (XTS-AES-256, two blocks), 0 when it burns none."""
+    return 32 * sum(1 for s in plan.steps if s.action == "burn_key" and s.digest is None)
+
+
+def _free_block(step: BurnStep, snap: _Snapshot) -> bool:
+    blk = snap.defs.key_block(step.block or "")
+    if blk is None or snap.values[blk.purpose_field] != "USER":
+        return False
+    data = snap.values[blk.name]
+    return (
+        isinstance(data, bytes)
+        and not any(data)
+        and snap.readable(blk.name)
+        and snap.writeable(blk.name)
+        and snap.writeable(blk.purpose_field)
+    )
+
+
 async def interrupted_key(plan: EfusePlan, session: EfuseSession) -> bytes | None:
     """The flash-encryption key an interrupted burn-key left readable on the chip, for the
-    station to finish that burn with (and to encrypt the images it wrote with it)."""
+    station to finish that burn with (and to encrypt the images it writes with it).
+
+    An XTS-AES-256 key is two blocks programmed one after the other in the same burn: a
+    power cut between them leaves one half on the chip and the other nowhere (it lived in
+    the station's memory). The half on the chip is kept (its bits cannot be taken back)
+    and the missing half is made afresh: nothing was ever encrypted with the new key, and
+    everything encrypted with the old one is encrypted and written again."""
     snap = await _snapshot(plan, session)
-    parts = []
+    parts: list[bytes | None] = []
     for step in plan.steps:
         if step.action == "burn_key" and step.digest is None:
             key = planned_partial(step, snap)
-            if key is None:
+            if key is None and not _free_block(step, snap):
                 return None
             parts.append(key)
-    return b"".join(parts) or None
+    if not any(p is not None for p in parts):
+        return None
+    return b"".join(p if p is not None else os.urandom(32) for p in parts)
 
 
 def _judge_revoke(step: BurnStep, snap: _Snapshot, status: StepStatus) -> StepStatus:
@@ -1061,6 +1090,7 @@ __all__ = [
     "StepStatus",
     "build_plan",
     "execute",
+    "fe_key_bytes",
     "inspect",
     "interrupted_key",
     "render",

@@ -791,13 +791,18 @@ class Provisioner:
         fe_done = fe is not None and fe.state == "done"
         key: bytes | None = None
         images = [(img.offset, img.data, img.role) for img in release.images]
-        if fe is not None and fe.observed.get("interrupted"):
+        fe_cut = any(
+            s.observed.get("interrupted")
+            for s in statuses
+            if s.step.action == "burn_key" and s.step.digest is None
+        )
+        if fe_cut:
             # The power went inside the key's burn: the images on flash were encrypted with
             # the key now on the chip; while it is still readable, it finishes its own burn.
             key = await efuse_plan.interrupted_key(self.profile.plan, efuses)
             fe_done = key is None
         elif fe_todo:
-            key = os.urandom(32)
+            key = os.urandom(efuse_plan.fe_key_bytes(self.profile.plan))
         if key is not None:
             encrypted = dict(
                 await asyncio.to_thread(quietly, unit.log, encrypt_for_flash, release, key)

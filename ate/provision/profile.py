@@ -209,8 +209,9 @@ def open_profile(
             efuse_plan.SecuritySpec(
                 flash_encryption=fe.key,
                 fe_key_block=fe.block,
+                fe_xts_256=fe.xts == 256,
                 secure_boot_keys=tuple(keys),
-                secure_boot_blocks=sb.blocks,
+                secure_boot_blocks=_secure_boot_blocks(p),
                 aggressive_revoke=sb.aggressive_revoke,
                 revoke_unused_digests=sb.revoke_unused,
                 disable_jtag=p.security.disable_jtag,
@@ -315,6 +316,17 @@ def _open_ca(loaded: Loaded[Profile], base: Path) -> IssuingCA:
     except CaUnavailable as exc:
         raise CaNotReady(f"{loaded.path}: CA ({spec.backend}) unavailable: {exc}") from None
     return ca
+
+
+def _secure_boot_blocks(p: Profile) -> tuple[str, ...]:
+    """The profile's secure_boot.blocks; when it gives none, the first key blocks the
+    flash-encryption key leaves free (an XTS-AES-256 key takes two)."""
+    sb, fe = p.security.secure_boot, p.security.flash_encryption
+    if "blocks" in sb.model_fields_set or fe.key != "host":
+        return sb.blocks
+    first = int(fe.block.removeprefix("BLOCK_KEY"))
+    taken = {first, first + 1} if fe.xts == 256 else {first}
+    return tuple(f"BLOCK_KEY{i}" for i in range(6) if i not in taken)[: len(sb.blocks)]
 
 
 def _dev_key_encrypted(release: Release) -> bool:
