@@ -146,13 +146,13 @@ def _app_desc(version: bytes) -> bytes:
     )
 
 
-def sim_partition_table() -> bytes:
-    """SIM_PARTITIONS in ESP-IDF's binary format with its MD5 entry, padded to 0xC00."""
+def sim_partition_table(partitions: tuple[PartitionEntry, ...] = SIM_PARTITIONS) -> bytes:
+    """`partitions` in ESP-IDF's binary format with its MD5 entry, padded to 0xC00."""
     raw = b"".join(
         struct.pack(
             "<HBBII16sI", 0x50AA, p.type, p.subtype, p.offset, p.size, p.name.encode(), p.flags
         )
-        for p in SIM_PARTITIONS
+        for p in partitions
     )
     raw += b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(raw).digest()
     return raw + b"\xff" * (_TABLE_SIZE - len(raw))

@@ -5,18 +5,24 @@ recorded, the unit still locked."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from prov_bench import ProvBench
 from prov_helpers import device_key_scalar, locked_fuses_ok
 
+from ate.config.errors import InputError
 from ate.model.verdict import Verdict
 from ate.provision.ledger import Ledger
+from ate.provision.profile import open_profile
 from ate.provision.release import encrypt_for_flash, load_release
 from ate.sim import devkey
+from ate.sim import release as sim_release
 from ate.sim.devkit import make_dev_profile
 from ate.sim.release import APP_OFFSET, make_signing_key, make_sim_release
 from ate.station.provisioning import LEDGER_FILE
@@ -49,8 +55,6 @@ async def test_locked_unit_boots_production_and_reports_its_identity(make_prov_b
 
 
 def _release_of(bench: ProvBench) -> Path:
-    import yaml
-
     doc = yaml.safe_load(bench.kit.profile.read_text())
     return bench.kit.directory / doc["release"]
 
@@ -171,3 +175,23 @@ async def test_plain_device_key_after_lock_down_fails_the_boot_check(
     assert "key is none, the station provisioned sha256:" in r.reason, r.reason
     boot = r.extra["provisioning"]["boot_check"]
     assert boot["status"] == "failed" and boot["banner"]["fe"] == "1"
+
+
+def test_a_release_whose_dev_key_is_not_flagged_encrypted_is_refused(tmp_path: Path) -> None:
+    """Under flash encryption the app would read the device key as garbage: the profile
+    is refused before the first panel, pointing at its flash_encryption."""
+    kit = make_dev_profile(tmp_path / "kit", secure_boot=False)
+    manifest = _release_of_kit(kit)
+    plain = tuple(dataclasses.replace(p, flags=0) for p in sim_release.SIM_PARTITIONS)
+    table_path = manifest.parent / "partition-table.bin"
+    old = hashlib.sha256(table_path.read_bytes()).hexdigest()
+    table = sim_release.sim_partition_table(plain)  # a build without the flag
+    table_path.write_bytes(table)
+    text = manifest.read_text().replace(old, hashlib.sha256(table).hexdigest())
+    manifest.write_text(text)
+    with pytest.raises(InputError, match="partition dev_key lacks the 'encrypted' flag"):
+        open_profile(kit.profile, open_ca=False)
+
+
+def _release_of_kit(kit: Any) -> Path:
+    return kit.directory / yaml.safe_load(kit.profile.read_text())["release"]
