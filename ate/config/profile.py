@@ -1,7 +1,7 @@
 """The provisioning profile (YAML): what a unit that passed becomes, per product and
 environment. Validation only; ate.provision turns a profile into actions.
 
-May import ate.config.common and pydantic only.
+May import ate.config.common, ate.chips (what each chip takes) and pydantic only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
+from ate import chips
 from ate.config.common import Bool, FieldError, Int, Strict
 
 Environment = Literal["dev", "test", "production"]
@@ -177,6 +178,13 @@ class FlashEncryptionSpec(Strict):
         ),
     )
     block: str = Field("BLOCK_KEY0", pattern=r"^BLOCK_KEY[0-4]$")
+    xts: Literal[128, 256] = Field(
+        128,
+        description=(
+            "XTS-AES key size with key: host. 256 (ESP32-S3 only): a 512-bit key in `block` "
+            "and the block after it (BLOCK_KEY0..3)"
+        ),
+    )
 
 
 class SecureBootSpec(Strict):
@@ -216,6 +224,24 @@ class Profile(Strict):
             for name in ("region", "policy"):
                 if not getattr(self.cloud, name):
                     raise FieldError(f"cloud.registration 'aws_iot' needs cloud.{name}", ("cloud",))
+        return self
+
+    @model_validator(mode="after")
+    def _xts_fits_the_chip(self) -> Profile:
+        fe = self.security.flash_encryption
+        chip = chips.get(self.product.chip)
+        if fe.xts == 256 and 64 not in chip.flash_encryption_key_bytes:
+            with_256 = [c.name for c in chips.all_chips() if 64 in c.flash_encryption_key_bytes]
+            raise FieldError(
+                f"the {chip.name} has no XTS-AES-256 flash encryption: xts must be "
+                f"128 (XTS-AES-256 is for the {' and '.join(with_256)})",
+                ("security", "flash_encryption", "xts"),
+            )
+        if fe.xts == 256 and fe.key != "host":
+            raise FieldError(
+                "xts: 256 is the station's key size: it needs key: host",
+                ("security", "flash_encryption", "xts"),
+            )
         return self
 
     @model_validator(mode="after")

@@ -15,7 +15,8 @@ import dataclasses
 import functools
 import importlib
 import io
-from collections.abc import Collection, Sequence
+import os
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -725,18 +726,46 @@ def planned_partial(step: BurnStep, snap: _Snapshot) -> bytes | None:
     return data[::-1] if step.purpose.startswith("XTS_AES") else data
 
 
+def fe_key_bytes(plan: EfusePlan) -> int:
+    """The size of the flash-encryption key the plan burns: 32 (XTS-AES-128), 64
+    (XTS-AES-256, two blocks), 0 when it burns none."""
+    return 32 * sum(1 for s in plan.steps if s.action == "burn_key" and s.digest is None)
+
+
+def _free_block(step: BurnStep, snap: _Snapshot) -> bool:
+    blk = snap.defs.key_block(step.block or "")
+    if blk is None or snap.values[blk.purpose_field] != "USER":
+        return False
+    data = snap.values[blk.name]
+    return (
+        isinstance(data, bytes)
+        and not any(data)
+        and snap.readable(blk.name)
+        and snap.writeable(blk.name)
+        and snap.writeable(blk.purpose_field)
+    )
+
+
 async def interrupted_key(plan: EfusePlan, session: EfuseSession) -> bytes | None:
     """The flash-encryption key an interrupted burn-key left readable on the chip, for the
-    station to finish that burn with (and to encrypt the images it wrote with it)."""
+    station to finish that burn with (and to encrypt the images it writes with it).
+
+    An XTS-AES-256 key is two blocks programmed one after the other in the same burn: a
+    power cut between them leaves one half on the chip and the other nowhere (it lived in
+    the station's memory). The half on the chip is kept (its bits cannot be taken back)
+    and the missing half is made afresh: nothing was ever encrypted with the new key, and
+    everything encrypted with the old one is encrypted and written again."""
     snap = await _snapshot(plan, session)
-    parts = []
+    parts: list[bytes | None] = []
     for step in plan.steps:
         if step.action == "burn_key" and step.digest is None:
             key = planned_partial(step, snap)
-            if key is None:
+            if key is None and not _free_block(step, snap):
                 return None
             parts.append(key)
-    return b"".join(parts) or None
+    if not any(p is not None for p in parts):
+        return None
+    return b"".join(p if p is not None else os.urandom(32) for p in parts)
 
 
 def _judge_revoke(step: BurnStep, snap: _Snapshot, status: StepStatus) -> StepStatus:
@@ -888,6 +917,7 @@ async def execute(
     fe_key: bytes | None = None,
     stop_before: str | None = None,
     interrupted: Collection[str] = (),
+    before_download: Callable[[], Awaitable[None]] | None = None,
 ) -> PlanReport:
     """Bring the chip to the plan, never burning a step twice, in as few burns as the
     plan's order allows.
@@ -900,7 +930,10 @@ async def execute(
     raises). Finishing an interrupted key and a download-mode fuse burn on their own
     (`_alone`), in plan order. A burn that raises gets outcome "failed" for every step in
     it and is re-raised; a cancellation gets no outcome (the burn may still land: inspect
-    again). `stop_before` names the step to stop in front of.
+    again). `stop_before` names the step to stop in front of. `before_download` is
+    awaited once, after every earlier step has landed and before the first download-mode
+    step (or at the end when the plan has none): the last moment the ROM loader still
+    reads and writes flash freely.
     """
     if stop_before is not None and stop_before not in {s.id for s in plan.steps}:
         raise PlanError(f"stop_before {stop_before!r} is not a step of this plan")
@@ -938,9 +971,15 @@ async def execute(
         )
     run = _Run(plan, session, journal, planned, cut, keys, snap)
     batch: list[BurnStep] = []
+    hook = before_download
     for step in plan.steps:
         if step.id == stop_before:
             break
+        if step.phase == "download" and hook is not None:
+            await run.burn(batch)
+            batch = []
+            await hook()
+            hook = None
         # Judged on the chip as read before the pending batch: a step's state never
         # depends on an earlier step of the same batch (the plan's order is kept by the
         # batch itself: everything lands before the lock bits).
@@ -957,6 +996,8 @@ async def execute(
         else:
             batch.append(step)
     await run.burn(batch)
+    if hook is not None and stop_before is None:
+        await hook()
     return PlanReport(tuple(run.burned), tuple(run.already))
 
 
@@ -1051,6 +1092,7 @@ __all__ = [
     "StepStatus",
     "build_plan",
     "execute",
+    "fe_key_bytes",
     "inspect",
     "interrupted_key",
     "render",

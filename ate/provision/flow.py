@@ -32,13 +32,13 @@ from ate.drivers.esp import EspFlasher, FlashError, FlashProgress
 from ate.drivers.esp.efuse import EfuseSession
 from ate.drivers.esp.errors import EfuseRefused
 from ate.drivers.esp.log_capture import SlotCapture, captured
-from ate.drivers.line_client import DeviceError
+from ate.drivers.line_client import DeviceError, DeviceGone
 from ate.model.events import Event, ProvisionAct
 from ate.model.verdict import Verdict
 from ate.pki.ca import new_cert_serial
 from ate.pki.csr import check_csr, fingerprint, public_key_bytes, subject_for
 from ate.pki.errors import CaUnavailable, CsrRejected, PkiError
-from ate.provision import efuse_plan
+from ate.provision import boot_check, devkey_seal, efuse_plan
 from ate.provision.critical import CriticalSections
 from ate.provision.identity import (
     UsrData,
@@ -114,6 +114,7 @@ class UnitContext:
     product: str | None = None
     lot: str | None = None
     label: str | None = None  # what the unit's label read, scanned before the panel
+    boot: dict[str, Any] | None = None  # the boot check after lock-down, when it ran
 
     def section(self, state: str) -> dict[str, Any]:
         cert = self.cert
@@ -131,6 +132,7 @@ class UnitContext:
             if cert
             else None,
             "acts": list(self.acts),
+            **({"boot_check": self.boot} if self.boot is not None else {}),
         }
 
 
@@ -151,8 +153,10 @@ class Provisioner:
         labels: dict[int, str] | None = None,
         require_label: bool = False,
         line: LineClaims | None = None,
+        boot_timeout: float = 10.0,
     ) -> None:
         self.profile = profile
+        self.boot_timeout = boot_timeout  # lock-down to the production app's banner
         self.ledger = ledger
         self.station = station
         self.operator = operator
@@ -240,6 +244,7 @@ class Provisioner:
             flasher = self.flasher(access.rom, access.tool_log, access.progress, access.slot)
             async with flasher:
                 state = await self.finish_in_rom(flasher, unit)
+            await self._boot_check(unit, access, endpoint)
         except Refused as exc:
             return self._stopped(unit, exc.verdict, str(exc))
         except (CaUnavailable, PkiError, LedgerError) as exc:
@@ -247,6 +252,53 @@ class Provisioner:
         except (FlashError, DeviceError) as exc:
             return self._stopped(unit, Verdict.ERROR, f"provision: {exc}")
         return Provisioned(Verdict.PASS, "", unit.section(state))
+
+    def expected_banner(self, unit: UnitContext) -> dict[str, str]:
+        """What the locked unit's production app must report (boot_check.FIELDS)."""
+        assert unit.cert is not None and unit.serial is not None
+        plan = self.profile.plan
+        want = {
+            "version": self.profile.release.version,
+            "serial": unit.serial,
+            "cert": unit.cert.fingerprint,
+            "key": "sha256:" + hashlib.sha256(unit.cert.public_key).hexdigest(),
+            "sb": str(int(any(s.phase == "secure_boot" for s in plan.steps))),
+        }
+        if self.profile.model.security.flash_encryption.key != "device":
+            # In device mode the bootloader turns encryption on at the first boot, which
+            # this check may or may not be: either answer is right.
+            want["fe"] = str(int(any(s.id == "fe.key" for s in plan.steps)))
+        return want
+
+    async def _boot_check(self, unit: UnitContext, access: SlotAccess, endpoint: str) -> None:
+        """Reset the locked unit into its production firmware and read its banner: a
+        wrong digest, key or identity shows here, not in the field. Recorded either way;
+        a failure is FAIL (the unit is locked: nothing can be undone)."""
+        try:
+            seen = await boot_check.observe_boot(
+                endpoint,
+                lambda: access.controller.strap(access.slot, "run"),
+                timeout=self.boot_timeout,
+            )
+        except DeviceGone as exc:
+            raise Refused(f"boot check: {exc}") from None
+        want = self.expected_banner(unit)
+        problems = [seen.why] if seen.banner is None else boot_check.judge(seen.banner, want)
+        unit.boot = {
+            "status": "failed" if problems else "booted",
+            "banner": seen.banner.fields if seen.banner is not None else None,
+            "problems": problems,
+            "console": list(seen.console[-8:]),
+        }
+        detail = {k: v for k, v in unit.boot.items() if k != "console"}
+        await self._act(unit, "boot.check", "outcome", "failed" if problems else "done", detail)
+        if problems:
+            raise Refused(
+                "boot check after lock-down: "
+                + "; ".join(problems)
+                + " (the unit is locked: nothing can be undone)",
+                Verdict.FAIL,
+            )
 
     def _stopped(self, unit: UnitContext, verdict: Verdict, reason: str) -> Provisioned:
         row = self.ledger.unit(unit.mac)
@@ -610,10 +662,12 @@ class Provisioner:
         statuses = await efuse_plan.inspect(self.profile.plan, efuses, interrupted=cut)
         await self._journal_agrees_with_chip(unit, statuses)
         fe_key = await self._write_firmware(unit, flasher, efuses, statuses)
+        sealed = await self._plan_dev_key_seal(unit, flasher, fe_key)
         await self._advance(unit, "written")
         await self.point(unit, "written")
         await self._advance(unit, "locking")
-        await self._lock(unit, efuses, fe_key, cut)
+        seal_it = None if sealed is None else lambda: self._seal_dev_key(unit, flasher, sealed)
+        await self._lock(unit, efuses, fe_key, cut, seal_it)
         fe_key = None
         state = await self._advance(unit, "locked")
         await self.point(unit, "locked")
@@ -737,13 +791,18 @@ class Provisioner:
         fe_done = fe is not None and fe.state == "done"
         key: bytes | None = None
         images = [(img.offset, img.data, img.role) for img in release.images]
-        if fe is not None and fe.observed.get("interrupted"):
+        fe_cut = any(
+            s.observed.get("interrupted")
+            for s in statuses
+            if s.step.action == "burn_key" and s.step.digest is None
+        )
+        if fe_cut:
             # The power went inside the key's burn: the images on flash were encrypted with
             # the key now on the chip; while it is still readable, it finishes its own burn.
             key = await efuse_plan.interrupted_key(self.profile.plan, efuses)
             fe_done = key is None
         elif fe_todo:
-            key = os.urandom(32)
+            key = os.urandom(efuse_plan.fe_key_bytes(self.profile.plan))
         if key is not None:
             encrypted = dict(
                 await asyncio.to_thread(quietly, unit.log, encrypt_for_flash, release, key)
@@ -769,6 +828,66 @@ class Provisioner:
                 self.ledger.record_flash_image, unit.mac, off, len(data), md5, role
             )
         return key
+
+    async def _plan_dev_key_seal(
+        self, unit: UnitContext, flasher: EspFlasher, fe_key: bytes | None
+    ) -> bytes | None:
+        """The dev_key record as the production app must find it under the station's
+        flash-encryption key, None when the plan burns no such key.
+
+        While the key is in memory, the record is still plain (the test firmware wrote
+        it; it is sealed only after the key is burned): it must hold the certified key,
+        and its ciphertext is recorded (intent) before the key is burned, so that a power
+        cut after the burn, which takes the key with it, can still be finished. The
+        ciphertext is no secret: only the chip's read-protected key opens it, and it is
+        what the chip's flash holds afterwards. Once the key is burned the recorded
+        ciphertext is the only one."""
+        if not any(s.id == "fe.key" for s in self.profile.plan.steps):
+            return None
+        offset, _size = self.profile.layout["dev_key"]
+        if fe_key is None:
+            sealed = None
+            for a in await self.ledger.call(self.ledger.acts, unit.mac):
+                if a.act == "dev_key.seal" and a.kind == "intent":
+                    sealed = bytes.fromhex(str(a.detail["ciphertext"]))
+            if sealed is None:
+                raise Refused(
+                    "the flash-encryption key is burned but no sealed dev_key record was "
+                    "recorded for this unit; its device key cannot be made readable to the "
+                    "production app: resolve by hand"
+                )
+            return sealed
+        plain = await flasher.read(offset, devkey_seal.SEAL_BYTES)
+        assert unit.cert is not None
+        if devkey_seal.record_public_key(plain) != unit.cert.public_key:
+            raise Refused(
+                f"dev_key at {offset:#x} does not hold the certified device key in plain "
+                "text; it cannot be sealed for the production app: nothing was burned"
+            )
+        sealed = await asyncio.to_thread(quietly, unit.log, devkey_seal.seal, plain, offset, fe_key)
+        await self._act(
+            unit,
+            "dev_key.seal",
+            "intent",
+            "planned",
+            {"offset": offset, "ciphertext": sealed.hex()},
+        )
+        return sealed
+
+    async def _seal_dev_key(self, unit: UnitContext, flasher: EspFlasher, sealed: bytes) -> None:
+        """Write the sealed record over the plain one: the key that opens it is burned
+        now (so no power cut can lose it) and the ROM loader still reads back."""
+        offset, _size = self.profile.layout["dev_key"]
+        if await flasher.read(offset, len(sealed)) == sealed:
+            return
+        await flasher.write([(offset, sealed)], pre_encrypted=True)
+        ok = await flasher.read(offset, len(sealed)) == sealed
+        await self._act(
+            unit, "dev_key.seal", "outcome", "done" if ok else "failed", {"offset": offset}
+        )
+        if not ok:
+            raise Refused(f"dev_key at {offset:#x} does not read back sealed after writing")
+        await self.point(unit, "dev-key-sealed")
 
     async def _journal_agrees_with_chip(
         self, unit: UnitContext, statuses: list[efuse_plan.StepStatus]
@@ -806,11 +925,17 @@ class Provisioner:
         efuses: EfuseSession,
         fe_key: bytes | None,
         interrupted: frozenset[str],
+        before_download: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         journal = _Journal(self, unit)
         try:
             await efuse_plan.execute(
-                self.profile.plan, efuses, journal, fe_key=fe_key, interrupted=interrupted
+                self.profile.plan,
+                efuses,
+                journal,
+                fe_key=fe_key,
+                interrupted=interrupted,
+                before_download=before_download,
             )
         except efuse_plan.PlanConflict as exc:
             raise Refused(f"eFuse plan: {exc}") from None

@@ -35,7 +35,13 @@ from ate.pki.csr import CertTemplate
 from ate.pki.errors import CaUnavailable, PkiError, TrustError
 from ate.pki.trust import check_trust
 from ate.provision import efuse_plan
-from ate.provision.release import Release, ReleaseError, check_layout, load_release
+from ate.provision.release import (
+    Release,
+    ReleaseError,
+    check_layout,
+    load_release,
+    partition_table_entries,
+)
 
 MIN_SECRET_BYTES = 16
 
@@ -152,6 +158,13 @@ def open_profile(
         check_layout(release, layout)
     except ReleaseError as exc:
         raise _field_error(loaded, ("partitions",), str(exc)) from None
+    if p.security.flash_encryption.key != "off" and not _dev_key_encrypted(release):
+        raise _field_error(
+            loaded,
+            ("security", "flash_encryption"),
+            f"release {release.name}: partition dev_key lacks the 'encrypted' flag; under "
+            "flash encryption the production app would read the device key as garbage",
+        )
 
     if p.ca.pkcs11 is not None:
         module = Path(p.ca.pkcs11.module)
@@ -196,8 +209,9 @@ def open_profile(
             efuse_plan.SecuritySpec(
                 flash_encryption=fe.key,
                 fe_key_block=fe.block,
+                fe_xts_256=fe.xts == 256,
                 secure_boot_keys=tuple(keys),
-                secure_boot_blocks=sb.blocks,
+                secure_boot_blocks=_secure_boot_blocks(p),
                 aggressive_revoke=sb.aggressive_revoke,
                 revoke_unused_digests=sb.revoke_unused,
                 disable_jtag=p.security.disable_jtag,
@@ -302,6 +316,22 @@ def _open_ca(loaded: Loaded[Profile], base: Path) -> IssuingCA:
     except CaUnavailable as exc:
         raise CaNotReady(f"{loaded.path}: CA ({spec.backend}) unavailable: {exc}") from None
     return ca
+
+
+def _secure_boot_blocks(p: Profile) -> tuple[str, ...]:
+    """The profile's secure_boot.blocks; when it gives none, the first key blocks the
+    flash-encryption key leaves free (an XTS-AES-256 key takes two)."""
+    sb, fe = p.security.secure_boot, p.security.flash_encryption
+    if "blocks" in sb.model_fields_set or fe.key != "host":
+        return sb.blocks
+    first = int(fe.block.removeprefix("BLOCK_KEY"))
+    taken = {first, first + 1} if fe.xts == 256 else {first}
+    return tuple(f"BLOCK_KEY{i}" for i in range(6) if i not in taken)[: len(sb.blocks)]
+
+
+def _dev_key_encrypted(release: Release) -> bool:
+    table = partition_table_entries(release.image("partition_table").data)
+    return any(e.name == "dev_key" and e.encrypted for e in table)
 
 
 def file_sha256(path: Path) -> str:

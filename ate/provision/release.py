@@ -126,6 +126,11 @@ class PartitionEntry:
     subtype: int
     offset: int
     size: int
+    flags: int = 0  # bit 0: encrypted (under flash encryption), bit 1: read-only
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.flags & 1)
 
 
 def load_release(path: Path) -> Release:
@@ -270,9 +275,9 @@ def partition_table_entries(table: bytes) -> list[PartitionEntry]:
                 f"partition table entry {pos // _ENTRY.size} has magic {magic:#06x}, "
                 f"expected {_ENTRY_MAGIC:#06x}: not a partition table, or corrupt"
             )
-        _, kind, subtype, offset, size, label, _ = _ENTRY.unpack(raw)
+        _, kind, subtype, offset, size, label, flags = _ENTRY.unpack(raw)
         name = label.split(b"\0", 1)[0].decode("ascii", "replace")
-        entries.append(PartitionEntry(name, kind, subtype, offset, size))
+        entries.append(PartitionEntry(name, kind, subtype, offset, size, flags))
     return entries
 
 

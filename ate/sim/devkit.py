@@ -40,6 +40,7 @@ def make_dev_profile(
     token: SoftHsmToken | None = None,
     cloud: str = "bulk",
     flash_encryption: str = "host",
+    xts: int = 128,
     secure_boot: bool = True,
     download: str = "secure",
     product: str = "ACME-S3",
@@ -105,7 +106,7 @@ def make_dev_profile(
         },
         "release": rel(release),
         "security": {
-            "flash_encryption": {"key": flash_encryption},
+            "flash_encryption": {"key": flash_encryption} | ({"xts": xts} if xts != 128 else {}),
             "secure_boot": {"keys": keys},
             "disable_jtag": True,
             "download": download,

@@ -25,6 +25,7 @@ from ate.protocol.slip import DIRECTION_REQUEST, Op
 from ate.sim import devkey
 from ate.sim.board import Action, Phase, SimBoard
 from ate.sim.boot import NoApp
+from ate.sim.prod_boot import ProductionApp
 from ate.sim.rom.face import RomFace
 from ate.sim.rom.flash import SparseFlash
 from ate.sim.rom.loader import POWERON, SW_SYS_RESET, LoaderEvent, RomLoader
@@ -51,7 +52,8 @@ _FLASH_DATA_OPS = frozenset({Op.FLASH_DATA, Op.FLASH_DEFL_DATA})
 
 class FlashKeyStore:
     """The dev_key partition in the unit's simulated flash: what esptool reads there is
-    what the firmware stored (unencrypted: no flash encryption in the simulator)."""
+    what the firmware stored (in plain text: the test firmware runs before flash
+    encryption is on; the production app's view is ate.sim.prod_boot's)."""
 
     def __init__(
         self,
@@ -535,9 +537,10 @@ class DutServer:
         if download:
             self._link.write(banner)
             return
-        app = rom.find_app()
-        if isinstance(app, NoApp):
-            # Blank or corrupt: the second stage complains and nothing answers.
+        app = rom.boot_flash()
+        if isinstance(app, NoApp | ProductionApp):
+            # Blank, corrupt, refused by secure boot, or the production app: the chip
+            # prints what it prints and the test protocol gets no answer.
             self._link.write(banner + app.console.encode())
             return
         update: dict[str, object] = {"firmware": f"ate-testfw/{app.version}"}

@@ -41,11 +41,13 @@ APP_SIZE = 64 * 1024
 _TABLE_SIZE = 0xC00  # gen_esp32part.py pads the table to this
 _DATA, _APP = 0x01, 0x00
 _NVS, _FACTORY = 0x02, 0x00
+_ENCRYPTED = 0x1  # partition flag bit 0
 
 SIM_PARTITIONS: tuple[PartitionEntry, ...] = (
     PartitionEntry("nvs", _DATA, _NVS, 0x9000, 0x4000),
     PartitionEntry("esp_secure_cert", 0x3F, 0x00, 0xD000, 0x2000),
-    PartitionEntry("dev_key", _DATA, 0x40, 0xF000, 0x1000),
+    # Flagged encrypted: under flash encryption the app reads it through the engine.
+    PartitionEntry("dev_key", _DATA, 0x40, 0xF000, 0x1000, flags=_ENCRYPTED),
     PartitionEntry("factory", _APP, _FACTORY, APP_OFFSET, 0x300000),
     PartitionEntry("fctry", _DATA, _NVS, 0x310000, 0x6000),
 )
@@ -139,11 +141,13 @@ def _app_desc(version: bytes) -> bytes:
     )
 
 
-def sim_partition_table() -> bytes:
-    """SIM_PARTITIONS in ESP-IDF's binary format with its MD5 entry, padded to 0xC00."""
+def sim_partition_table(partitions: tuple[PartitionEntry, ...] = SIM_PARTITIONS) -> bytes:
+    """`partitions` in ESP-IDF's binary format with its MD5 entry, padded to 0xC00."""
     raw = b"".join(
-        struct.pack("<HBBII16sI", 0x50AA, p.type, p.subtype, p.offset, p.size, p.name.encode(), 0)
-        for p in SIM_PARTITIONS
+        struct.pack(
+            "<HBBII16sI", 0x50AA, p.type, p.subtype, p.offset, p.size, p.name.encode(), p.flags
+        )
+        for p in partitions
     )
     raw += b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(raw).digest()
     return raw + b"\xff" * (_TABLE_SIZE - len(raw))

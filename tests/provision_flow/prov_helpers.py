@@ -8,6 +8,8 @@ from typing import Any
 
 from ate.provision.identity import decode_usr_data
 from ate.provision.partitions import read_secure_cert
+from ate.sim import devkey
+from ate.sim.prod_boot import CpuView
 
 SECURE_CERT = (0xD000, 0x2000)
 
@@ -42,3 +44,12 @@ def locked_fuses_ok(bench: Any, slot: int) -> None:
     assert bin(int(e.field("SPI_BOOT_CRYPT_CNT"))).count("1") % 2 == 1
     assert e.field("ENABLE_SECURITY_DOWNLOAD")
     assert e.field("DIS_PAD_JTAG")
+
+
+def device_key_scalar(bench: Any, slot: int) -> int | None:
+    """The device key as the unit's app reads its dev_key partition: through the
+    flash-encryption engine (the partition is flagged encrypted) once that is on."""
+    server = bench.twin.sim.server(slot)
+    view = CpuView(server.rom.loader.chip.name, bench.flash(slot), bench.efuses(slot))
+    raw = view.read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE, encrypted=True)
+    return devkey.decode_record(raw)

@@ -22,6 +22,7 @@ from ate.cli.main import main
 from ate.provision import flow
 from ate.sim import devkey
 from ate.sim.devkit import make_dev_profile
+from ate.sim.prod_boot import CpuView
 from ate.sim.rom.chips import get_profile
 from ate.sim.rom.efuses import EfuseBank
 from ate.sim.rom.flash import SparseFlash
@@ -95,10 +96,13 @@ def test_a_full_run_leaves_no_secret_anywhere(
     for slot in (1, 2):
         unit = tmp_path / "units" / f"slot{slot}"
         flash = SparseFlash.load(unit / "flash.bin")
-        d = devkey.decode_record(flash.read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE))
+        bank = EfuseBank(chip, path=unit / "efuse.bin")
+        # Sealed under flash encryption: read as the production app reads it.
+        view = CpuView(chip.name, flash, bank)
+        raw = view.read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE, encrypted=True)
+        d = devkey.decode_record(raw)
         assert d is not None, "the unit has a device key"
         secrets[f"device key {slot}"] = forms(d.to_bytes(32, "big"))
-        bank = EfuseBank(chip, path=unit / "efuse.bin")
         assert bank.field("KEY_PURPOSE_0") == 4  # XTS_AES_128_KEY: the key was burned
     assert len(fe_keys) == 2
     for i, key in enumerate(fe_keys):

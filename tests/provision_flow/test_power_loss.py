@@ -16,12 +16,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from prov_bench import PowerLoss, ProvBench
-from prov_helpers import locked_fuses_ok, usr_serial
+from prov_helpers import device_key_scalar, locked_fuses_ok, usr_serial
 
 from ate.model.verdict import Verdict
 from ate.pki.csr import public_key_bytes
 from ate.provision.ledger import Ledger
-from ate.sim import devkey
 from ate.station.provisioning import LEDGER_FILE
 
 PLAN_STEPS = (
@@ -58,6 +57,9 @@ POINTS = (
     # each), then the download-mode fuse alone.
     *(f"efuse-intent:{step}" for step in PLAN_STEPS[:-1]),
     *(f"efuse-burned:{step}" for step in PLAN_STEPS[:-1]),
+    # The device key record sealed under the burned flash-encryption key, while the ROM
+    # loader still reads flash back.
+    "dev-key-sealed",
     f"efuse-intent:{PLAN_STEPS[-1]}",
     f"efuse-burned:{PLAN_STEPS[-1]}",
     "locked",
@@ -71,8 +73,9 @@ def mac_of(bench: ProvBench, slot: int) -> str:
 
 
 def device_public_key(bench: ProvBench, slot: int) -> bytes:
-    d = devkey.decode_record(bench.flash(slot).read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE))
-    assert d is not None, "the device has no key"
+    # As the production app reads it: through the flash-encryption engine.
+    d = device_key_scalar(bench, slot)
+    assert d is not None, "the device has no key its app can read"
     return public_key_bytes(ec.derive_private_key(d, ec.SECP256R1()).public_key())
 
 

@@ -254,16 +254,29 @@ class EspFlasher:
     # -- flash ------------------------------------------------------------------------
 
     async def write(
-        self, images: Sequence[tuple[int, bytes]], *, compress: bool = True
+        self,
+        images: Sequence[tuple[int, bytes]],
+        *,
+        compress: bool = True,
+        pre_encrypted: bool = False,
     ) -> list[WriteResult]:
         """Write (offset, image) pairs, each verified by MD5 after writing. The whole
-        plan is checked first; a refused plan writes nothing."""
+        plan is checked first; a refused plan writes nothing. `pre_encrypted`: the bytes
+        are already ciphertext for the chip's burned flash-encryption key, so esptool's
+        guard against plain text on an encrypting chip does not apply."""
         info = self._ready("write-flash", sdm_allowed=True)
         check_images(images, info.flash_size)
         results = []
         for offset, data in images:
             results.append(
-                await self._run("write-flash", self._write_blocking, offset, bytes(data), compress)
+                await self._run(
+                    "write-flash",
+                    self._write_blocking,
+                    offset,
+                    bytes(data),
+                    compress,
+                    pre_encrypted,
+                )
             )
         return results
 
@@ -487,7 +500,9 @@ class EspFlasher:
             ) from e
         return self.baud
 
-    def _write_blocking(self, offset: int, data: bytes, compress: bool) -> WriteResult:
+    def _write_blocking(
+        self, offset: int, data: bytes, compress: bool, pre_encrypted: bool = False
+    ) -> WriteResult:
         assert self._capture is not None
         md5 = hashlib.md5(data).hexdigest()
         started = time.monotonic()
@@ -499,6 +514,7 @@ class EspFlasher:
                     compress=compress,
                     no_compress=not compress,
                     flash_size="keep",
+                    force=pre_encrypted,
                 )
             except FatalError as e:
                 if "MD5 of file does not match" in str(e) or "flash region is empty" in str(e):

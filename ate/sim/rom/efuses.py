@@ -3,7 +3,9 @@
 Owns: factory programming of a fresh unit (MAC, revision, package, unique ID), the
 register face the ROM loader exposes (read/write with masks, read-only registers,
 program/read commands, Reed-Solomon failures as the hardware reports them), the
-security state the ROM latches, and persistence in espefuse's `--virt` file format.
+security state the ROM latches, the key blocks as the chip's crypto engines reach them
+(after RD_DIS hides them from every read: `engine_key_block`), and persistence in
+espefuse's `--virt` file format (engine keys in a side file next to it).
 May import ate.sim.rom.chips, esptool and espefuse.
 """
 
@@ -24,6 +26,8 @@ from ate.sim.rom.chips import FLAG_SECURE_DOWNLOAD, ChipProfile
 
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}")
 _SECURITY_INFO = struct.Struct("<IBBBBBBBBII")
+# BLOCK_KEY0..5 are eFuse blocks 4..9 on the S3 and the C3.
+_KEY_BLOCK_IDS = range(4, 10)
 
 
 def parse_mac(mac: str | bytes) -> bytes:
@@ -84,6 +88,15 @@ class EfuseBank:
         self.base: int = self._regs.DR_REG_EFUSE_BASE
         self.size: int = self._regs.EFUSE_MEM_SIZE
         self._fields = {f.name: f for f in ctrl.Fields.EFUSES}
+        # What each key block held when it was programmed: the chip's AES-XTS and HMAC
+        # engines read a key block over an internal path that RD_DIS does not close,
+        # while espefuse's emulator zeroes a read-protected block in its memory.
+        self._engine_keys: dict[int, bytes] = {}
+        self._keys_path = path.with_name(path.name + ".engine-keys") if path else None
+        if self._keys_path is not None and self._keys_path.exists():
+            raw = self._keys_path.read_bytes()
+            for pos in range(0, len(raw) - 32, 33):
+                self._engine_keys[raw[pos]] = raw[pos + 1 : pos + 33]
         wanted = parse_mac(mac) if mac is not None else None
         stored = path.stat().st_size if path is not None and path.exists() else 0
         if stored not in (0, self.size):
@@ -190,6 +203,7 @@ class EfuseBank:
                     # More bits into a Reed-Solomon block that already held data: the
                     # stored check words no longer fit the stored data.
                     self._flag_coding_error(block)
+            self._keep_engine_key(block)
             self.controller.save_to_file()  # a burn survives anything that follows
         elif new & regs.EFUSE_READ_CMD:
             # The read command completes at once and clears itself, whatever else was set.
@@ -198,6 +212,26 @@ class EfuseBank:
                 self._latch()
         else:
             self.controller.write_reg(addr, new)
+
+    def _keep_engine_key(self, block_id: int) -> None:
+        if block_id not in _KEY_BLOCK_IDS:
+            return
+        data = b"".join(w.to_bytes(4, "little") for w in self._block_words(block_id))
+        if not any(data) or self._engine_keys.get(block_id) == data:
+            return
+        self._engine_keys[block_id] = data
+        if self._keys_path is not None:
+            blob = b"".join(bytes([b]) + k for b, k in sorted(self._engine_keys.items()))
+            _write_atomically(blob, self._keys_path)
+
+    def engine_key_block(self, index: int) -> bytes:
+        """BLOCK_KEY`index` as the chip's crypto engines read it (32 bytes, in the
+        block's byte order), read-protected or not."""
+        block_id = _KEY_BLOCK_IDS[index]
+        kept = self._engine_keys.get(block_id)
+        if kept is not None:
+            return kept
+        return b"".join(w.to_bytes(4, "little") for w in self._block_words(block_id))
 
     def _block_words(self, block_id: int) -> list[int]:
         blk = self.controller.Blocks.get(self.controller.Blocks.BLOCKS[block_id])
@@ -288,6 +322,15 @@ class EfuseBank:
 
     def save(self) -> None:
         self.controller.save_to_file()
+
+
+def _write_atomically(data: bytes, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _save_atomically(mem: Any, path: Path) -> None:

@@ -7,8 +7,8 @@ what this unit's ROM side did (wire both ways at the baud, chip time not hidden 
 the wire), as if the host answered instantly; the benchmark's floor is made of it.
 
 The DUT server owns the link and the straps; this face only moves bytes and says what
-the chip would boot. May import ate.sim.rom, ate.sim.boot, ate.sim.timing and the
-standard library.
+the chip would boot. May import ate.sim.rom, ate.sim.boot, ate.sim.prod_boot,
+ate.sim.timing and the standard library.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Callable
 
 from ate.sim.boot import BootedApp, NoApp, find_app
+from ate.sim.prod_boot import ProductionApp, boot
 from ate.sim.rom.loader import LoaderEvent, RomLoader
 from ate.sim.rom.server import BITS_PER_BYTE, WirePacer
 from ate.sim.timing import LineTimes
@@ -157,3 +158,8 @@ class RomFace:
         offset = self.loader.chip.app_offset
         window = min(_APP_WINDOW, flash.size - offset)
         return find_app(self.loader.chip.name, flash.read(offset, window))
+
+    def boot_flash(self) -> BootedApp | NoApp | ProductionApp:
+        """What a boot from flash runs, the security eFuses as they are (ate.sim.prod_boot):
+        flash encryption, secure boot and which app."""
+        return boot(self.loader.chip.name, self.loader.flash, self.loader.efuses)
