@@ -145,7 +145,7 @@ def test_unsigned_sim_release_is_reproducible(tmp_path: Path) -> None:
 
 
 def test_sim_release_refuses_other_chips_and_bad_versions(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="made for esp32c3 or esp32s3, not .esp32."):
+    with pytest.raises(ValueError, match=r"made for esp32c3 or esp32s3, not .esp32."):
         make_sim_release(tmp_path, "esp32")
     with pytest.raises(ValueError, match="printable ASCII"):
         make_sim_release(tmp_path, "esp32s3", version="x" * 32)
