@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ate.config import sequence as s
 from ate.drivers.line_client import DeviceError
-from ate.instruments.base import DMM, MUX, SUPPLY, Dmm, PowerSupply, RelayMux
+from ate.instruments.base import (
+    DMM,
+    MUX,
+    SUPPLY,
+    Dmm,
+    InstrumentError,
+    PowerSupply,
+    Reading,
+    RelayMux,
+)
 from ate.model.limits import Limits
 from ate.model.units import Quantity, convert
 from ate.model.verdict import Verdict
@@ -173,20 +183,43 @@ async def supply_current(ctx: StepContext, step: s.SupplyCurrentStep) -> None:
         await asyncio.sleep(step.settle)
         reading = await supply.measure_current(step.samples)
     else:
-        # The DUT cannot hear us while asleep: it sleeps for a fixed hold, long enough for
-        # settling and sampling, then wakes (light sleep) or boots again (deep sleep).
-        hold_s = step.settle + step.samples * _SAMPLE_S + 0.1
+        reading = await _current_while_asleep(ctx, step, supply, wake)
+    value = convert(reading.value, reading.unit, limits.unit)
+    ctx.measure(step.measured, value, limits.unit, limits)
+
+
+_SLEEP_TRIES = 3
+
+
+async def _current_while_asleep(
+    ctx: StepContext, step: s.SupplyCurrentStep, supply: PowerSupply, wake: str
+) -> Reading:
+    """The DUT cannot hear us while asleep: it sleeps for a fixed hold, long enough for
+    settling and sampling, then wakes (light sleep) or boots again (deep sleep). A reading
+    is the sleeping unit's only if it ended before the hold could have: the hold began
+    after we sent the request, so anything ending later than request + hold may have
+    sampled the wake-up (a busy host, a slow instrument). Such a reading is not judged:
+    the unit is put to sleep again, and after _SLEEP_TRIES misses the step is ERROR."""
+    dut = ctx.dut
+    hold_s = step.settle + step.samples * _SAMPLE_S + 0.1
+    for _ in range(_SLEEP_TRIES):
         woke = dut.line.expect_notice(wake)
         try:
+            asked = time.monotonic()
             await dut.power_mode(step.mode, hold_ms=round(hold_s * 1000))
             await asyncio.sleep(step.settle)
             reading = await supply.measure_current(step.samples)
+            inside = time.monotonic() <= asked + hold_s
             async with asyncio.timeout(hold_s + 5.0):
                 await woke
         finally:
             woke.cancel()
-    value = convert(reading.value, reading.unit, limits.unit)
-    ctx.measure(step.measured, value, limits.unit, limits)
+        if inside:
+            return reading
+    raise InstrumentError(
+        f"no {step.mode} current reading fitted inside the unit's {hold_s * 1000:.0f} ms "
+        f"sleep in {_SLEEP_TRIES} tries: the host or the supply answered too late"
+    )
 
 
 @executor("rf_golden")

@@ -39,10 +39,12 @@ def image() -> str:
     return str((S3_SEQUENCE.parent / doc["test_firmware"]["path"]).resolve())
 
 
-def sequence(tmp: Path) -> Path:
+def sequence(tmp: Path, timeout: float | None = None) -> Path:
     def mutate(doc: dict[str, Any]) -> None:
         doc["test_firmware"]["flash"] = "never"  # units come with it: no esptool here
         doc["steps"] = [STEPS[name] for name in MEASURED]
+        if timeout is not None:
+            doc["steps"] = [{**step, "timeout": timeout} for step in doc["steps"]]
 
     return write_sequence(tmp, mutate)
 
@@ -125,11 +127,16 @@ async def bench(tmp_path: Path) -> AsyncIterator[tuple[SimFixtureThread, Twins]]
         sim.close()
 
 
-async def run(tmp: Path, sim: SimFixtureThread, instruments: dict[str, Any] | None) -> PanelResult:
+async def run(
+    tmp: Path,
+    sim: SimFixtureThread,
+    instruments: dict[str, Any] | None,
+    timeout: float | None = None,
+) -> PanelResult:
     fixture = load_fixture(fixture_file(tmp, instruments))
     return await run_one_panel(
         fixture,
-        load_sequence(sequence(tmp)),
+        load_sequence(sequence(tmp, timeout)),
         EventBus(),
         sim=Endpoints(sim.controller_endpoint, dict(sim.endpoints)),
         station="test",
@@ -191,6 +198,29 @@ async def test_a_reply_that_is_no_reading_makes_the_step_error_not_fail(
             assert steps[name].verdict is Verdict.ERROR, (name, steps[name].reason)
             assert "internal error" not in steps[name].reason
         assert reply in steps["rail_3v3"].reason
+
+
+async def test_a_supply_too_slow_for_the_sleep_window_is_error_not_a_reading(
+    tmp_path: Path, bench: tuple[SimFixtureThread, Twins]
+) -> None:
+    """A sleep-current reading that ends after the unit's sleep could have ended may have
+    sampled its wake-up: never judged (it would read the awake current and FAIL a good
+    unit). A supply slower than the whole hold misses it every time: ERROR, saying so;
+    the awake readings are slow but valid."""
+    sim, twins = bench
+    # A reading is the mean of 8 queries: 0.4 s, longer than the light-sleep hold (0.32 s).
+    twins.psu.delays["MEAS:CURR?"] = 0.05
+    # Three slots queue on the one supply: time enough for every try of each.
+    result = await run(tmp_path, sim, twins.instruments(), timeout=20)
+    for r in result.slots.values():
+        steps = {s.name: s for s in r.steps}
+        sleep = steps["current_light_sleep"]
+        assert sleep.verdict is Verdict.ERROR and not sleep.measurements, sleep.reason
+        assert "no light_sleep current reading fitted inside" in sleep.reason
+        assert steps["current_idle"].verdict is Verdict.PASS
+    # 8 queries a reading: idle and active once, then three tries per attempt of the step
+    readings, rest = divmod(twins.psu.received.count("MEAS:CURR? (@1)"), 8)
+    assert rest == 0 and readings > 2 and (readings - 2) % 3 == 0
 
 
 async def test_a_wrong_instrument_stops_ate_run_before_the_panel(tmp_path: Path) -> None:
