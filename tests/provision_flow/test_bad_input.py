@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from prov_bench import write_sequence
-from prov_helpers import usr_serial
+from prov_helpers import station_state, usr_serial
 
 from ate.cli.main import main
 from ate.config.errors import InputError
@@ -19,10 +19,10 @@ from ate.config.loader import load_sequence
 from ate.model.verdict import Verdict
 from ate.pki.devpki import make_production_like_root
 from ate.pki.softhsm import SoftHsmToken
-from ate.provision.ledger import Ledger
 from ate.provision.profile import CaNotReady
 from ate.sim.devkit import PIN_ENV, make_dev_profile
-from ate.station.provisioning import LEDGER_FILE, open_provisioning
+from ate.station.provisioning import local_store_url, open_provisioning
+from ate.store import open_store
 
 
 def open_for(profile: Path, seq: Any, tmp: Path) -> Any:
@@ -63,11 +63,8 @@ async def test_a_misbehaving_device_fails_before_anything_is_issued(
     r = result.slots[1]
     assert r.verdict is Verdict.FAIL and words in r.reason, r.reason
     assert all(s.verdict is Verdict.PASS for s in r.steps)
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        assert ledger.certificates() == []
-    finally:
-        ledger.close()
+    with station_state(bench.state_dir) as (store, _journal):
+        assert store.certificates() == []
     nothing_burned(bench, 1)
 
 
@@ -76,9 +73,8 @@ async def test_a_serial_that_belongs_to_another_unit_is_refused(make_prov_bench:
     station = bench.open_station()
     mac = bench.efuses(1).mac.hex(":")
     serial = station.provisioner.derive(mac, None)
-    ledger = station.ledger
-    ledger.advance("aa:bb:cc:00:00:01", "tested", profile="other")
-    ledger.claim_serial("aa:bb:cc:00:00:01", serial)
+    with open_store(local_store_url(bench.state_dir)) as store:
+        store.claim_serial("aa:bb:cc:00:00:01", serial)
     try:
         result = await bench.run(station=station)
     finally:
