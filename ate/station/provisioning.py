@@ -18,11 +18,13 @@ from ate.provision import failpoints
 from ate.provision.cloud import queue_locked_units, write_cloud_outputs
 from ate.provision.cloud_queue import QUEUE_FILE, CloudQueue
 from ate.provision.flow import Checkpoint, Gate, Provisioner
-from ate.provision.journal import Journal
+from ate.provision.journal import Journal, JournalError
 from ate.provision.profile import LoadedProfile, open_profile
 from ate.records.unit_record import write_bytes_atomic
 from ate.station.line import LineDb
 from ate.store.spool import default_spool_path
+
+OLD_LEDGER_FILE = "ledger.sqlite"  # an older ate's station ledger: refused, never read
 
 
 def local_store_url(state_dir: Path) -> str:
@@ -82,8 +84,18 @@ def open_provisioning(
     line: LineDb | None = None,
 ) -> StationProvisioning:
     """InputError for a bad profile, CaNotReady when the CA cannot sign, JournalError for
-    an unusable journal: all before the first panel. Without `line`, the station's local
+    an unusable journal (or an older ate's ledger in `state_dir`): all before the first
+    panel. Without `line`, the station's local
     store file (in `state_dir`) is its line store."""
+    old = state_dir / OLD_LEDGER_FILE
+    if old.exists():
+        # Its units' serials, certificates and half-done acts are nowhere else: ignoring it
+        # would re-issue identities and lose what a power-loss recovery needs.
+        raise JournalError(
+            f"{old} is a provisioning ledger of an older ate; this ate keeps identities in "
+            "the line store and acts in the spool's journal: finish its units with the older "
+            "ate, then move the file aside"
+        )
     profile = open_profile(profile_path, sequence_chip=sequence.model.chip)
     try:
         journal = Journal(default_spool_path(state_dir))

@@ -624,6 +624,9 @@ class SqlStore:
                 raise StoreError(f"an issuance claim names its {what}")
 
         def fn(tx: Tx) -> str | None:
+            # Claims and signatures one at a time line-wide: two stations claiming one unit,
+            # or a quota's last certificate, are decided in order (PostgreSQL included).
+            self._serialise(tx, "ate.store.issuance")
             _ensure_unit(tx, chip)
             held = tx.one("SELECT station, claimed_at FROM issuances WHERE chip_id = ?", (chip,))
             if held is not None and held[0] != station:
@@ -672,6 +675,7 @@ class SqlStore:
         chip = chip_key(chip_id)
 
         def fn(tx: Tx) -> str | None:
+            self._serialise(tx, "ate.store.issuance")
             why = _issue_refusal(tx, chip, station, lot, panel_id, policy)
             if why is not None:
                 self._refusal(tx, station, chip, lot, panel_id, why, signer)

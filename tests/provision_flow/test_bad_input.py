@@ -5,6 +5,7 @@ that mixes test and production trust."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from ate.config.loader import load_sequence
 from ate.model.verdict import Verdict
 from ate.pki.devpki import make_production_like_root
 from ate.pki.softhsm import SoftHsmToken
+from ate.provision.journal import JournalError
 from ate.provision.profile import CaNotReady
 from ate.sim.devkit import PIN_ENV, make_dev_profile
 from ate.station.provisioning import local_store_url, open_provisioning
@@ -204,3 +206,29 @@ def _der(pem_path: Path) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).public_bytes(Encoding.DER)
+
+
+def test_an_older_ates_ledger_in_the_state_folder_refuses_provisioning(
+    tmp_path: Path, dev_kit: Any
+) -> None:
+    """Its units' identities and half-done acts are nowhere else: never silently ignored."""
+    seq = load_sequence(write_sequence(tmp_path))
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "ledger.sqlite").write_bytes(b"")
+    with pytest.raises(JournalError, match=r"ledger\.sqlite is a provisioning ledger of an older"):
+        open_for(dev_kit.profile, seq, tmp_path)
+
+
+def test_the_journal_is_in_the_spool_file_only_the_station_reads(
+    tmp_path: Path, dev_kit: Any
+) -> None:
+    seq = load_sequence(write_sequence(tmp_path))
+    station = open_for(dev_kit.profile, seq, tmp_path)
+    station.close()
+    spool = tmp_path / "st" / "spool.db"
+    assert spool.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(spool) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert {"outbox", "acts", "flash_images"} <= tables
+    assert not (tmp_path / "st" / "ledger.sqlite").exists()  # no third SQLite file
