@@ -729,6 +729,12 @@ class Provisioner:
             raise Refused(f"unit {mac}: its certificate is on the line without the PEM")
         if not at_least(row.state, "proven"):
             raise Refused(f"unit {mac} has no recorded proof of possession; no proof, no lock")
+        if row.claimed_by != self.station:
+            # Its journal (intents, images as written, the sealed key) is at that station.
+            raise Refused(
+                f"unit {mac} is claimed for provisioning by station {row.claimed_by}; it is "
+                "finished there, not here: nothing was burned or written"
+            )
         unit.serial = row.serial
         efuses = EfuseSession(flasher)
         await self._burn_serial(unit, efuses)

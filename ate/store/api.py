@@ -167,6 +167,7 @@ class ProvUnit:
     serial: str | None
     state: str
     lot: str | None
+    claimed_by: str | None = None  # the station whose issuance claim holds it, if any
 
 
 @dataclass(frozen=True)

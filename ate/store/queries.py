@@ -570,7 +570,9 @@ class SqlStore:
         row = self._transact(
             "read",
             lambda tx: tx.one(
-                "SELECT chip_id, serial, prov_state, lot FROM units WHERE chip_id = ?", (chip,)
+                "SELECT u.chip_id, u.serial, u.prov_state, u.lot, i.station FROM units u "
+                "LEFT JOIN issuances i ON i.chip_id = u.chip_id WHERE u.chip_id = ?",
+                (chip,),
             ),
             what=f"read unit {chip}",
         )
@@ -578,12 +580,17 @@ class SqlStore:
 
     def prov_units(self, lot: str | None = None) -> list[ProvUnit]:
         """Every unit (of `lot`), by serial."""
-        sql = "SELECT chip_id, serial, prov_state, lot FROM units"
+        sql = (
+            "SELECT u.chip_id, u.serial, u.prov_state, u.lot, i.station FROM units u "
+            "LEFT JOIN issuances i ON i.chip_id = u.chip_id"
+        )
         args: tuple[str, ...] = ()
         if lot is not None:
-            sql, args = sql + " WHERE lot = ?", (lot,)
+            sql, args = sql + " WHERE u.lot = ?", (lot,)
         rows = self._transact(
-            "read", lambda tx: tx.all(sql + " ORDER BY serial, chip_id", args), what="read units"
+            "read",
+            lambda tx: tx.all(sql + " ORDER BY u.serial, u.chip_id", args),
+            what="read units",
         )
         return [ProvUnit(*r) for r in rows]
 

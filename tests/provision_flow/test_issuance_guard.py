@@ -14,10 +14,12 @@ from prov_bench import PowerLoss, ProvBench
 from prov_helpers import usr_serial
 
 from ate.model.verdict import Verdict
+from ate.provision.journal import Journal
 from ate.scheduler.slot import Provisioned, SlotAccess
 from ate.station.line import LineDb
 from ate.station.provisioning import StationProvisioning, open_provisioning
 from ate.store import open_store
+from ate.store.spool import default_spool_path
 
 
 class CountingCA:
@@ -193,3 +195,40 @@ async def test_a_unit_whose_tests_did_not_pass_is_never_signed_even_called_direc
     assert ca.signed == 0
     assert usr_serial(bench, 1) is None
     assert any("ended FAIL, not PASS" in w for w in refusals(url, "st1"))
+
+
+async def test_a_unit_moved_after_its_firmware_is_written_is_not_burned_elsewhere(
+    make_prov_bench: Any, tmp_path: Path
+) -> None:
+    """Past the certificate the unit is finished from the ROM loader; another station has
+    none of its journal and finishes nothing: no fuse burned there, nothing written."""
+    bench: ProvBench = make_prov_bench(slots=1)
+    url = f"sqlite:///{tmp_path / 'line.db'}"
+
+    async def cut_when_written(chip_id: str, point: str) -> None:
+        if point == "written":
+            bench.cut_power(1)
+            raise PowerLoss(point)
+
+    first, line1 = open_station(bench, "st1", url, checkpoint=cut_when_written)
+    try:
+        await bench.run(station=first)
+    finally:
+        first.close()
+        line1.close()
+    assert not bench.efuse(1, "SECURE_BOOT_EN")
+    second, line2 = open_station(bench, "st2", url)
+    try:
+        r2 = await bench.run(station=second)
+    finally:
+        second.close()
+        line2.close()
+    r = r2.slots[1]
+    assert r.verdict is Verdict.ERROR, r.reason
+    assert "claimed for provisioning by station st1; it is finished there" in r.reason
+    assert not bench.efuse(1, "SECURE_BOOT_EN") and not bench.efuse(1, "DIS_PAD_JTAG")
+    journal = Journal(default_spool_path(bench.tmp / "state-st2"))
+    try:
+        assert journal.acts(bench.efuses(1).mac.hex(":")) == []
+    finally:
+        journal.close()
