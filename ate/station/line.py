@@ -23,7 +23,6 @@ from ate.model.verdict import Verdict
 from ate.provision.flow import Refused
 from ate.store.api import (
     CertificateRow,
-    InvariantViolation,
     IssuancePolicy,
     ProvUnit,
     Store,
@@ -132,11 +131,11 @@ class LineDb:
     async def _ask(self, fn: Callable[[Store], T], what: str) -> T:
         try:
             return await self.call(fn)
-        except InvariantViolation as exc:
-            raise Refused(f"line database: {exc}") from None
-        except (LineDown, StoreError) as exc:
+        except LineDown as exc:
             raise Refused(
                 f"line database unreachable ({exc}): {what} cannot be read or claimed "
                 "line-wide, so the unit is not provisioned; run it again when the database "
                 "is back"
             ) from None
+        except StoreError as exc:  # a rule refused (InvariantViolation, IssuanceRefused)
+            raise Refused(f"line database: {exc}") from None
