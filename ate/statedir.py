@@ -1,6 +1,7 @@
 """A station's state folder and the private files in it: the one place they are made.
 
-The state folder holds the ledger, the spool, the records database and the audit
+The state folder holds the spool (with the provisioning journal), the records database
+(the station's line store when no line database is given) and the audit
 signing key: only the station's user may read them, so folders are made 0700 and files
 0600 (a file that already existed is narrowed too; a folder only when ate made it).
 Imports stdlib only.

@@ -29,7 +29,7 @@ from ate.drivers.line_client import DeviceGone, DeviceTimeout
 from ate.instruments.base import InstrumentError, InstrumentMismatch
 from ate.model.results import SlotResult
 from ate.model.verdict import Verdict
-from ate.provision.ledger import LedgerError
+from ate.provision.journal import JournalError
 from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelRefused, PanelResult
@@ -246,7 +246,7 @@ def _execute_and_report(
             line.close()
             print(f"ate: {exc}", file=sys.stderr)
             return [], EXIT_BAD_INPUT
-        except (CaNotReady, LedgerError) as exc:
+        except (CaNotReady, JournalError) as exc:
             line.close()
             print(f"ate: cannot provision: {exc}", file=sys.stderr)
             return [], EXIT_CANNOT_RUN

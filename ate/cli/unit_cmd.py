@@ -4,7 +4,7 @@ allowed are ate.model.prov_state's table. A refused move is one line naming the 
 state and the moves allowed, exit 2.
 
 Exit codes: 0 done, 1 no such unit, 2 a refused move or bad input, 3 the database cannot
-be opened. May import ate.cli.store_cmds, ate.store, ate.pki.crl and ate.provision.ledger.
+be opened. May import ate.cli.store_cmds, ate.store and ate.pki.crl.
 """
 
 from __future__ import annotations
@@ -52,9 +52,8 @@ def add_arguments(unit: argparse.ArgumentParser) -> None:
         choices=FORMATS,
         default="json",
         help="revoked: json (one object per certificate), pem-list (the certificates' PEM, "
-        "from --ledger), crl (an X.509 CRL signed with --ca-cert/--ca-key)",
+        "as the line database holds them), crl (an X.509 CRL signed with --ca-cert/--ca-key)",
     )
-    unit.add_argument("--ledger", type=Path, help="revoked --format pem-list: a station ledger")
     unit.add_argument("--ca-cert", type=Path, help="revoked --format crl: the issuing CA's PEM")
     unit.add_argument("--ca-key", type=Path, help="revoked --format crl: its key (PEM file)")
     unit.add_argument("--out", "-o", type=Path, help="revoked: write FILE atomically")
@@ -107,10 +106,15 @@ def _move(url: str, verb: str, args: argparse.Namespace) -> int:
 def _revoked(url: str, args: argparse.Namespace) -> int:
     with opened(url) as store:
         rows = store.revoked_certificates()
+        pems = (
+            {c.fingerprint: c.pem for c in store.certificates() if c.pem}
+            if args.format == "pem-list"
+            else {}
+        )
     if args.format == "json":
         data = (json.dumps([_as_json(r) for r in rows], indent=2) + "\n").encode()
     elif args.format == "pem-list":
-        data = _pem_list(rows, args.ledger)
+        data = _pem_list(rows, pems)
     else:
         data = _crl(rows, args.ca_cert, args.ca_key)
     if args.out is not None:
@@ -135,29 +139,14 @@ def _as_json(r: RevokedCertificate) -> dict[str, Any]:
     }
 
 
-def _pem_list(rows: list[RevokedCertificate], ledger_path: Path | None) -> bytes:
-    """The revoked certificates' PEM, read from a station ledger (the line database keeps
-    identifiers only, never the certificate itself)."""
-    if ledger_path is None:
-        raise CommandFailed(
-            "--format pem-list reads the certificates from a station ledger: give --ledger "
-            "<state>/ledger.sqlite",
-            EXIT_BAD_INPUT,
-        )
-    if not ledger_path.is_file():
-        raise CommandFailed(f"no station ledger at {ledger_path}", EXIT_BAD_INPUT)
-    from ate.provision.ledger import Ledger
-
-    ledger = Ledger(ledger_path)
-    try:
-        pems = {c.fingerprint: c.pem for c in ledger.certificates()}
-    finally:
-        ledger.close()
+def _pem_list(rows: list[RevokedCertificate], pems: dict[str, str]) -> bytes:
+    """The revoked certificates' PEM, as the line store holds them (the provisioning
+    flow records each certificate there when it is issued)."""
     missing = [r.fingerprint for r in rows if r.fingerprint not in pems]
     if missing:
         print(
-            f"ate: {len(missing)} revoked certificate(s) are not in {ledger_path} (issued at "
-            f"another station): {', '.join(missing)}",
+            f"ate: {len(missing)} revoked certificate(s) have no PEM in the line database "
+            f"(recorded from unit records only, or before ate kept them): {', '.join(missing)}",
             file=sys.stderr,
         )
     return "".join(pems[r.fingerprint] for r in rows if r.fingerprint in pems).encode()

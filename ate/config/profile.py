@@ -167,6 +167,16 @@ class CloudSpec(Strict):
     )
 
 
+class IssuanceSpec(Strict):
+    """How many certificates the CA may sign; the line store checks before every
+    signature (ate.store: authorize_issue) and audits a refusal."""
+
+    lot_quota: Int = Field(100_000, ge=1, description="certificates signed per lot, at most")
+    per_station_per_hour: Int = Field(
+        3_600, ge=1, description="certificates one station may have signed in any hour"
+    )
+
+
 class FlashEncryptionSpec(Strict):
     key: Literal["off", "host", "device"] = Field(
         "host",
@@ -217,6 +227,7 @@ class Profile(Strict):
     release: str = Field(description="production firmware release manifest (YAML)")
     security: SecuritySpec = SecuritySpec()
     cloud: CloudSpec = CloudSpec()
+    issuance: IssuanceSpec = IssuanceSpec()
 
     @model_validator(mode="after")
     def _cloud_rules(self) -> Profile:

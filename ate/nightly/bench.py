@@ -1,6 +1,6 @@
 """Runs drawn panels through the station's own code on simulated fixtures.
 
-Owns `NightlyBench` (one station: its state folder, ledger, spool and line database,
+Owns `NightlyBench` (one station: its state folder, journal, spool and line database,
 used by every panel of a run, as a line's station runs panel after panel) and the per-slot
 `SlotOutcome` it observes. For each panel it writes a fixture file whose simulation draws
 the units and their faults, starts the simulated fixture, arms the power cuts, runs the
@@ -31,14 +31,13 @@ from ate.model.events import Event, SlotEnded, StepStarted
 from ate.model.verdict import Verdict
 from ate.nightly.draw import PanelDraw
 from ate.nightly.faults import Outcome, SlotFault
-from ate.provision.ledger import Ledger
 from ate.scheduler.bus import EventBus
 from ate.scheduler.panel import PanelResult
 from ate.scheduler.slot import SlotOptions
 from ate.sim.fixture_check import check_simulation
 from ate.sim.fixture_doc import sim_fixture_doc
 from ate.sim.fixture_twin import SimFixtureThread
-from ate.station.provisioning import LEDGER_FILE, StationProvisioning, open_provisioning
+from ate.station.provisioning import StationProvisioning, local_store_url, open_provisioning
 from ate.station.runner import Endpoints, Outputs, run_one_panel
 from ate.station.store_sink import StoreSink
 from ate.store.api import Store, StoreUnavailable, open_store
@@ -73,7 +72,7 @@ class SlotOutcome:
     cut_fired: bool | None
     efuses_changed: bool  # any eFuse bit differs from the unit's arrival
     locked: bool  # the chip is in Secure Download Mode (or download disabled)
-    certified: bool  # the station's ledger holds a certificate for this unit
+    certified: bool  # the station's line store holds a certificate for this unit
     provisioning: str | None  # the state the station reported
 
 
@@ -178,7 +177,9 @@ class NightlyBench:
             if rerun_slots:
                 twin.set_clamp(True)  # the operator closes the clamp again
                 second = self._panel(twin, fixture, draw, run, with_fault=False)
-            ledger = Ledger(self.state_dir / LEDGER_FILE)
+            # The station's line store: its local store file (no line database is given to
+            # the provisioning here, so a line database away stops records, not identities).
+            line_store = open_store(local_store_url(self.state_dir))
             try:
                 for s in draw.slots:
                     run.outcomes.append(
@@ -192,11 +193,11 @@ class NightlyBench:
                             run.panel_fault_fired,
                             twin,
                             arrival[s.slot],
-                            ledger,
+                            line_store,
                         )
                     )
             finally:
-                ledger.close()
+                line_store.close()
         run.seconds = time.monotonic() - started
         return run
 
@@ -328,7 +329,7 @@ class NightlyBench:
         panel_fault: bool,
         twin: SimFixtureThread,
         arrival: bytes,
-        ledger: Ledger,
+        line_store: Store,
     ) -> SlotOutcome:
         r1 = first.slots[slot]
         final = r1 if second is None else second.slots[slot]
@@ -347,7 +348,7 @@ class NightlyBench:
         unit = r1.unit or final.unit  # a cut before identification: the rerun names it
         mac = unit.mac if unit else None
         bank = _bank(twin, slot)
-        cert = ledger.certificate(mac) if mac else None
+        cert = line_store.certificate(mac) if mac else None
         return SlotOutcome(
             panel=draw.index,
             slot=slot,

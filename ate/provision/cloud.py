@@ -1,9 +1,9 @@
-"""Per-lot cloud outputs, rebuilt from the ledger after each panel and written atomically:
+"""Per-lot cloud outputs, rebuilt from the line store after each panel and written atomically:
 the CA bundle and the subject fields a JITR/JITP template reads, or a bulk-registration
 manifest (newline-delimited JSON, one locked unit a line); and, with registration
 `aws_iot`, each locked unit put on the station's cloud-registration queue.
 
-May import ate.provision.ledger, ate.provision.profile, ate.provision.cloud_queue and
+May import ate.store.api's rows, ate.provision.profile, ate.provision.cloud_queue and
 ate.records (atomic writes).
 """
 
@@ -12,11 +12,22 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Protocol
 
 from ate.provision.cloud_queue import CloudQueue, Unit
-from ate.provision.ledger import Ledger
 from ate.provision.profile import LoadedProfile
 from ate.records.unit_record import write_bytes_atomic, write_json_atomic
+from ate.store.api import CertificateRow, ProvUnit
+
+
+class LotRecords(Protocol):
+    """A lot's units and certificates as the line store holds them (blocking reads;
+    ate.station.line.LineDb)."""
+
+    def units_now(self, lot: str | None) -> list[ProvUnit]: ...
+
+    def certificates_now(self, lot: str | None) -> list[CertificateRow]: ...
+
 
 # The certificate subject fields a JITP template can take parameters from.
 _JITP_PARAMETERS = {
@@ -39,7 +50,7 @@ def thing_name(profile: LoadedProfile, serial: str, mac: str) -> str:
 
 
 def write_cloud_outputs(
-    profile: LoadedProfile, ledger: Ledger, out_dir: Path, lot: str
+    profile: LoadedProfile, records: LotRecords, out_dir: Path, lot: str
 ) -> list[Path]:
     """Write (again) this lot's outputs; returns the files written."""
     kind = profile.model.cloud.output
@@ -72,10 +83,10 @@ def write_cloud_outputs(
         write_json_atomic(path, fields)
         written.append(path)
         return written
-    locked = {u.chip_id: u for u in ledger.units(lot) if u.state == "locked"}
+    locked = {u.chip_id: u for u in records.units_now(lot) if u.state == "locked"}
     lines = []
-    for row in ledger.certificates(lot):
-        if row.chip_id not in locked:
+    for row in records.certificates_now(lot):
+        if row.chip_id not in locked or not row.pem:
             continue
         lines.append(
             json.dumps(
@@ -94,14 +105,14 @@ def write_cloud_outputs(
 
 
 def queue_locked_units(
-    profile: LoadedProfile, ledger: Ledger, queue: CloudQueue, lot: str | None
+    profile: LoadedProfile, records: LotRecords, queue: CloudQueue, lot: str | None
 ) -> int:
     """Put this lot's locked units on the registration queue; how many were new to it (a
     unit already queued or registered is left as it is)."""
-    locked = {u.chip_id for u in ledger.units(lot) if u.state == "locked"}
+    locked = {u.chip_id for u in records.units_now(lot) if u.state == "locked"}
     added = 0
-    for row in ledger.certificates(lot):
-        if row.chip_id in locked:
+    for row in records.certificates_now(lot):
+        if row.chip_id in locked and row.pem:
             unit = Unit(
                 row.chip_id,
                 row.serial,

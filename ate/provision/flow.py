@@ -2,10 +2,15 @@
 possession, partitions, production firmware, eFuse lock-down last.
 
 Every step checks the unit's state first, so a re-run after a power loss at any instant
-continues where the unit is; every irreversible act is recorded in the ledger (intent
-before, outcome after) and announced on the event stream.
+continues where the unit is; every irreversible act is recorded in the station's journal
+(intent before, outcome after) and announced on the event stream. The unit's serial,
+certificate and provisioning state are the line store's (LineStore), claimed there before
+anything is signed or burned; the CA signs only what the store lets it (the issuance
+guard: claimed by this station in this lot, tests PASSed in this panel, within the lot's
+quota and the station's hourly rate).
 
-May import ate.drivers, ate.pki, ate.provision, ate.model and ate.scheduler's hook types.
+May import ate.drivers, ate.pki, ate.provision, ate.model, ate.store.api's rows and
+ate.scheduler's hook types.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ate.drivers.esp.errors import EfuseRefused
 from ate.drivers.esp.log_capture import SlotCapture, captured
 from ate.drivers.line_client import DeviceError, DeviceGone
 from ate.model.events import Event, ProvisionAct
+from ate.model.prov_state import FACTORY, reached, state_of
 from ate.model.verdict import Verdict
 from ate.pki.ca import new_cert_serial
 from ate.pki.csr import check_csr, fingerprint, public_key_bytes, subject_for
@@ -48,11 +54,12 @@ from ate.provision.identity import (
     encode_usr_data,
     normalise_serial,
 )
-from ate.provision.ledger import CertRow, Ledger, LedgerError, now_iso, rank
+from ate.provision.journal import Journal, JournalError, now_iso
 from ate.provision.partitions import NvsEntry, build_nvs, build_secure_cert, read_secure_cert
 from ate.provision.profile import LoadedProfile, file_sha256
 from ate.provision.release import encrypt_for_flash
 from ate.scheduler.slot import LogSink, ProgressSink, Provisioned, SlotAccess
+from ate.store.api import CertificateRow, IssuancePolicy, ProvUnit
 
 T = TypeVar("T")
 PROOF_PREFIX = b"ate-proof/1:"
@@ -62,13 +69,35 @@ USR_BLOCK = "BLOCK_USR_DATA"
 Checkpoint = Callable[[str, str], Awaitable[None]]  # (chip id, point)
 
 
-class LineClaims(Protocol):
-    """Line-wide claims in the shared database (ate.station.line), raising Refused when
-    another unit holds the serial or the database cannot be reached."""
+class LineStore(Protocol):
+    """The line store, the one owner of every unit's serial, certificate and provisioning
+    state (ate.station.line.LineDb over ate.store). Raises Refused when a rule refuses
+    (another unit holds the serial, another station claimed the unit, the issuance guard
+    says no) or the store cannot be reached."""
+
+    async def unit(self, chip_id: str) -> ProvUnit | None: ...
+
+    async def certificate(self, chip_id: str) -> CertificateRow | None: ...
+
+    async def advance(self, chip_id: str, state: str) -> str: ...
 
     async def claim_serial(self, chip_id: str, serial: str) -> None: ...
 
-    async def record_certificate(self, row: CertRow) -> None: ...
+    async def claim_issuance(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, tested: str
+    ) -> None: ...
+
+    async def authorize_issue(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, policy: IssuancePolicy
+    ) -> None: ...
+
+    async def record_certificate(self, row: CertificateRow) -> None: ...
+
+
+def at_least(state: str, target: str) -> bool:
+    """Whether a unit in `state` got as far as the factory state `target` (every state
+    after the factory counts as past all of it)."""
+    return reached(state_of(state), state_of(target))
 
 
 class Refused(Exception):
@@ -109,7 +138,7 @@ class UnitContext:
     log: LogSink = lambda line: None  # host tool output about this unit
     acts: list[dict[str, Any]] = field(default_factory=list)
     serial: str | None = None
-    cert: CertRow | None = None
+    cert: CertificateRow | None = None
 
     product: str | None = None
     lot: str | None = None
@@ -137,13 +166,15 @@ class UnitContext:
 
 
 class Provisioner:
-    """Station-wide: one profile, one CA, one ledger; provisions units slot by slot."""
+    """Station-wide: one profile, one CA, one journal, one line store; provisions units
+    slot by slot."""
 
     def __init__(
         self,
         profile: LoadedProfile,
-        ledger: Ledger,
+        journal: Journal,
         *,
+        line: LineStore,
         station: str,
         operator: str,
         gate: Gate,
@@ -152,12 +183,11 @@ class Provisioner:
         checkpoint: Checkpoint | None = None,
         labels: dict[int, str] | None = None,
         require_label: bool = False,
-        line: LineClaims | None = None,
         boot_timeout: float = 10.0,
     ) -> None:
         self.profile = profile
         self.boot_timeout = boot_timeout  # lock-down to the production app's banner
-        self.ledger = ledger
+        self.journal = journal
         self.station = station
         self.operator = operator
         self.gate = gate
@@ -187,10 +217,10 @@ class Provisioner:
     async def _act(
         self, unit: UnitContext, act: str, kind: str, status: str, detail: dict[str, Any]
     ) -> None:
-        """Durable first (the ledger commits with fsync), then announced."""
+        """Durable first (the journal commits with fsync), then announced."""
         detail = {**detail, "slot": unit.slot}
-        await self.ledger.call(
-            lambda: self.ledger.act(
+        await self.journal.call(
+            lambda: self.journal.act(
                 unit.mac,
                 act,
                 kind,
@@ -205,9 +235,11 @@ class Provisioner:
         unit.emit(ProvisionAct(unit.panel_id, unit.slot, act, kind, status, detail))
 
     async def _advance(self, unit: UnitContext, state: str) -> str:
-        return await self.ledger.call(
-            lambda: self.ledger.advance(unit.mac, state, profile=self.profile.name, lot=self.lot)
-        )
+        return await self.line.advance(unit.mac, state)
+
+    def _policy(self) -> IssuancePolicy:
+        spec = self.profile.model.issuance
+        return IssuancePolicy(spec.lot_quota, spec.per_station_per_hour)
 
     # -- after the tests: the app phase, then the ROM phase -------------------------------
 
@@ -219,7 +251,7 @@ class Provisioner:
         )
         unit.label = label if label is not None else self.labels.get(access.slot)
         if unit.label is None and self.require_label:
-            return self._stopped(
+            return await self._stopped(
                 unit,
                 Verdict.ERROR,
                 "provision: no label was scanned for this slot; scan the unit's label, then retest",
@@ -231,7 +263,11 @@ class Provisioner:
                 raise Refused(f"provisioning refused: {names} changed since the tests ran")
             uid = access.rom.get("optional_unique_id")
             await self._app_phase(
-                unit, access.dut, access.slot, bytes.fromhex(uid) if isinstance(uid, str) else None
+                unit,
+                access.dut,
+                access.slot,
+                bytes.fromhex(uid) if isinstance(uid, str) else None,
+                access.tested,
             )
             access.phase("lock")
             await access.release_port()
@@ -246,11 +282,11 @@ class Provisioner:
                 state = await self.finish_in_rom(flasher, unit)
             await self._boot_check(unit, access, endpoint)
         except Refused as exc:
-            return self._stopped(unit, exc.verdict, str(exc))
-        except (CaUnavailable, PkiError, LedgerError) as exc:
-            return self._stopped(unit, Verdict.ERROR, f"provision: {exc}")
+            return await self._stopped(unit, exc.verdict, str(exc))
+        except (CaUnavailable, PkiError, JournalError) as exc:
+            return await self._stopped(unit, Verdict.ERROR, f"provision: {exc}")
         except (FlashError, DeviceError) as exc:
-            return self._stopped(unit, Verdict.ERROR, f"provision: {exc}")
+            return await self._stopped(unit, Verdict.ERROR, f"provision: {exc}")
         return Provisioned(Verdict.PASS, "", unit.section(state))
 
     def expected_banner(self, unit: UnitContext) -> dict[str, str]:
@@ -261,7 +297,7 @@ class Provisioner:
             "version": self.profile.release.version,
             "serial": unit.serial,
             "cert": unit.cert.fingerprint,
-            "key": "sha256:" + hashlib.sha256(unit.cert.public_key).hexdigest(),
+            "key": "sha256:" + hashlib.sha256(bytes.fromhex(unit.cert.public_key)).hexdigest(),
             "sb": str(int(any(s.phase == "secure_boot" for s in plan.steps))),
         }
         if self.profile.model.security.flash_encryption.key != "device":
@@ -300,8 +336,11 @@ class Provisioner:
                 Verdict.FAIL,
             )
 
-    def _stopped(self, unit: UnitContext, verdict: Verdict, reason: str) -> Provisioned:
-        row = self.ledger.unit(unit.mac)
+    async def _stopped(self, unit: UnitContext, verdict: Verdict, reason: str) -> Provisioned:
+        try:
+            row = await self.line.unit(unit.mac)
+        except Refused:  # the store is away: the state is not known here
+            return Provisioned(verdict, reason, unit.section("unknown"))
         return Provisioned(verdict, reason, unit.section(row.state if row else "untouched"))
 
     def flasher(
@@ -335,23 +374,31 @@ class Provisioner:
         )
 
     async def _app_phase(
-        self, unit: UnitContext, dut: TestFirmwareClient, slot: int, unique_id: bytes | None
+        self,
+        unit: UnitContext,
+        dut: TestFirmwareClient,
+        slot: int,
+        unique_id: bytes | None,
+        tested: Verdict,
     ) -> None:
         """Identity, key, certificate and proof, through the test firmware."""
         mac = unit.mac
-        row = await self.ledger.call(self.ledger.unit, mac)
-        if row is not None and rank(row.state) >= rank("written"):
+        row = await self.line.unit(mac)
+        if row is not None and at_least(row.state, "written"):
             raise Refused(f"unit {mac} is already {row.state}; it is finished from the ROM loader")
         serial = self.derive(mac, unique_id)
         unit.serial = serial
         await self._advance(unit, "tested")
-        try:
-            await self.ledger.call(self.ledger.claim_serial, mac, serial)
-        except LedgerError as exc:
-            raise Refused(f"serial: {exc}") from None
-        if self.line is not None:
-            # Line-wide, in the shared database: another station may hold this serial.
-            await self.line.claim_serial(mac, serial)
+        # Line-wide, before anything is signed or burned: the serial (another unit may hold
+        # it), then the issuance (another station may be provisioning this unit).
+        await self.line.claim_serial(mac, serial)
+        await self.line.claim_issuance(
+            mac,
+            station=self.station,
+            lot=self.lot or "",
+            panel_id=unit.panel_id,
+            tested=tested.value,
+        )
         await self.point(unit, "serial-claimed")
 
         pub, new = await dut.prov_key()
@@ -368,9 +415,14 @@ class Provisioner:
                 "it reports; no certificate issued",
                 Verdict.FAIL,
             )
-        cert_row = await self.ledger.call(self.ledger.certificate, mac)
+        cert_row = await self.line.certificate(mac)
         if cert_row is not None:
-            if cert_row.public_key != pub:
+            if not cert_row.pem:
+                raise Refused(
+                    f"unit {mac} has certificate {cert_row.fingerprint} on the line, recorded "
+                    "without the certificate itself; it cannot be written to the unit"
+                )
+            if bytes.fromhex(cert_row.public_key) != pub:
                 raise Refused(
                     f"unit {mac} already has certificate {cert_row.fingerprint} for another "
                     f"key (the device reports a {'new' if new else 'different'} key); one unit, "
@@ -378,8 +430,6 @@ class Provisioner:
                 )
         else:
             cert_row = await self._issue(unit, dut, pub)
-        if self.line is not None:  # again after a re-run: the same row is no second claim
-            await self.line.record_certificate(cert_row)
         unit.cert = cert_row
         await self._advance(unit, "certified")
         await self._prove(unit, dut, cert_row, slot, challenge, signature)
@@ -390,7 +440,9 @@ class Provisioner:
         p = self.profile.model
         return subject_for(self.profile.template, serial=serial, mac=mac, product=p.product.name)
 
-    async def _issue(self, unit: UnitContext, dut: TestFirmwareClient, pub: bytes) -> CertRow:
+    async def _issue(
+        self, unit: UnitContext, dut: TestFirmwareClient, pub: bytes
+    ) -> CertificateRow:
         assert unit.serial is not None
         ca = self.profile.ca
         if ca is None:
@@ -427,6 +479,14 @@ class Provisioner:
             await self.point(unit, "cert-intent")
             try:
                 async with self._issue_lock:
+                    # The store lets the CA sign, or refuses (and audits why), now.
+                    await self.line.authorize_issue(
+                        unit.mac,
+                        station=self.station,
+                        lot=self.lot or "",
+                        panel_id=unit.panel_id,
+                        policy=self._policy(),
+                    )
                     cert = await asyncio.to_thread(
                         ca.issue,
                         csr,
@@ -435,24 +495,24 @@ class Provisioner:
                         serial_number=number,
                         now=issued_at,
                     )
-            except CaUnavailable as exc:
+            except (CaUnavailable, Refused) as exc:
                 await self._act(unit, "cert.issue", "outcome", "failed", {"error": str(exc)})
                 raise
             await self.point(unit, "cert-signed")
-            row = CertRow(
+            row = CertificateRow(
                 fingerprint=fingerprint(cert),
                 chip_id=unit.mac,
                 serial=unit.serial,
-                public_key=pub,
                 cert_serial=f"{cert.serial_number:x}",
                 issuer=cert.issuer.rfc4514_string(),
                 not_after=cert.not_valid_after_utc.isoformat(),
-                pem=cert.public_bytes(Encoding.PEM).decode(),
                 station=self.station,
                 operator=self.operator,
                 issued_at=now_iso(),
+                pem=cert.public_bytes(Encoding.PEM).decode(),
+                public_key=pub.hex(),
             )
-            await self.ledger.call(self.ledger.record_certificate, row)
+            await self.line.record_certificate(row)
             await self._act(
                 unit,
                 "cert.issue",
@@ -472,7 +532,7 @@ class Provisioner:
     async def _pending_issue(self, unit: UnitContext) -> tuple[int, dt.datetime] | None:
         """An issuance whose intent was recorded but whose outcome was not (the station
         stopped in between): its serial number and start, to issue the same again."""
-        acts = await self.ledger.call(self.ledger.acts, unit.mac)
+        acts = await self.journal.call(self.journal.acts, unit.mac)
         pending = None
         for a in acts:
             if a.act != "cert.issue":
@@ -489,7 +549,7 @@ class Provisioner:
         self,
         unit: UnitContext,
         dut: TestFirmwareClient,
-        cert_row: CertRow,
+        cert_row: CertificateRow,
         slot: int,
         challenge: bytes,
         signature: bytes,
@@ -514,7 +574,7 @@ class Provisioner:
         subject_serial = _attr(cert.subject, NameOID.SERIAL_NUMBER)
         if subject_serial != unit.serial:
             problems.append(f"certificate serialNumber {subject_serial} != serial {unit.serial}")
-        if public_key_bytes(key) != cert_row.public_key:
+        if public_key_bytes(key).hex() != cert_row.public_key:
             problems.append("the certificate's key is not the device's key")
         label = unit.label
         if label is not None and normalise_serial(label) != unit.serial:
@@ -546,17 +606,27 @@ class Provisioner:
         info = flasher.info
         if info.mac is None:
             return await self._recognise_locked(info.security, panel_id, slot, emit)
-        row = await self.ledger.call(self.ledger.unit, info.mac)
-        if row is None:
+        try:
+            row = await self.line.unit(info.mac)
+        except Refused as exc:
+            return Verdict.ERROR, str(exc), {"state": "unknown"}
+        if row is None or row.state == "new":
             if info.security.secure_boot or info.security.flash_encryption:
                 return (
                     Verdict.ERROR,
-                    f"unit {info.mac} has security eFuses burned but this station's ledger "
-                    "has no record of it; it is not re-tested",
+                    f"unit {info.mac} has security eFuses burned but the line store has no "
+                    "record of its provisioning; it is not re-tested",
                     {"state": "unknown"},
                 )
             return None
-        if rank(row.state) < rank("written"):
+        if state_of(row.state) not in FACTORY:
+            return (
+                Verdict.ERROR,
+                f"unit {info.mac} is {row.state} on the line; it left the factory and is not "
+                "tested or provisioned again",
+                {"state": row.state},
+            )
+        if not at_least(row.state, "written"):
             return None
         unit = self._unit(info.mac, panel_id, slot, emit, log or (lambda line: None))
         unit.serial = row.serial
@@ -564,7 +634,7 @@ class Provisioner:
             statuses = await efuse_plan.inspect(self.profile.plan, EfuseSession(flasher))
             todo = [s.step.id for s in statuses if s.state != "done"]
             if not todo:
-                unit.cert = await self.ledger.call(self.ledger.certificate, info.mac)
+                unit.cert = await self.line.certificate(info.mac)
                 return Verdict.PASS, "already provisioned and locked", unit.section("locked")
         try:
             state = await self.finish_in_rom(flasher, unit)
@@ -582,7 +652,7 @@ class Provisioner:
         """Secure Download Mode: the MAC cannot be read. The last fuse of every plan is the
         download lock, burned only after all others read back as burned; the flags the ROM
         still reports must match this profile's plan. A unit whose power went between that
-        last burn and its record is found in the ledger by where it was (this fixture and
+        last burn and its record is found in the journal by where it was (this fixture and
         slot, its last act that burn's intent) and its record completed."""
         plan = self.profile.model.security
         want_sb = bool(plan.secure_boot.keys)
@@ -603,7 +673,12 @@ class Provisioner:
                 section,
             )
         fixture = panel_id.rsplit("-", 2)[0]
-        pending = await self.ledger.call(self.ledger.pending_final_burn, fixture, slot)
+        candidates = await self.journal.call(self.journal.unfinished_final_burns, fixture, slot)
+        pending = []
+        for mac, act in candidates:
+            row = await self.line.unit(mac)
+            if row is not None and row.state == "locking":
+                pending.append((mac, act))
         if len(pending) == 1:
             mac, act = pending[0]
             unit = self._unit(mac, panel_id, slot, emit, lambda line: None)
@@ -615,20 +690,20 @@ class Provisioner:
                 {"detail": "found in Secure Download Mode after the power went; burned"},
             )
             state = await self._advance(unit, "locked")
-            row = await self.ledger.call(self.ledger.unit, mac)
+            row = await self.line.unit(mac)
             unit.serial = row.serial if row else None
-            unit.cert = await self.ledger.call(self.ledger.certificate, mac)
-            # The MAC the ledger knows travels with the section to the record's unit
+            unit.cert = await self.line.certificate(mac)
+            # The MAC the journal knows travels with the section to the record's unit
             # identity (flashing.py moves it there): without it the line database could
             # not file this record under any unit.
-            section = {**unit.section(state), "recognised_by": "ROM flags and ledger", "mac": mac}
+            section = {**unit.section(state), "recognised_by": "ROM flags and journal", "mac": mac}
         else:
             # Flags that match our plan prove nothing: another line's units match them too.
             # Without this station's own record of that last burn here, it is not ours.
             return (
                 Verdict.ERROR,
                 "locked elsewhere or unknown: the unit is in Secure Download Mode (its MAC is "
-                f"unreadable) and this station's ledger has {len(pending) or 'no'} unfinished "
+                f"unreadable) and this station's journal has {len(pending) or 'no'} unfinished "
                 f"final burn{'s' if len(pending) != 1 else ''} at fixture {fixture} slot "
                 f"{slot}; nothing was touched",
                 {"state": "unknown", "recognised_by": "none"},
@@ -646,12 +721,20 @@ class Provisioner:
         """From a connected ROM loader to a locked unit. Returns the final state."""
         mac = unit.mac
         if unit.cert is None:
-            unit.cert = await self.ledger.call(self.ledger.certificate, mac)
-        row = await self.ledger.call(self.ledger.unit, mac)
+            unit.cert = await self.line.certificate(mac)
+        row = await self.line.unit(mac)
         if unit.cert is None or row is None or row.serial is None:
-            raise Refused(f"unit {mac}: no certificate in the ledger; it must be tested first")
-        if rank(row.state) < rank("proven"):
+            raise Refused(f"unit {mac}: no certificate on the line; it must be tested first")
+        if not unit.cert.pem:
+            raise Refused(f"unit {mac}: its certificate is on the line without the PEM")
+        if not at_least(row.state, "proven"):
             raise Refused(f"unit {mac} has no recorded proof of possession; no proof, no lock")
+        if row.claimed_by != self.station:
+            # Its journal (intents, images as written, the sealed key) is at that station.
+            raise Refused(
+                f"unit {mac} is claimed for provisioning by station {row.claimed_by}; it is "
+                "finished there, not here: nothing was burned or written"
+            )
         unit.serial = row.serial
         efuses = EfuseSession(flasher)
         await self._burn_serial(unit, efuses)
@@ -760,7 +843,7 @@ class Provisioner:
     async def _check_identity(
         self, unit: UnitContext, flasher: EspFlasher, efuses: EfuseSession
     ) -> None:
-        """Before any lock-down fuse: eFuse serial, ledger serial, certificate subject and
+        """Before any lock-down fuse: eFuse serial, the line's serial, certificate subject and
         the chip's MAC must all name the same unit."""
         assert unit.cert is not None
         usr = decode_usr_data(_as_bytes(await efuses.read(USR_BLOCK)))
@@ -771,7 +854,7 @@ class Provisioner:
         if _attr(cert.subject, NameOID.SERIAL_NUMBER) != unit.serial:
             problems.append("certificate subject serialNumber differs")
         if flasher.info.mac != unit.mac:
-            problems.append(f"ROM reports MAC {flasher.info.mac}, the ledger {unit.mac}")
+            problems.append(f"ROM reports MAC {flasher.info.mac}, the line store {unit.mac}")
         if problems:
             raise Refused("identity check before lock: " + "; ".join(problems))
 
@@ -812,7 +895,7 @@ class Provisioner:
             # The key is in the chip and gone from everywhere else: what was written with
             # it can only be checked against the MD5s recorded when it was written.
             for off, _data, role in images:
-                known = await self.ledger.call(self.ledger.flash_image, unit.mac, off)
+                known = await self.journal.call(self.journal.flash_image, unit.mac, off)
                 if known is None or await flasher.md5(off, known[0]) != known[1]:
                     raise Refused(
                         f"production {role} at {off:#x} is not what was written before the "
@@ -824,8 +907,8 @@ class Provisioner:
                 await flasher.write([(off, data)])
                 await self.point(unit, f"firmware-{role}")
             md5 = hashlib.md5(data).hexdigest()
-            await self.ledger.call(
-                self.ledger.record_flash_image, unit.mac, off, len(data), md5, role
+            await self.journal.call(
+                self.journal.record_flash_image, unit.mac, off, len(data), md5, role
             )
         return key
 
@@ -847,7 +930,7 @@ class Provisioner:
         offset, _size = self.profile.layout["dev_key"]
         if fe_key is None:
             sealed = None
-            for a in await self.ledger.call(self.ledger.acts, unit.mac):
+            for a in await self.journal.call(self.journal.acts, unit.mac):
                 if a.act == "dev_key.seal" and a.kind == "intent":
                     sealed = bytes.fromhex(str(a.detail["ciphertext"]))
             if sealed is None:
@@ -859,7 +942,7 @@ class Provisioner:
             return sealed
         plain = await flasher.read(offset, devkey_seal.SEAL_BYTES)
         assert unit.cert is not None
-        if devkey_seal.record_public_key(plain) != unit.cert.public_key:
+        if devkey_seal.record_public_key(plain) != bytes.fromhex(unit.cert.public_key):
             raise Refused(
                 f"dev_key at {offset:#x} does not hold the certified device key in plain "
                 "text; it cannot be sealed for the production app: nothing was burned"
@@ -892,17 +975,17 @@ class Provisioner:
     async def _journal_agrees_with_chip(
         self, unit: UnitContext, statuses: list[efuse_plan.StepStatus]
     ) -> None:
-        """A burn the ledger records as done must read back as done: when the two
-        disagree, the chip is not the one the ledger describes (swapped, tampered, or a
+        """A burn the journal records as done must read back as done: when the two
+        disagree, the chip is not the one the journal describes (swapped, tampered, or a
         torn record) and no act may be done again on either's word. A person decides."""
         recorded: dict[str, str] = {}
-        for a in await self.ledger.call(self.ledger.acts, unit.mac):
+        for a in await self.journal.call(self.journal.acts, unit.mac):
             if a.act.startswith("efuse:") and a.kind == "outcome":
                 recorded[a.act.removeprefix("efuse:")] = a.status
         for s in statuses:
             if recorded.get(s.step.id) in ("done", "already") and s.state != "done":
                 raise Refused(
-                    f"conflict: the ledger records eFuse step {s.step.id} as burned on unit "
+                    f"conflict: the journal records eFuse step {s.step.id} as burned on unit "
                     f"{unit.mac}, but the chip reads it {s.state} ({s.detail}); nothing more is "
                     "burned or written: resolve by hand"
                 )
@@ -912,7 +995,7 @@ class Provisioner:
         last act, or the outcome failed): only such a half-burned key block is finished;
         any other is someone else's and a conflict."""
         last: dict[str, tuple[str, str]] = {}
-        for a in await self.ledger.call(self.ledger.acts, unit.mac):
+        for a in await self.journal.call(self.journal.acts, unit.mac):
             if a.act.startswith("efuse:"):
                 last[a.act.removeprefix("efuse:")] = (a.kind, a.status)
         return frozenset(
@@ -953,7 +1036,7 @@ class Provisioner:
 
 
 class _Journal:
-    """The eFuse plan's intent/outcome, into the ledger and the event stream, with the
+    """The eFuse plan's intent/outcome, into the journal and the event stream, with the
     power-cut seam on both sides of every burn."""
 
     def __init__(self, owner: Provisioner, unit: UnitContext) -> None:

@@ -101,6 +101,9 @@ class SlotAccess:
     panel_id: str
     slot: int
     unit: UnitIdentity
+    # The verdict of this unit's tests in this panel, as the slot judged them: the
+    # provisioning flow records it in the line store, which lets the CA sign only a PASS.
+    tested: Verdict
     dut: TestFirmwareClient
     controller: FixtureController
     rom: dict[str, Any]  # what the ROM-loader phase recorded
@@ -326,7 +329,9 @@ class SlotRun:
             if verdict is Verdict.PASS:
                 verdict, reason = self._identity_still_ours()
             if verdict is Verdict.PASS and self.binding.provision is not None:
-                verdict, reason = await self._provision(self.binding.provision, dut, client)
+                verdict, reason = await self._provision(
+                    self.binding.provision, dut, client, verdict
+                )
             return self.result(verdict, reason)
         except asyncio.CancelledError:
             raise
@@ -353,7 +358,7 @@ class SlotRun:
         return (Verdict.ERROR, clash) if clash else (Verdict.PASS, "")
 
     async def _provision(
-        self, provision: Provision, dut: TestFirmwareClient, client: LineClient
+        self, provision: Provision, dut: TestFirmwareClient, client: LineClient, tested: Verdict
     ) -> tuple[Verdict, str]:
         """The unit passed every step of this run: provision it. Only here, only now."""
         assert self.unit is not None  # bring-up identified it
@@ -366,6 +371,7 @@ class SlotRun:
             panel_id=self.panel_id,
             slot=self.slot,
             unit=self.unit,
+            tested=tested,
             dut=dut,
             controller=self.controller,
             rom=dict(self.extra.get("rom", {})),

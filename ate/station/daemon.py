@@ -29,7 +29,7 @@ from ate.mes.registry import open_gate
 from ate.model.events import Event, PanelStarted
 from ate.provision.cloud_queue import CloudWorker
 from ate.provision.critical import CriticalSections
-from ate.provision.ledger import LedgerError
+from ate.provision.journal import JournalError
 from ate.provision.profile import CaNotReady
 from ate.scheduler.bus import EventBus
 from ate.scheduler.slot import SlotOptions
@@ -315,7 +315,7 @@ class Station:
                     line=line,
                     require_label=st.label_scan == "required",
                 )
-            except (CaNotReady, LedgerError) as exc:
+            except (CaNotReady, JournalError) as exc:
                 line.close()
                 raise CannotStart(f"cannot provision: {exc}") from None
             except InputError:

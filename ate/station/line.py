@@ -1,7 +1,10 @@
 """The line database as the station's running panels consult it: the retest policy before
-a unit is tested, and the line-wide claims (serial, certificate) before one is
-provisioned. Blocking store calls run on one worker thread; a database that cannot be
-reached is reported, never waited for.
+a unit is tested, and, for the provisioning flow, the one owner of every unit's serial,
+certificate and provisioning state (ate.provision.flow.LineStore): claims before anything
+is signed or burned, the issuance guard before the CA signs, the state as it moves.
+A station without a configured line database uses its local store file (the same
+interface, `ate.cli.store_cmds.default_db_url`). Blocking store calls run on one worker
+thread; a database that cannot be reached is reported, never waited for.
 
 May import ate.mes, ate.store and ate.provision (the claims it makes for the flow).
 """
@@ -18,10 +21,10 @@ from ate.mes.gate import admit_through
 from ate.mes.linedb import LineDbGate
 from ate.model.verdict import Verdict
 from ate.provision.flow import Refused
-from ate.provision.ledger import CertRow
 from ate.store.api import (
     CertificateRow,
-    InvariantViolation,
+    IssuancePolicy,
+    ProvUnit,
     Store,
     StoreError,
     StoreUnavailable,
@@ -74,32 +77,65 @@ class LineDb:
         self._pool.submit(shut).result(timeout=10)
         self._pool.shutdown(wait=True)
 
-    # -- line-wide claims for the provisioning flow (ate.provision.flow.LineClaims) -------
+    # -- the provisioning flow's store (ate.provision.flow.LineStore) ------------------------
+
+    async def unit(self, chip_id: str) -> ProvUnit | None:
+        return await self._ask(lambda s: s.prov_unit(chip_id), f"unit {chip_id}")
+
+    async def certificate(self, chip_id: str) -> CertificateRow | None:
+        return await self._ask(
+            lambda s: s.certificate(chip_id), f"the certificate of unit {chip_id}"
+        )
+
+    async def advance(self, chip_id: str, state: str) -> str:
+        return await self._ask(lambda s: s.advance(chip_id, state), f"unit {chip_id}'s state")
 
     async def claim_serial(self, chip_id: str, serial: str) -> None:
-        await self._claim(lambda s: s.claim_serial(chip_id, serial), f"serial {serial}")
+        await self._ask(lambda s: s.claim_serial(chip_id, serial), f"serial {serial}")
 
-    async def record_certificate(self, row: CertRow) -> None:
-        line_row = CertificateRow(
-            fingerprint=row.fingerprint,
-            chip_id=row.chip_id,
-            serial=row.serial,
-            cert_serial=row.cert_serial,
-            issuer=row.issuer,
-            not_after=row.not_after,
-            station=row.station,
-            operator=row.operator,
-            issued_at=row.issued_at,
+    async def claim_issuance(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, tested: str
+    ) -> None:
+        await self._ask(
+            lambda s: s.claim_issuance(
+                chip_id, station=station, lot=lot, panel_id=panel_id, tested=tested
+            ),
+            f"the issuance for unit {chip_id}",
         )
-        await self._claim(lambda s: s.record_certificate(line_row), f"certificate of {row.serial}")
 
-    async def _claim(self, fn: Callable[[Store], None], what: str) -> None:
+    async def authorize_issue(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, policy: IssuancePolicy
+    ) -> None:
+        await self._ask(
+            lambda s: s.authorize_issue(
+                chip_id, station=station, lot=lot, panel_id=panel_id, policy=policy
+            ),
+            f"the signature for unit {chip_id}",
+        )
+
+    async def record_certificate(self, row: CertificateRow) -> None:
+        await self._ask(lambda s: s.record_certificate(row), f"certificate of {row.serial}")
+
+    # -- read from a thread (the per-lot outputs after a panel) --------------------------------
+
+    def units_now(self, lot: str | None) -> list[ProvUnit]:
+        return self._now(lambda s: s.prov_units(lot))
+
+    def certificates_now(self, lot: str | None) -> list[CertificateRow]:
+        return self._now(lambda s: s.certificates(lot))
+
+    def _now(self, fn: Callable[[Store], T]) -> T:
+        result: T = self._pool.submit(self._run, fn).result()
+        return result
+
+    async def _ask(self, fn: Callable[[Store], T], what: str) -> T:
         try:
-            await self.call(fn)
-        except InvariantViolation as exc:
-            raise Refused(f"line database: {exc}") from None
-        except (LineDown, StoreError) as exc:
+            return await self.call(fn)
+        except LineDown as exc:
             raise Refused(
-                f"line database unreachable ({exc}): the {what} cannot be claimed line-wide, "
-                "so the unit is not provisioned; run it again when the database is back"
+                f"line database unreachable ({exc}): {what} cannot be read or claimed "
+                "line-wide, so the unit is not provisioned; run it again when the database "
+                "is back"
             ) from None
+        except StoreError as exc:  # a rule refused (InvariantViolation, IssuanceRefused)
+            raise Refused(f"line database: {exc}") from None

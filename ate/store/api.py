@@ -34,6 +34,12 @@ class InvariantViolation(StoreError):
     back, a retest the policy forbids."""
 
 
+class IssuanceRefused(InvariantViolation):
+    """The line store will not let the CA sign for this unit: not claimed by this station
+    in this lot and panel, its tests did not PASS, or over the lot's quota or the
+    station's hourly rate. The refusal is in the station's audit chain (kind "issue")."""
+
+
 class MoveRefused(InvariantViolation):
     """A unit move the lifecycle table has no entry for; says the state and what is allowed."""
 
@@ -146,6 +152,31 @@ class CertificateRow:
     station: str
     operator: str
     issued_at: str
+    # The certificate itself and the device's public key (hex, X9.62 uncompressed point),
+    # as the provisioning flow recorded them; "" when the row came from a unit record
+    # (which carries identifiers only) or predates migration 7.
+    pem: str = ""
+    public_key: str = ""
+
+
+@dataclass(frozen=True)
+class ProvUnit:
+    """A unit's identity and how far its provisioning got, as the line store holds them."""
+
+    chip_id: str
+    serial: str | None
+    state: str
+    lot: str | None
+    claimed_by: str | None = None  # the station whose issuance claim holds it, if any
+
+
+@dataclass(frozen=True)
+class IssuancePolicy:
+    """How many certificates the CA may sign: per lot, and per station per hour (the
+    profile's `issuance:`; generous defaults, a line sets its own)."""
+
+    lot_quota: int = 100_000
+    per_station_per_hour: int = 3_600
 
 
 @dataclass(frozen=True)
@@ -328,6 +359,23 @@ class Store(Protocol):
     def claim_serial(self, chip_id: str, serial: str) -> None: ...
     def record_certificate(self, row: CertificateRow) -> None: ...
     def advance(self, chip_id: str, state: str, *, strict: bool = False) -> str: ...
+    def prov_unit(self, chip_id: str) -> ProvUnit | None: ...
+    def prov_units(self, lot: str | None = None) -> list[ProvUnit]: ...
+    def certificate(self, chip_id: str) -> CertificateRow | None: ...
+    def certificates(self, lot: str | None = None) -> list[CertificateRow]: ...
+    def claim_issuance(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, tested: str
+    ) -> None: ...
+    def authorize_issue(
+        self,
+        chip_id: str,
+        *,
+        station: str,
+        lot: str,
+        panel_id: str,
+        policy: IssuancePolicy,
+        signer: AuditSigner | None = None,
+    ) -> None: ...
     def retest_allowed(self, chip_id: str, max_retests: int) -> tuple[bool, str]: ...
     def move_unit(
         self,

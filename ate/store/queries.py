@@ -9,6 +9,7 @@ ate.store.api/audit/ingest only.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 import threading
@@ -37,10 +38,13 @@ from ate.store.api import (
     AuditSigner,
     CertificateRow,
     InvariantViolation,
+    IssuancePolicy,
+    IssuanceRefused,
     MeasurementDetail,
     MeasurementSeries,
     MoveRefused,
     ProvisioningEvent,
+    ProvUnit,
     ReportInput,
     RevokedCertificate,
     RunDetail,
@@ -557,6 +561,154 @@ class SqlStore:
             return now
 
         return self._transact("write", fn, what=f"advance unit {chip}")
+
+    # -- a unit's identity, read back, and the issuance guard ------------------------------
+
+    def prov_unit(self, chip_id: str) -> ProvUnit | None:
+        """The unit's serial, provisioning state and lot; None when the line never saw it."""
+        chip = chip_key(chip_id)
+        row = self._transact(
+            "read",
+            lambda tx: tx.one(
+                "SELECT u.chip_id, u.serial, u.prov_state, u.lot, i.station FROM units u "
+                "LEFT JOIN issuances i ON i.chip_id = u.chip_id WHERE u.chip_id = ?",
+                (chip,),
+            ),
+            what=f"read unit {chip}",
+        )
+        return ProvUnit(*row) if row else None
+
+    def prov_units(self, lot: str | None = None) -> list[ProvUnit]:
+        """Every unit (of `lot`), by serial."""
+        sql = (
+            "SELECT u.chip_id, u.serial, u.prov_state, u.lot, i.station FROM units u "
+            "LEFT JOIN issuances i ON i.chip_id = u.chip_id"
+        )
+        args: tuple[str, ...] = ()
+        if lot is not None:
+            sql, args = sql + " WHERE u.lot = ?", (lot,)
+        rows = self._transact(
+            "read",
+            lambda tx: tx.all(sql + " ORDER BY u.serial, u.chip_id", args),
+            what="read units",
+        )
+        return [ProvUnit(*r) for r in rows]
+
+    def certificate(self, chip_id: str) -> CertificateRow | None:
+        """The unit's certificate, with its PEM and key when the flow recorded it."""
+        chip = chip_key(chip_id)
+        row = self._transact(
+            "read",
+            lambda tx: tx.one(
+                f"SELECT {_CERT_COLUMNS} FROM certificates WHERE chip_id = ?", (chip,)
+            ),
+            what=f"read the certificate of {chip}",
+        )
+        return CertificateRow(*row) if row else None
+
+    def certificates(self, lot: str | None = None) -> list[CertificateRow]:
+        """Every certificate (of the units of `lot`), by serial."""
+        cols = ", ".join(f"c.{c.strip()}" for c in _CERT_COLUMNS.split(","))
+        sql = f"SELECT {cols} FROM certificates c JOIN units u ON u.chip_id = c.chip_id"
+        args: tuple[str, ...] = ()
+        if lot is not None:
+            sql, args = sql + " WHERE u.lot = ?", (lot,)
+        rows = self._transact(
+            "read", lambda tx: tx.all(sql + " ORDER BY c.serial", args), what="read certificates"
+        )
+        return [CertificateRow(*r) for r in rows]
+
+    def claim_issuance(
+        self, chip_id: str, *, station: str, lot: str, panel_id: str, tested: str
+    ) -> None:
+        """Before anything is signed or burned: this station provisions the unit, in `lot`,
+        after its tests in `panel_id` ended `tested`. Another station's claim on the unit
+        refuses it (InvariantViolation, audited): a unit is provisioned at one station,
+        and a second one never gets as far as asking the CA."""
+        chip = chip_key(chip_id)
+        for what, value in (("station", station), ("lot", lot), ("panel", panel_id)):
+            if not isinstance(value, str) or not value:
+                raise StoreError(f"an issuance claim names its {what}")
+
+        def fn(tx: Tx) -> str | None:
+            # Claims and signatures one at a time line-wide: two stations claiming one unit,
+            # or a quota's last certificate, are decided in order (PostgreSQL included).
+            self._serialise(tx, "ate.store.issuance")
+            _ensure_unit(tx, chip)
+            held = tx.one("SELECT station, claimed_at FROM issuances WHERE chip_id = ?", (chip,))
+            if held is not None and held[0] != station:
+                why = (
+                    f"unit {chip} is claimed for provisioning by station {held[0]} (since "
+                    f"{held[1]}); a unit is provisioned at one station: finish it there, or "
+                    "release the claim by hand"
+                )
+                self._refusal(tx, station, chip, lot, panel_id, why)
+                return why
+            now = now_iso()
+            if held is None:
+                tx.run(
+                    "INSERT INTO issuances (chip_id, station, lot, panel_id, tested, claimed_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (chip, station, lot, panel_id, tested, now),
+                )
+            else:
+                tx.run(
+                    "UPDATE issuances SET lot = ?, panel_id = ?, tested = ?, claimed_at = ? "
+                    "WHERE chip_id = ?",
+                    (lot, panel_id, tested, now, chip),
+                )
+            tx.run("UPDATE units SET lot = ? WHERE chip_id = ?", (lot, chip))
+            return None
+
+        why = self._transact("write", fn, what=f"claim the issuance for {chip}")
+        if why is not None:
+            raise InvariantViolation(why)
+
+    def authorize_issue(
+        self,
+        chip_id: str,
+        *,
+        station: str,
+        lot: str,
+        panel_id: str,
+        policy: IssuancePolicy,
+        signer: AuditSigner | None = None,
+    ) -> None:
+        """Just before the CA signs: the unit is claimed by this station, in this lot and
+        panel, its tests there PASSed, it holds no certificate, and the lot's quota and
+        the station's hourly rate leave room. IssuanceRefused otherwise, with the refusal
+        in the station's audit chain (kind "issue"). Signing the same unit again (the
+        station stopped between signing and recording) counts once."""
+        chip = chip_key(chip_id)
+
+        def fn(tx: Tx) -> str | None:
+            self._serialise(tx, "ate.store.issuance")
+            why = _issue_refusal(tx, chip, station, lot, panel_id, policy)
+            if why is not None:
+                self._refusal(tx, station, chip, lot, panel_id, why, signer)
+                return why
+            tx.run(
+                "UPDATE issuances SET signed_at = ? WHERE chip_id = ? AND signed_at IS NULL",
+                (now_iso(), chip),
+            )
+            return None
+
+        why = self._transact("write", fn, what=f"authorize the certificate of {chip}")
+        if why is not None:
+            raise IssuanceRefused(why)
+
+    def _refusal(
+        self,
+        tx: Tx,
+        station: str,
+        chip: str,
+        lot: str,
+        panel_id: str,
+        why: str,
+        signer: AuditSigner | None = None,
+    ) -> None:
+        payload = {"chip_id": chip, "lot": lot, "panel_id": panel_id, "refused": why}
+        self._audit_insert(tx, station, "issue", payload, signer)
 
     def move_unit(
         self,
@@ -1096,12 +1248,17 @@ def _cert_conflict(tx: Tx, cert: CertificateRow) -> str | None:
 def _certify(tx: Tx, cert: CertificateRow, prefix: str) -> None:
     msg = _cert_conflict(tx, cert)
     if msg == "same":
+        if cert.pem:  # a unit record (identifiers only) may have recorded it first
+            tx.run(
+                "UPDATE certificates SET pem = ?, public_key = ? WHERE fingerprint = ? "
+                "AND pem = ''",
+                (cert.pem, cert.public_key, cert.fingerprint),
+            )
         return
     if msg:
         raise InvariantViolation(prefix + msg)
     tx.run(
-        "INSERT INTO certificates (fingerprint, chip_id, serial, cert_serial, issuer, not_after, "
-        "station, operator, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO certificates ({_CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             cert.fingerprint,
             cert.chip_id,
@@ -1112,8 +1269,57 @@ def _certify(tx: Tx, cert: CertificateRow, prefix: str) -> None:
             cert.station,
             cert.operator,
             cert.issued_at,
+            cert.pem,
+            cert.public_key,
         ),
     )
+
+
+_CERT_COLUMNS = (
+    "fingerprint, chip_id, serial, cert_serial, issuer, not_after, station, operator, "
+    "issued_at, pem, public_key"
+)
+
+
+def _issue_refusal(
+    tx: Tx, chip: str, station: str, lot: str, panel_id: str, policy: IssuancePolicy
+) -> str | None:
+    """Why the CA may not sign for `chip` now, None when it may (see authorize_issue)."""
+    claim = tx.one(
+        "SELECT station, lot, panel_id, tested, signed_at FROM issuances WHERE chip_id = ?",
+        (chip,),
+    )
+    if claim is None:
+        return f"unit {chip} has no issuance claim; nothing is signed for an unclaimed unit"
+    held_by, held_lot, held_panel, tested, signed_at = claim
+    if held_by != station:
+        return f"unit {chip} is claimed by station {held_by}, not {station}"
+    if held_lot != lot:
+        return f"unit {chip} is claimed for lot {held_lot}, not {lot}"
+    if held_panel != panel_id:
+        return f"unit {chip} was claimed in panel {held_panel}, not {panel_id}"
+    if tested != "PASS":
+        return f"unit {chip}'s tests in panel {panel_id} ended {tested}, not PASS"
+    cert = tx.one("SELECT fingerprint FROM certificates WHERE chip_id = ?", (chip,))
+    if cert is not None:
+        return f"unit {chip} already has certificate {cert[0]}; revoke it before another"
+    if signed_at is not None:
+        return None  # the same issuance again (a re-run): counted once, when first let
+    in_lot = tx.one(
+        "SELECT COUNT(*) FROM issuances WHERE lot = ? AND signed_at IS NOT NULL", (lot,)
+    )
+    if int(in_lot[0]) >= policy.lot_quota:
+        return f"lot {lot} has had its quota of {policy.lot_quota} certificates signed"
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat(timespec="milliseconds")
+    recent = tx.one(
+        "SELECT COUNT(*) FROM issuances WHERE station = ? AND signed_at >= ?", (station, since)
+    )
+    if int(recent[0]) >= policy.per_station_per_hour:
+        return (
+            f"station {station} has had {recent[0]} certificates signed in the last hour; "
+            f"its limit is {policy.per_station_per_hour} an hour"
+        )
+    return None
 
 
 _FACTORY_STATES = frozenset(s.value for s in FACTORY)

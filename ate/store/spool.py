@@ -2,6 +2,10 @@
 WAL, synchronous=FULL) before the unit is reported done, then delivered to the line
 database in order. May import stdlib only.
 
+The same file holds the station's provisioning journal (JOURNAL_SCHEMA: the intent and
+outcome of every irreversible act, and the flash images as written), which
+ate.provision.journal reads and writes: one SQLite file of station state, not three.
+
 Delivered rows are kept `keep_days` days (they prove delivery), then pruned. Rows the
 store refused are kept (never pruned) and offered again when the spool is next opened.
 """
@@ -47,6 +51,32 @@ CREATE TABLE IF NOT EXISTS audit_heads (
     seq     INTEGER NOT NULL,
     hash    TEXT NOT NULL,
     at      TEXT NOT NULL
+);
+"""
+
+# What power-loss recovery needs of this station's provisioning, and nothing the line store
+# owns (serials, certificates, states live there): ate.provision.journal owns the rows.
+JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS acts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    chip_id     TEXT NOT NULL,
+    act         TEXT NOT NULL,                 -- e.g. serial.burn, cert.issue, efuse:sb.en
+    kind        TEXT NOT NULL CHECK (kind IN ('intent', 'outcome')),
+    status      TEXT NOT NULL,                 -- intent: planned; outcome: done/already/failed
+    detail      TEXT NOT NULL,                 -- JSON; ids, fingerprints, fuse values: no secrets
+    panel_id    TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    operator    TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acts_by_unit ON acts (chip_id, id);
+CREATE TABLE IF NOT EXISTS flash_images (
+    chip_id     TEXT NOT NULL,
+    offset      INTEGER NOT NULL,
+    size        INTEGER NOT NULL,
+    md5         TEXT NOT NULL,                 -- of the bytes as written (ciphertext if encrypted)
+    what        TEXT NOT NULL,
+    PRIMARY KEY (chip_id, offset)
 );
 """
 
@@ -148,7 +178,7 @@ class Spool:
                 f"{self.path} is an SQLite database but not a station spool; "
                 "give the spool a file of its own"
             )
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + JOURNAL_SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key='version'").fetchone()
         if row is None:
             db.execute("INSERT INTO meta VALUES ('kind', ?)", (SPOOL_KIND,))

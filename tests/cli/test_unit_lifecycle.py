@@ -1,6 +1,6 @@
 """`ate unit ship|rma|scrap|revoke|show|revoked` against a real SQLite line database:
 moves audited in the station's chain, refusals one line with exit 2, the revoked export
-as JSON, PEM list (from a station ledger) and a CRL the CA's key verifies."""
+as JSON, PEM list (from the line store) and a CRL the CA's key verifies."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ate.cli.main import main
-from ate.provision.ledger import CertRow, Ledger
-from ate.store import open_store, verify_chain
+from ate.store import CertificateRow, open_store, verify_chain
 from tests.ate_cli import run_ate
 from tests.store.records import mac_of, make_record, provisioning
 
@@ -126,21 +125,18 @@ def test_revoked_export_json_pem_list_and_crl(
     ]
     assert all(r["cert_serial"] and r["revoked_at"] for r in rows)
 
-    # pem-list: the certificates themselves come from a station's ledger
-    ledger = Ledger(tmp_path / "ledger.sqlite")
-    ledger.advance(mac_of(1), "locked", profile="p")
+    # pem-list: the certificates themselves, as the provisioning flow recorded them in the
+    # line store (FP2 came from a unit record only: identifiers, no PEM)
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    ledger.record_certificate(
-        CertRow(FP1, mac_of(1), "S-1", b"\x04", "a1", "CN=ca", "2046", pem, "st", "op", "t")
-    )
-    ledger.close()
-    ledger_path = str(tmp_path / "ledger.sqlite")
-    assert (
-        ate("unit", "revoked", "--store", db, "--format", "pem-list", "--ledger", ledger_path) == 0
-    )
+    with open_store(db) as store:
+        store.record_certificate(
+            CertificateRow(FP1, mac_of(1), "S-1", "a1", "CN=ca", "2046", "st", "op", "t", pem, "04")
+        )
+    assert ate("unit", "revoked", "--store", db, "--format", "pem-list") == 0
     got = capsys.readouterr()
     assert got.out == pem
-    assert f"1 revoked certificate(s) are not in {ledger_path}" in got.err and FP2 in got.err
+    assert "1 revoked certificate(s) have no PEM in the line database" in got.err
+    assert FP2 in got.err
 
     cert_path, key_path, key = _ca(tmp_path)
     crl_path = tmp_path / "line.crl.pem"

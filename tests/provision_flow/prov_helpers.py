@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ate.provision.identity import decode_usr_data
+from ate.provision.journal import Journal
 from ate.provision.partitions import read_secure_cert
 from ate.sim import devkey
 from ate.sim.prod_boot import CpuView
+from ate.station.provisioning import local_store_url
+from ate.store import Store, open_store
+from ate.store.spool import default_spool_path
 
 SECURE_CERT = (0xD000, 0x2000)
 
@@ -53,3 +59,16 @@ def device_key_scalar(bench: Any, slot: int) -> int | None:
     view = CpuView(server.rom.loader.chip.name, bench.flash(slot), bench.efuses(slot))
     raw = view.read(devkey.DEV_KEY_OFFSET, devkey.DEV_KEY_SIZE, encrypted=True)
     return devkey.decode_record(raw)
+
+
+@contextmanager
+def station_state(state_dir: Path) -> Iterator[tuple[Store, Journal]]:
+    """The station's line store (its local store file) and its journal (in the spool
+    file), opened as a person would after the run."""
+    store = open_store(local_store_url(state_dir))
+    journal = Journal(default_spool_path(state_dir))
+    try:
+        yield store, journal
+    finally:
+        journal.close()
+        store.close()

@@ -5,13 +5,14 @@ that mixes test and production trust."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from prov_bench import write_sequence
-from prov_helpers import usr_serial
+from prov_helpers import station_state, usr_serial
 
 from ate.cli.main import main
 from ate.config.errors import InputError
@@ -19,10 +20,11 @@ from ate.config.loader import load_sequence
 from ate.model.verdict import Verdict
 from ate.pki.devpki import make_production_like_root
 from ate.pki.softhsm import SoftHsmToken
-from ate.provision.ledger import Ledger
+from ate.provision.journal import JournalError
 from ate.provision.profile import CaNotReady
 from ate.sim.devkit import PIN_ENV, make_dev_profile
-from ate.station.provisioning import LEDGER_FILE, open_provisioning
+from ate.station.provisioning import local_store_url, open_provisioning
+from ate.store import open_store
 
 
 def open_for(profile: Path, seq: Any, tmp: Path) -> Any:
@@ -63,11 +65,8 @@ async def test_a_misbehaving_device_fails_before_anything_is_issued(
     r = result.slots[1]
     assert r.verdict is Verdict.FAIL and words in r.reason, r.reason
     assert all(s.verdict is Verdict.PASS for s in r.steps)
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        assert ledger.certificates() == []
-    finally:
-        ledger.close()
+    with station_state(bench.state_dir) as (store, _journal):
+        assert store.certificates() == []
     nothing_burned(bench, 1)
 
 
@@ -76,9 +75,8 @@ async def test_a_serial_that_belongs_to_another_unit_is_refused(make_prov_bench:
     station = bench.open_station()
     mac = bench.efuses(1).mac.hex(":")
     serial = station.provisioner.derive(mac, None)
-    ledger = station.ledger
-    ledger.advance("aa:bb:cc:00:00:01", "tested", profile="other")
-    ledger.claim_serial("aa:bb:cc:00:00:01", serial)
+    with open_store(local_store_url(bench.state_dir)) as store:
+        store.claim_serial("aa:bb:cc:00:00:01", serial)
     try:
         result = await bench.run(station=station)
     finally:
@@ -208,3 +206,29 @@ def _der(pem_path: Path) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).public_bytes(Encoding.DER)
+
+
+def test_an_older_ates_ledger_in_the_state_folder_refuses_provisioning(
+    tmp_path: Path, dev_kit: Any
+) -> None:
+    """Its units' identities and half-done acts are nowhere else: never silently ignored."""
+    seq = load_sequence(write_sequence(tmp_path))
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "ledger.sqlite").write_bytes(b"")
+    with pytest.raises(JournalError, match=r"ledger\.sqlite is a provisioning ledger of an older"):
+        open_for(dev_kit.profile, seq, tmp_path)
+
+
+def test_the_journal_is_in_the_spool_file_only_the_station_reads(
+    tmp_path: Path, dev_kit: Any
+) -> None:
+    seq = load_sequence(write_sequence(tmp_path))
+    station = open_for(dev_kit.profile, seq, tmp_path)
+    station.close()
+    spool = tmp_path / "st" / "spool.db"
+    assert spool.stat().st_mode & 0o777 == 0o600
+    with sqlite3.connect(spool) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    db.close()
+    assert {"outbox", "acts", "flash_images"} <= tables
+    assert not (tmp_path / "st" / "ledger.sqlite").exists()  # no third SQLite file

@@ -14,26 +14,21 @@ from typing import Any
 import pytest
 import yaml
 from prov_bench import ProvBench
-from prov_helpers import device_key_scalar, locked_fuses_ok
+from prov_helpers import device_key_scalar, locked_fuses_ok, station_state
 
 from ate.config.errors import InputError
 from ate.model.verdict import Verdict
-from ate.provision.ledger import Ledger
 from ate.provision.profile import open_profile
 from ate.provision.release import encrypt_for_flash, load_release
 from ate.sim import devkey
 from ate.sim import release as sim_release
 from ate.sim.devkit import make_dev_profile
 from ate.sim.release import APP_OFFSET, make_signing_key, make_sim_release
-from ate.station.provisioning import LEDGER_FILE
 
 
 def boot_acts(bench: ProvBench, mac: str) -> list[Any]:
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        return [a for a in ledger.acts(mac) if a.act == "boot.check"]
-    finally:
-        ledger.close()
+    with station_state(bench.state_dir) as (_store, journal):
+        return [a for a in journal.acts(mac) if a.act == "boot.check"]
 
 
 async def test_locked_unit_boots_production_and_reports_its_identity(make_prov_bench: Any) -> None:
@@ -132,13 +127,10 @@ async def test_device_key_is_sealed_and_reads_back_through_the_engine(
     assert d is not None
     point = devkey.public_point(devkey.private_key(d))
     assert r.unit is not None
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        cert = ledger.certificate(r.unit.mac)
-        seals = [a for a in ledger.acts(r.unit.mac) if a.act == "dev_key.seal"]
-    finally:
-        ledger.close()
-    assert cert is not None and cert.public_key == point
+    with station_state(bench.state_dir) as (store, journal):
+        cert = store.certificate(r.unit.mac)
+        seals = [a for a in journal.acts(r.unit.mac) if a.act == "dev_key.seal"]
+    assert cert is not None and cert.public_key == point.hex()
     assert [(a.kind, a.status) for a in seals] == [("intent", "planned"), ("outcome", "done")]
     assert (
         bytes.fromhex(seals[0].detail["ciphertext"])

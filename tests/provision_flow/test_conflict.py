@@ -1,4 +1,4 @@
-"""Journal and chip disagree: stop, never redo. When the ledger records an eFuse step as
+"""Journal and chip disagree: stop, never redo. When the journal records an eFuse step as
 burned and the chip reads it as not burned, the unit stops with a conflict for a person
 and nothing more is burned or written on either's word."""
 
@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from prov_bench import PowerLoss, ProvBench
+from prov_helpers import station_state
 
 from ate.model.verdict import Verdict
-from ate.provision.ledger import Ledger
-from ate.station.provisioning import LEDGER_FILE
 
 
-async def test_ledger_says_burned_chip_says_not_stops_with_a_conflict(
+async def test_journal_says_burned_chip_says_not_stops_with_a_conflict(
     make_prov_bench: Any,
 ) -> None:
     bench: ProvBench = make_prov_bench(slots=1)
@@ -27,10 +26,9 @@ async def test_ledger_says_burned_chip_says_not_stops_with_a_conflict(
     first = await bench.run(checkpoint=cut_before_jtag)
     assert first.slots[1].verdict is not Verdict.PASS
     assert not bench.efuses(1).field("DIS_PAD_JTAG")
-    # The ledger now claims a burn the chip never saw (a torn record, a swapped chip):
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        ledger.act(
+    # The journal now claims a burn the chip never saw (a torn record, a swapped chip):
+    with station_state(bench.state_dir) as (_store, journal):
+        journal.act(
             mac,
             "efuse:sb.en",
             "outcome",
@@ -40,19 +38,14 @@ async def test_ledger_says_burned_chip_says_not_stops_with_a_conflict(
             station="st",
             operator="op",
         )
-        acts_before = len(ledger.acts(mac))
-    finally:
-        ledger.close()
+        acts_before = len(journal.acts(mac))
     second = await bench.run()
     r = second.slots[1]
     assert r.verdict is Verdict.ERROR, r.reason
-    assert "conflict: the ledger records eFuse step sb.en as burned on unit" in r.reason
+    assert "conflict: the journal records eFuse step sb.en as burned on unit" in r.reason
     assert r.reason.endswith("resolve by hand")
     e = bench.efuses(1)
     assert not e.field("DIS_PAD_JTAG") and not e.field("SECURE_BOOT_EN")  # nothing burned
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
-        burns = [a for a in ledger.acts(mac)[acts_before:] if a.act.startswith("efuse:")]
-    finally:
-        ledger.close()
+    with station_state(bench.state_dir) as (_store, journal):
+        burns = [a for a in journal.acts(mac)[acts_before:] if a.act.startswith("efuse:")]
     assert burns == []

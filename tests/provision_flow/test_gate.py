@@ -6,24 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prov_helpers import usr_serial
+from prov_helpers import station_state, usr_serial
 
 from ate.model.events import Event, ProvisionAct, StepStarted
 from ate.model.verdict import Verdict
-from ate.provision.ledger import Ledger
-from ate.station.provisioning import LEDGER_FILE
 
 
 def untouched(bench, slot: int, mac: str | None) -> None:
-    """Nothing of provisioning reached this unit: not in the ledger, no serial in its
+    """Nothing of provisioning reached this unit: not in the line store, no serial in its
     eFuses, no device key asked for, no security fuse."""
-    ledger = Ledger(bench.state_dir / LEDGER_FILE)
-    try:
+    with station_state(bench.state_dir) as (store, journal):
         if mac is not None:
-            assert ledger.unit(mac) is None
-            assert ledger.acts(mac) == []
-    finally:
-        ledger.close()
+            assert store.prov_unit(mac) is None
+            assert journal.acts(mac) == []
     acts = [e for e in bench.events if isinstance(e, ProvisionAct) and e.slot == slot]
     assert acts == []
     server = bench.twin.sim.server(slot)

@@ -13,14 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from prov_bench import REPO, ProvBench, write_fixture, write_sequence
-from prov_helpers import locked_fuses_ok, openssl_verify, usr_serial
+from prov_helpers import locked_fuses_ok, openssl_verify, station_state, usr_serial
 
 from ate.model.verdict import Verdict
 from ate.pki.softhsm import SoftHsmToken
 from ate.provision.failpoints import ENV, EXIT_CODE
-from ate.provision.ledger import Ledger
 from ate.sim.devkit import PIN_ENV, make_dev_profile
-from ate.station.provisioning import LEDGER_FILE
 
 
 async def test_pkcs11_ca_provisions_and_chains_verify(
@@ -68,13 +66,10 @@ def test_c3_units_are_provisioned_and_locked(tmp_path: Path) -> None:
     fixture, sequence = c3_files(tmp_path)
     proc = ate_run(fixture, sequence, kit.profile, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    ledger = Ledger(tmp_path / "state" / LEDGER_FILE)
-    try:
-        units = ledger.units()
+    with station_state(tmp_path / "state") as (store, _journal):
+        units = store.prov_units()
         assert len(units) == 2 and {u.state for u in units} == {"locked"}
         assert all(u.serial and u.serial.startswith("AC3-") for u in units)
-    finally:
-        ledger.close()
 
 
 def ate_run(
@@ -143,16 +138,13 @@ def test_station_process_killed_then_rerun_finishes(
     again = ate_run(fixture, sequence, dev_kit.profile, tmp_path)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "Traceback" not in again.stderr
-    ledger = Ledger(tmp_path / "state" / LEDGER_FILE)
-    try:
-        (unit,) = ledger.units()
+    with station_state(tmp_path / "state") as (store, journal):
+        (unit,) = store.prov_units()
         assert unit.state == "locked"
-        assert len(ledger.certificates()) == 1
-        done = [a.act for a in ledger.acts(unit.chip_id) if a.status == "done"]
+        assert len(store.certificates()) == 1
+        done = [a.act for a in journal.acts(unit.chip_id) if a.status == "done"]
         assert done.count("cert.issue") == 1
         assert all(done.count(act) <= 1 for act in done if act.startswith("efuse:"))
-    finally:
-        ledger.close()
 
 
 def test_station_process_exits_at_a_failpoint_as_a_power_cut(tmp_path: Path, dev_kit: Any) -> None:

@@ -1,5 +1,5 @@
 """SIGTERM to a real `ate station` process while an eFuse burn is in progress: the burn
-completes and its outcome is in the ledger, no further burn starts, the panel ends as
+completes and its outcome is in the journal, no further burn starts, the panel ends as
 ABORTED (recorded), and the process exits 0. The station provisions with a development
 profile (ate.sim.devkit) against a simulated unit in this test process, over sockets;
 the failpoint seam (ATE_FAILPOINT=pause:...) holds the unit inside the burn's critical
@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from ate.config.loader import load_fixture
-from ate.provision.ledger import Ledger
+from ate.provision.journal import Journal
 from ate.sim.devkit import DevKit, make_dev_profile
 from ate.sim.fixture_twin import SimFixtureThread
+from ate.store.spool import default_spool_path
 from tests.scheduler.conftest import REPO
 
 LINE_WAIT_S = 120.0  # hang guard per line of the station's log, not a timing check
@@ -117,11 +118,11 @@ async def test_sigterm_during_an_efuse_burn(tmp_path: Path, kit: DevKit) -> None
     rec = json.loads(records[0].read_text())
     assert rec["verdict"] == "ABORTED" and "stopping" in rec["reason"]
     mac = rec["unit"]["mac"]
-    ledger = Ledger(tmp_path / "state" / "ledger.sqlite")
+    journal = Journal(default_spool_path(tmp_path / "state"))
     try:
-        efuse_acts = [(a.act, a.kind, a.status) for a in ledger.acts(mac) if "efuse" in a.act]
+        efuse_acts = [(a.act, a.kind, a.status) for a in journal.acts(mac) if "efuse" in a.act]
     finally:
-        ledger.close()
+        journal.close()
     # The burn in progress (the lock-down's batch, fe.key first) completed and every step
     # in it was recorded; no later burn (the download fuse, alone) began.
     intents = [act for act, kind, _ in efuse_acts if kind == "intent"]
