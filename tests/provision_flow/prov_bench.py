@@ -166,3 +166,20 @@ class ProvBench:
             server.power(False)
 
         self.twin.run(off())
+
+    def cuts_at(
+        self, points: dict[int, str]
+    ) -> tuple[Callable[[str, str], Awaitable[None]], set[int]]:
+        """A checkpoint that cuts each slot's power once, at its point (slot -> point), as
+        the station passes it; and the set of slots it has cut so far."""
+        target = {self.efuses(slot).mac.hex(":"): (slot, point) for slot, point in points.items()}
+        cut: set[int] = set()
+
+        async def power_cut(chip_id: str, point: str) -> None:
+            hit = target.get(chip_id)
+            if hit is not None and hit[1] == point and hit[0] not in cut:
+                cut.add(hit[0])
+                self.cut_power(hit[0])
+                raise PowerLoss(point)
+
+        return power_cut, cut

@@ -74,6 +74,23 @@ def profile_with(bench: ProvBench, name: str, issuance: dict[str, int]) -> Path:
     return path
 
 
+async def run_limited(
+    bench: ProvBench, tmp_path: Path, issuance: dict[str, int]
+) -> tuple[dict[int, Any], CountingCA, str]:
+    """One panel at station st1 under a profile with these issuance limits: the slots'
+    results, the counted CA and the line store's URL."""
+    url = f"sqlite:///{tmp_path / 'line.db'}"
+    profile = profile_with(bench, "limited", issuance)
+    station, line = open_station(bench, "st1", url, profile=profile)
+    ca = counted(station)
+    try:
+        result = await bench.run(station=station)
+    finally:
+        station.close()
+        line.close()
+    return dict(result.slots), ca, url
+
+
 def refusals(url: str, station: str) -> list[str]:
     with open_store(url) as store:
         return [
@@ -126,21 +143,11 @@ async def test_a_signing_over_the_lot_quota_is_refused_and_audited(
     make_prov_bench: Any, tmp_path: Path
 ) -> None:
     bench: ProvBench = make_prov_bench(slots=4)
-    url = f"sqlite:///{tmp_path / 'line.db'}"
-    profile = profile_with(bench, "quota2", {"lot_quota": 2})
-    station, line = open_station(bench, "st1", url, profile=profile)
-    ca = counted(station)
-    try:
-        result = await bench.run(station=station)
-    finally:
-        station.close()
-        line.close()
-    verdicts = sorted(r.verdict.value for r in result.slots.values())
-    assert verdicts == ["ERROR", "ERROR", "PASS", "PASS"], {
-        s: r.reason for s, r in result.slots.items()
-    }
+    slots, ca, url = await run_limited(bench, tmp_path, {"lot_quota": 2})
+    verdicts = sorted(r.verdict.value for r in slots.values())
+    assert verdicts == ["ERROR", "ERROR", "PASS", "PASS"], {s: r.reason for s, r in slots.items()}
     assert ca.signed == 2
-    for r in result.slots.values():
+    for r in slots.values():
         if r.verdict is Verdict.ERROR:
             assert "lot lot-1 has had its quota of 2 certificates signed" in r.reason, r.reason
     why = refusals(url, "st1")
@@ -151,19 +158,11 @@ async def test_the_station_rate_limit_refuses_and_audits(
     make_prov_bench: Any, tmp_path: Path
 ) -> None:
     bench: ProvBench = make_prov_bench(slots=2)
-    url = f"sqlite:///{tmp_path / 'line.db'}"
-    profile = profile_with(bench, "rate1", {"per_station_per_hour": 1})
-    station, line = open_station(bench, "st1", url, profile=profile)
-    ca = counted(station)
-    try:
-        result = await bench.run(station=station)
-    finally:
-        station.close()
-        line.close()
-    verdicts = sorted(r.verdict.value for r in result.slots.values())
-    assert verdicts == ["ERROR", "PASS"], {s: r.reason for s, r in result.slots.items()}
+    slots, ca, url = await run_limited(bench, tmp_path, {"per_station_per_hour": 1})
+    verdicts = sorted(r.verdict.value for r in slots.values())
+    assert verdicts == ["ERROR", "PASS"], {s: r.reason for s, r in slots.items()}
     assert ca.signed == 1
-    (refused,) = [r for r in result.slots.values() if r.verdict is Verdict.ERROR]
+    (refused,) = [r for r in slots.values() if r.verdict is Verdict.ERROR]
     assert "its limit is 1 an hour" in refused.reason, refused.reason
     assert [w for w in refusals(url, "st1") if "limit is 1 an hour" in w]
 

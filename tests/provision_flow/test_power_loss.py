@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from prov_bench import PowerLoss, ProvBench
+from prov_bench import ProvBench
 from prov_helpers import device_key_scalar, locked_fuses_ok, station_state, usr_serial
 
 from ate.model.verdict import Verdict
@@ -139,16 +139,7 @@ async def test_power_cut_between_acts_then_rerun_finishes(
     make_prov_bench: Any, points: tuple[str, ...]
 ) -> None:
     bench = make_prov_bench(slots=SLOTS)
-    target = {mac_of(bench, slot): (slot, point) for slot, point in enumerate(points, 1)}
-    cut: set[int] = set()
-
-    async def power_cut(chip_id: str, point: str) -> None:
-        hit = target.get(chip_id)
-        if hit is not None and hit[1] == point and hit[0] not in cut:
-            cut.add(hit[0])
-            bench.cut_power(hit[0])
-            raise PowerLoss(point)
-
+    power_cut, cut = bench.cuts_at(dict(enumerate(points, 1)))
     first = await bench.run(checkpoint=power_cut)
     assert cut == set(range(1, len(points) + 1))
     for slot in cut:

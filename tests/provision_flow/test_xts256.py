@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from prov_bench import PowerLoss, ProvBench, write_fixture, write_sequence
+from prov_bench import ProvBench, write_fixture, write_sequence
 from prov_helpers import device_key_scalar
-from test_power_loss import SLOTS, _cut_nth_inside, assert_finished, mac_of, no_false_pass
+from test_power_loss import SLOTS, _cut_nth_inside, assert_finished, no_false_pass
 
 from ate.cli.main import main
 from ate.model.verdict import Verdict
@@ -58,16 +58,7 @@ XTS_POINTS = (
 
 async def test_xts256_power_cut_between_acts(make_prov_bench: Any, xts256_kit: DevKit) -> None:
     bench: ProvBench = make_prov_bench(kit=xts256_kit, slots=SLOTS, seed=31)
-    target = {mac_of(bench, slot): (slot, p) for slot, p in enumerate(XTS_POINTS, 1)}
-    cut: set[int] = set()
-
-    async def power_cut(chip_id: str, point: str) -> None:
-        hit = target.get(chip_id)
-        if hit is not None and hit[1] == point and hit[0] not in cut:
-            cut.add(hit[0])
-            bench.cut_power(hit[0])
-            raise PowerLoss(point)
-
+    power_cut, cut = bench.cuts_at(dict(enumerate(XTS_POINTS, 1)))
     first = await bench.run(checkpoint=power_cut)
     assert cut == set(range(1, SLOTS + 1))
     no_false_pass(bench, first)

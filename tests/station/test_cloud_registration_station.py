@@ -11,13 +11,11 @@ import boto3
 import pytest
 import yaml
 
-from ate.config.loader import load_fixture
 from ate.sim.devkit import make_dev_profile
 from ate.sim.fixture_twin import SimFixtureThread
 from tests.moto_iot import free_port, start_moto
-from tests.scheduler.conftest import REPO
 from tests.station.conftest import WAIT_S, running, wait_status
-from tests.station.test_sigterm_burn import _files
+from tests.station.prov_station import station_files, twin_fixture
 
 
 async def test_the_station_registers_its_locked_units(
@@ -31,25 +29,13 @@ async def test_the_station_registers_its_locked_units(
     doc = yaml.safe_load(kit.profile.read_text())
     doc["cloud"].update(registration="aws_iot", region="eu-west-1", endpoint_url=url, policy="p1")
     kit.profile.write_text(yaml.safe_dump(doc, sort_keys=False))
-    sim_doc = {
-        "fixture": "twin",
-        "controller": {"driver": "sim"},
-        "slots": [{"slot": 1, "port": "sim", "power": 1, "current_sense": 1}],
-        "resources": {"dmm": {"kind": "dmm", "capacity": 1}},
-        "simulation": {
-            "board": str(REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"),
-            "seed": 5,
-            "state_dir": "units",
-        },
-    }
-    (tmp_path / "twin.yaml").write_text(yaml.safe_dump(sim_doc))
-    fix = load_fixture(tmp_path / "twin.yaml")
+    fix = twin_fixture(tmp_path)
     server = start_moto(port)
     try:
         iot = boto3.client("iot", region_name="eu-west-1", endpoint_url=url)
         iot.create_policy(policyName="p1", policyDocument='{"Statement": []}')
         with SimFixtureThread(fix.model, fix.base_dir, transport="socket") as twin:
-            path = _files(tmp_path, twin, kit)
+            path = station_files(tmp_path, twin, kit)
             monkeypatch.chdir(tmp_path)
             async with running(path) as station:
                 await wait_status(station, lambda st: st.fixtures["hw1"].panels == 1)

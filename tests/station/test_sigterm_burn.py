@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ate.config.loader import load_fixture
 from ate.provision.journal import Journal
 from ate.sim.devkit import DevKit, make_dev_profile
 from ate.sim.fixture_twin import SimFixtureThread
 from ate.store.spool import default_spool_path
 from tests.scheduler.conftest import REPO
+from tests.station.prov_station import station_files, twin_fixture
 
 LINE_WAIT_S = 120.0  # hang guard per line of the station's log, not a timing check
 STEP = "fe.key"  # the eFuse plan's first burn
@@ -34,51 +33,10 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> DevKit:
     return make_dev_profile(tmp_path_factory.mktemp("kit") / "devkit")
 
 
-def _files(tmp: Path, twin: SimFixtureThread, kit: DevKit) -> Path:
-    seq = yaml.safe_load((REPO / "sequences" / "minimal.yaml").read_text())
-    seq["test_firmware"]["path"] = str(
-        (REPO / "sequences" / seq["test_firmware"]["path"]).resolve()
-    )
-    (tmp / "seq.yaml").write_text(yaml.safe_dump(seq, sort_keys=False))
-    hw = {
-        "fixture": "hw1",
-        "controller": {"driver": "line", "port": twin.controller_endpoint},
-        "slots": [{"slot": 1, "port": twin.endpoints[1], "power": 1, "current_sense": 1}],
-        "resources": {"dmm": {"kind": "dmm", "capacity": 1}},
-    }
-    (tmp / "hw1.yaml").write_text(yaml.safe_dump(hw, sort_keys=False))
-    st = {
-        "station": "burn1",
-        "fixtures": [{"file": "hw1.yaml"}],
-        "sequence": "seq.yaml",
-        "profile": str(kit.profile),
-        "state": "state",
-        "outputs": "out",
-        "debounce": 0,
-        "min_free": 0,
-        "lot": "lot1",
-    }
-    path = tmp / "station.yaml"
-    path.write_text(yaml.safe_dump(st, sort_keys=False))
-    return path
-
-
 async def test_sigterm_during_an_efuse_burn(tmp_path: Path, kit: DevKit) -> None:
-    sim_doc = {
-        "fixture": "twin",
-        "controller": {"driver": "sim"},
-        "slots": [{"slot": 1, "port": "sim", "power": 1, "current_sense": 1}],
-        "resources": {"dmm": {"kind": "dmm", "capacity": 1}},
-        "simulation": {
-            "board": str(REPO / "fixtures" / "sim" / "board-s3-devkit.yaml"),
-            "seed": 5,
-            "state_dir": "units",
-        },
-    }
-    (tmp_path / "twin.yaml").write_text(yaml.safe_dump(sim_doc))
-    fix = load_fixture(tmp_path / "twin.yaml")
+    fix = twin_fixture(tmp_path)
     with SimFixtureThread(fix.model, fix.base_dir, transport="socket") as twin:
-        path = _files(tmp_path, twin, kit)
+        path = station_files(tmp_path, twin, kit)
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO),
