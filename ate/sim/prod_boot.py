@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import io
 import struct
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +97,15 @@ def engine_key(chip: str, efuses: EfuseBank) -> bytes | None:
 def decrypt(key: bytes, offset: int, data: bytes) -> bytes:
     """What the engine returns for `data` stored at `offset` (16-byte aligned)."""
     out = io.BytesIO()
-    espsecure.decrypt_flash_data(io.BytesIO(key), out, offset, 0xF, True, io.BytesIO(data))
+    with _quiet():
+        espsecure.decrypt_flash_data(io.BytesIO(key), out, offset, 0xF, True, io.BytesIO(data))
     return out.getvalue()
+
+
+def _quiet() -> AbstractContextManager[object]:
+    """espsecure's chatter ("Using 256-bit key", "Signature block 0 is valid") belongs
+    to no one's console: the simulated chip does this silently."""
+    return captured(SlotCapture("espsecure", lambda line: None))
 
 
 class CpuView:
@@ -159,13 +167,14 @@ def secure_boot_problem(image: bytes, chip: str, digests: list[bytes]) -> str | 
         return "no signature sector"
     signed = image[:end]
     for i in range(_SIG_BLOCKS):
-        block = espsecure.validate_signature_block(signed, i)
+        with _quiet():
+            block = espsecure.validate_signature_block(signed, i)
         if block is None:
             continue
         if hashlib.sha256(block[_SIG_KEY_PART]).digest() not in digests:
             continue
         try:
-            with captured(SlotCapture("espsecure", lambda line: None)):  # its chatter
+            with _quiet():
                 espsecure.verify_signature_v2(
                     False, None, io.BytesIO(_rsa_pem(block)), io.BytesIO(signed)
                 )
