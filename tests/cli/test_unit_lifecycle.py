@@ -4,19 +4,17 @@ as JSON, PEM list (from the line store) and a CRL the CA's key verifies."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ate.cli.main import main
 from ate.store import CertificateRow, open_store, verify_chain
 from tests.ate_cli import run_ate
+from tests.self_signed import self_signed, write_pem
 from tests.store.records import mac_of, make_record, provisioning
 
 FP1, FP2 = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
@@ -84,28 +82,8 @@ def test_bad_invocations(db: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _ca(tmp_path: Path) -> tuple[Path, Path, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ATE Test Issuing CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "ca.pem", tmp_path / "ca.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert, key = self_signed("ATE Test Issuing CA", days=365, serial=7)
+    cert_path, key_path = write_pem(cert, key, tmp_path / "ca.pem", tmp_path / "ca.key")
     return cert_path, key_path, key
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
@@ -16,10 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from moto.server import ThreadedMotoServer
 
 from ate.provision.cloud_iot import AwsIotRegistrar
@@ -32,25 +28,14 @@ from ate.provision.cloud_queue import (
     Unit,
 )
 from tests.moto_iot import free_port, start_moto
+from tests.self_signed import self_signed
 
 REGION, POLICY = "eu-west-1", "ate-device"
 SECRET = "life-test-secret-key-never-written"
 
 
 def device_cert(serial: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, serial)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert, _key = self_signed(serial)
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 

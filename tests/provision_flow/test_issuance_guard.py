@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prov_bench import PowerLoss, ProvBench
+from prov_bench import ProvBench
 from prov_helpers import usr_serial
 
 from ate.model.verdict import Verdict
@@ -106,11 +106,7 @@ async def test_a_unit_moved_to_a_second_station_mid_provisioning_gets_no_second_
     bench: ProvBench = make_prov_bench(slots=1)
     url = f"sqlite:///{tmp_path / 'line.db'}"
 
-    async def cut_after_signing(chip_id: str, point: str) -> None:
-        if point == "cert-signed":
-            bench.cut_power(1)
-            raise PowerLoss(point)
-
+    cut_after_signing, _ = bench.cuts_at({1: "cert-signed"})
     first, line1 = open_station(bench, "st1", url, checkpoint=cut_after_signing)
     ca1 = counted(first)
     try:
@@ -204,11 +200,7 @@ async def test_a_unit_moved_after_its_firmware_is_written_is_not_burned_elsewher
     bench: ProvBench = make_prov_bench(slots=1)
     url = f"sqlite:///{tmp_path / 'line.db'}"
 
-    async def cut_when_written(chip_id: str, point: str) -> None:
-        if point == "written":
-            bench.cut_power(1)
-            raise PowerLoss(point)
-
+    cut_when_written, _ = bench.cuts_at({1: "written"})
     first, line1 = open_station(bench, "st1", url, checkpoint=cut_when_written)
     try:
         await bench.run(station=first)

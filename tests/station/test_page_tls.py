@@ -5,7 +5,6 @@ session cookie marked Secure, and no plain HTTP answered on that port."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import http.client
 import ipaddress
 import json
@@ -14,43 +13,21 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.ate_cli import run_ate as ate
+from tests.self_signed import self_signed, write_pem
 from tests.station.conftest import running, wait_status, write_station
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "station st1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
+def page_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = self_signed(
+        "station st1",
+        days=1,
+        extensions=(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
+        ),
     )
-    cert_path, key_path = folder / "page.crt", folder / "page.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
+    return write_pem(cert, key, folder / "page.crt", folder / "page.key")
 
 
 def test_beyond_loopback_needs_signin_and_tls(tmp_path: Path) -> None:
@@ -68,7 +45,7 @@ def test_beyond_loopback_needs_signin_and_tls(tmp_path: Path) -> None:
 
 
 async def test_the_page_is_served_over_https(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+    cert, key = page_certificate(tmp_path)
     url = f"sqlite:///{tmp_path / 'line.db'}"
     path = write_station(
         tmp_path,
