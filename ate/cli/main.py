@@ -132,7 +132,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--state",
         default=os.environ.get("ATE_STATE", "ate-state"),
-        help="the station's state folder: provisioning ledger, spool, default records "
+        help="the station's state folder: spool and provisioning journal, default records "
         "database; keep it across runs (default: $ATE_STATE, else ./ate-state)",
     )
     p.add_argument("--lot", help="production lot for cloud outputs (default: lot-YYYYMMDD)")

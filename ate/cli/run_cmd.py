@@ -294,7 +294,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "that pass are provisioned with a development TEST PKI made for this run, then locked."
     )
     args.out = _out_dir(args.out)
-    # The station's state (ledger, spool, records database) goes with the outputs so that
+    # The station's state (spool and journal, records database) goes with the outputs so that
     # `ate unit` and `ate report` can be tried on it; it holds no secret.
     args.state = str(args.out / "state")
     args.lot = args.lot or "demo"

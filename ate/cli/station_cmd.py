@@ -1,6 +1,6 @@
 """`ate station --config FILE`: the long-running station daemon; `--print-unit` prints
 the systemd unit shipped with the package. Exit 0 after SIGTERM, 2 for a bad station
-file (one line, file:line:col), 3 when the configuration cannot run (CA, ledger)."""
+file (one line, file:line:col), 3 when the configuration cannot run (CA, journal)."""
 
 from __future__ import annotations
 

@@ -190,7 +190,9 @@ class Station(Strict):
         pattern=r"^(sqlite|postgresql|postgres)://.*",
         description="line database URL (default: $ATE_DB, else SQLite in the state folder)",
     )
-    state: str = Field("ate-state", description="state folder: ledger, spool, default database")
+    state: str = Field(
+        "ate-state", description="state folder: spool and provisioning journal, default database"
+    )
     lot: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="production lot")
     outputs: str = Field("ate-out", description="folder for records, logs and JUnit")
     operator: str = Field("unknown", description="operator id until one signs in")

@@ -9,7 +9,7 @@ factory, `ate unit` moves a unit: locked -> shipped -> rma -> shipped again or s
 a unit still in the factory may be scrapped; any unit holding a certificate (certified
 and after) may be revoked. scrapped and revoked are final.
 
-The line database (ate.store), its migration and the station's ledger (ate.provision) all
+The line database (ate.store), its migration and the provisioning flow (ate.provision) all
 read their states and moves from here. Imports nothing from the rest of ate.
 """
 

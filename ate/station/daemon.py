@@ -57,7 +57,7 @@ LINE_WATCH_S = 2.0  # how often the page's line database and spool state is refr
 
 
 class CannotStart(Exception):
-    """The station cannot run this configuration (CA, ledger, database): one line."""
+    """The station cannot run this configuration (CA, journal, database): one line."""
 
 
 @dataclass

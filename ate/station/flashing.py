@@ -76,7 +76,7 @@ def prepare_test_firmware(
                     if done is not None:
                         verdict, reason, section = done
                         # In Secure Download Mode the MAC is unreadable; a unit recognised
-                        # from the ledger comes back with it.
+                        # from the journal comes back with it.
                         mac = info.mac or section.pop("mac", None)
                         unit = UnitIdentity(mac=mac, chip=info.chip) if mac else None
                         return Prepared(
