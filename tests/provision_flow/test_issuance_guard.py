@@ -6,6 +6,7 @@ a refused unit never reaches it."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from prov_helpers import usr_serial
 
 from ate.model.verdict import Verdict
 from ate.provision.journal import Journal
+from ate.scheduler.panel import PanelResult
 from ate.scheduler.slot import Provisioned, SlotAccess
 from ate.station.line import LineDb
 from ate.station.provisioning import StationProvisioning, open_provisioning
@@ -66,6 +68,28 @@ def open_station(
     return station, line
 
 
+async def run_at(
+    bench: ProvBench,
+    name: str,
+    url: str,
+    *,
+    profile: Path | None = None,
+    checkpoint: Any = None,
+    prepare: Callable[[StationProvisioning], None] | None = None,
+) -> tuple[PanelResult, CountingCA]:
+    """One panel at station `name` on the line store `url`, its CA counted; `prepare`
+    sees the station before the panel runs. The station is closed after."""
+    station, line = open_station(bench, name, url, profile=profile, checkpoint=checkpoint)
+    ca = counted(station)
+    try:
+        if prepare is not None:
+            prepare(station)
+        return await bench.run(station=station), ca
+    finally:
+        station.close()
+        line.close()
+
+
 def profile_with(bench: ProvBench, name: str, issuance: dict[str, int]) -> Path:
     doc = yaml.safe_load(bench.kit.profile.read_text())
     doc["issuance"] = issuance
@@ -81,13 +105,7 @@ async def run_limited(
     results, the counted CA and the line store's URL."""
     url = f"sqlite:///{tmp_path / 'line.db'}"
     profile = profile_with(bench, "limited", issuance)
-    station, line = open_station(bench, "st1", url, profile=profile)
-    ca = counted(station)
-    try:
-        result = await bench.run(station=station)
-    finally:
-        station.close()
-        line.close()
+    result, ca = await run_at(bench, "st1", url, profile=profile)
     return dict(result.slots), ca, url
 
 
@@ -107,24 +125,12 @@ async def test_a_unit_moved_to_a_second_station_mid_provisioning_gets_no_second_
     url = f"sqlite:///{tmp_path / 'line.db'}"
 
     cut_after_signing, _ = bench.cuts_at({1: "cert-signed"})
-    first, line1 = open_station(bench, "st1", url, checkpoint=cut_after_signing)
-    ca1 = counted(first)
-    try:
-        r1 = await bench.run(station=first)
-    finally:
-        first.close()
-        line1.close()
+    r1, ca1 = await run_at(bench, "st1", url, checkpoint=cut_after_signing)
     assert r1.slots[1].verdict is not Verdict.PASS
     assert ca1.signed == 1  # signed, never recorded: the station went
 
     # The operator moves the unit to another station of the line.
-    second, line2 = open_station(bench, "st2", url)
-    ca2 = counted(second)
-    try:
-        r2 = await bench.run(station=second)
-    finally:
-        second.close()
-        line2.close()
+    r2, ca2 = await run_at(bench, "st2", url)
     r = r2.slots[1]
     assert r.verdict is Verdict.ERROR, r.reason
     assert "is claimed for provisioning by station st1" in r.reason, r.reason
@@ -170,20 +176,17 @@ async def test_a_unit_whose_tests_did_not_pass_is_never_signed_even_called_direc
     check): the store has that verdict on record and the CA is never asked."""
     bench: ProvBench = make_prov_bench(slots=1)
     url = f"sqlite:///{tmp_path / 'line.db'}"
-    station, line = open_station(bench, "st1", url)
-    ca = counted(station)
-    flow = station.provisioner
-    direct = flow.after_tests
 
-    async def called_directly(access: SlotAccess, label: str | None = None) -> Provisioned:
-        return await direct(dataclasses.replace(access, tested=Verdict.FAIL), label)
+    def call_directly_with_a_fail(station: StationProvisioning) -> None:
+        flow = station.provisioner
+        direct = flow.after_tests
 
-    object.__setattr__(flow, "after_tests", called_directly)
-    try:
-        result = await bench.run(station=station)
-    finally:
-        station.close()
-        line.close()
+        async def called_directly(access: SlotAccess, label: str | None = None) -> Provisioned:
+            return await direct(dataclasses.replace(access, tested=Verdict.FAIL), label)
+
+        object.__setattr__(flow, "after_tests", called_directly)
+
+    result, ca = await run_at(bench, "st1", url, prepare=call_directly_with_a_fail)
     r = result.slots[1]
     assert r.verdict is Verdict.ERROR, r.reason
     assert "tests in panel" in r.reason and "ended FAIL, not PASS" in r.reason, r.reason
@@ -201,19 +204,9 @@ async def test_a_unit_moved_after_its_firmware_is_written_is_not_burned_elsewher
     url = f"sqlite:///{tmp_path / 'line.db'}"
 
     cut_when_written, _ = bench.cuts_at({1: "written"})
-    first, line1 = open_station(bench, "st1", url, checkpoint=cut_when_written)
-    try:
-        await bench.run(station=first)
-    finally:
-        first.close()
-        line1.close()
+    await run_at(bench, "st1", url, checkpoint=cut_when_written)
     assert not bench.efuse(1, "SECURE_BOOT_EN")
-    second, line2 = open_station(bench, "st2", url)
-    try:
-        r2 = await bench.run(station=second)
-    finally:
-        second.close()
-        line2.close()
+    r2, _ = await run_at(bench, "st2", url)
     r = r2.slots[1]
     assert r.verdict is Verdict.ERROR, r.reason
     assert "claimed for provisioning by station st1; it is finished there" in r.reason
