@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import Field
@@ -22,8 +23,12 @@ from ate.config.loader import load_model
 
 DEFAULT_VALID_DAYS = 7
 DEFAULT_TOLERANCE_DB = 2.0
+# The loss a path between two antennas in one shield box can have: never a gain, and no
+# more than a +30 dBm sender heard at the -120 dBm floor. A file outside it (hand-edited,
+# corrupt, a broken measurement) would shift every RSSI judged against it.
+PATH_LOSS_DB: tuple[float, float] = (0.0, 150.0)
 # Channels as calibration keys (ate.model.radio.channel_key): wifi6, ble37.
-PathLoss = dict[int, dict[str, float]]
+PathLoss = dict[int, dict[str, Annotated[float, Field(ge=PATH_LOSS_DB[0], le=PATH_LOSS_DB[1])]]]
 
 
 class Previous(Strict):

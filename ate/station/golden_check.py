@@ -86,6 +86,13 @@ def _measure(check: CheckSpec, found: dict[int, dict[str, float]]) -> Any:
                     "the reference unit (is a known-good unit in the slot?)"
                 )
             loss = round(check.reference_dbm - heard.rssi, 2)
+            low, high = calibration.PATH_LOSS_DB
+            if not low <= loss <= high:  # a gain, or beyond any shield box: not a path
+                raise StepFailed(
+                    f"{key}: path loss {loss:+.1f} dB is outside {low:g}..{high:g} dB "
+                    f"(reference {check.reference_dbm:g} dBm heard at {heard.rssi:g} dBm): "
+                    "check --reference-dbm and the reference unit"
+                )
             ctx.measure(f"path_loss.{key}", loss, "", None)
             losses[key] = loss
         found[ctx.slot] = losses

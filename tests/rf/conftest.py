@@ -96,9 +96,13 @@ class RfBench:
         return self.fixture.base_dir / rel
 
     async def golden_check(
-        self, sequence: LoadedSequence, *, previous: Calibration | None = None
+        self,
+        sequence: LoadedSequence,
+        *,
+        previous: Calibration | None = None,
+        reference_dbm: float = 20.0,
     ) -> CheckResult:
-        check = CheckSpec("golden", 20.0, CHANNELS)
+        check = CheckSpec("golden", reference_dbm, CHANNELS)
         return await run_check(
             self.fixture, sequence, check, self.endpoints, previous=previous, options=FAST
         )

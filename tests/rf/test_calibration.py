@@ -73,6 +73,34 @@ async def test_a_wrong_calibration_refuses_the_panel(
         await bench.run(rf_sequence(tmp_path, [WIFI_TX]))
 
 
+@pytest.mark.parametrize("loss", ["-3.0", "1.0e6", ".nan", ".inf", "'40 dB'"])
+async def test_a_path_loss_no_shield_box_can_have_refuses_the_panel(
+    make_rf_bench: Any, tmp_path: Path, loss: str
+) -> None:
+    """A hand-edited or corrupt calibration would shift every RSSI judged against it (a
+    huge loss lifts a dead antenna into the limits): refused before any RF step, naming
+    the file and line, never used."""
+    bench: RfBench = make_rf_bench()
+    path = bench.calibration_path
+    lines = path.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("wifi6:"))
+    lines[at] = lines[at].split(":")[0] + f": {loss}"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RfRefused, match=rf"golden-cal.yaml:{at + 1}:"):
+        await bench.run(rf_sequence(tmp_path, [WIFI_TX]))
+
+
+async def test_golden_check_writes_no_calibration_from_an_impossible_path_loss(
+    make_rf_bench: Any, tmp_path: Path
+) -> None:
+    # A reference power given wrong by 200 dB makes every "loss" a gain: no slot passes.
+    bench: RfBench = make_rf_bench(calibrated=False)
+    result = await bench.golden_check(rf_sequence(tmp_path, [WIFI_TX]), reference_dbm=-180.0)
+    assert result.calibration is None
+    assert set(result.failed_slots) == {s.slot for s in bench.fixture.model.slots}
+    assert all("is outside 0..150 dB" in why for why in result.failed_slots.values())
+
+
 async def test_a_drifted_slot_is_named_and_refused_until_a_second_check_agrees(
     make_rf_bench: Any, tmp_path: Path, clean_calibration: Calibration
 ) -> None:
